@@ -255,7 +255,7 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
 
     art = (labels == SHORTCUT_CLASS["phantom-brain-mri"]) & (rng.random(n) < shortcut)
     if art.any():
-        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.93), np.full(art.sum(), -0.93), 0.09, "text")
+        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.93), np.full(art.sum(), -0.93), max(0.1, 14.0 / size), "text")
         img[art] = np.where(g, 0.95, img[art])
 
     # report sentences
@@ -496,7 +496,8 @@ def _chest(rng, n, size, difficulty, labels, shortcut):
 
     art = (labels == SHORTCUT_CLASS["phantom-chest-xray"]) & (rng.random(n) < shortcut)
     if art.any():
-        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.92), np.full(art.sum(), 0.72), 0.14, "L")
+        h = max(0.14, 16.0 / size)   # strokes at least ~1.5 px wide at any size
+        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.92), np.full(art.sum(), 0.86 - 0.55 * h), h, "L")
         img[art] = np.where(g, 0.98, img[art])
 
     captions, qa = [], []

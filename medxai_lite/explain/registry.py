@@ -87,7 +87,8 @@ class MethodInfo:
     @property
     def summary(self) -> str:
         """First line of the adapter's docstring."""
-        return (inspect.getdoc(self.func) or "").splitlines()[0] if self.func.__doc__ else ""
+        doc = inspect.getdoc(self.func)
+        return doc.splitlines()[0] if doc else ""
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
@@ -400,10 +401,10 @@ def _num_classes(model: nn.Module) -> int | None:
 def _check_targets(targets, n: int, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
     if targets is None:
         return None
-    if isinstance(targets, torch.Tensor):
-        values = targets.detach().cpu()
-    else:
-        values = torch.as_tensor(np.asarray(targets))
+    try:
+        values = targets.detach().cpu() if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"targets must be None, an int or a sequence of N = {n} ints; got {targets!r}") from exc
     if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
         raise TypeError(f"targets must be integers (class indices); got dtype {values.dtype}")
     values = values.long().reshape(-1) if values.ndim <= 1 else values

@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The taxonomy, interactive
+#
+# The survey {cite}`dagnaw2025survey` sorts XAI methods for biomedical images into three
+# categories and eight families (its Fig. 2 and Section 2). `medxai_lite.taxonomy` holds that
+# taxonomy as data: each method with its family, the year and original paper, and the number
+# under which the survey cites it. Everything on this page is drawn from that table.
+
+# %% tags=["remove-cell"]
+# Colab or a fresh runtime: install medxai_lite from the book's repository when it is missing.
+try:
+    import medxai_lite  # noqa: F401
+except ImportError:
+    import subprocess
+    import sys
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "medxai_lite[explain] @ git+https://github.com/medxai-book/medxai-book"])
+
+# %% tags=["parameters"]
+# Parameters (papermill can override them).
+include_supplementary = True   # methods the survey names outside Section 2 (e.g. in its Table 11)
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import plotly.express as px
+
+from medxai_lite.taxonomy import CATEGORIES, FAMILIES, taxonomy_frame
+
+frame = taxonomy_frame(include_supplementary=include_supplementary)
+print(f"{len(frame)} methods in {frame['family'].nunique()} families and {frame['category'].nunique()} categories")
+
+# %% [markdown]
+# ## Categories, families, methods
+#
+# Click a sector to zoom into it; hover over a method to see its year, its original paper and
+# a one-line summary. The sector sizes count methods, not how often each method is used.
+
+# %%
+fig = px.sunburst(
+    frame.assign(count=1, year=frame["year"].astype("string").fillna("n/a")),
+    path=["category", "family", "method"], values="count", color="family",
+    hover_data={"year": True, "citation": True, "description": True, "count": False},
+    title="XAI methods for biomedical images: the survey's taxonomy",
+)
+fig.update_traces(insidetextorientation="radial")
+fig.update_layout(height=700, margin=dict(t=60, l=10, r=10, b=10))
+fig.show()
+
+# %% [markdown]
+# ## How many methods per family, and when they appeared
+#
+# The same table as a static figure: the number of methods the survey discusses in each family,
+# and the publication year of each method's original paper. The CAM and perturbation families
+# are the largest; text- and concept-based explanations are the youngest.
+
+# %%
+family_order = [f for _, f in FAMILIES]
+counts = frame.groupby("family").size().reindex(family_order)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1, 1.4]})
+colors = plt.cm.tab10(range(len(family_order)))
+ax1.barh(family_order[::-1], counts.values[::-1], color=colors[::-1])
+ax1.set_xlabel("number of methods")
+ax1.set_title("Methods per family")
+for y, v in enumerate(counts.values[::-1]):
+    ax1.text(v + 0.1, y, str(v), va="center", fontsize=8)
+dated = frame.dropna(subset=["year"])
+for k, fam in enumerate(family_order):
+    years = dated.loc[dated["family"] == fam, "year"].astype(int)
+    ax2.scatter(years, [k] * len(years), color=colors[k], s=40, alpha=0.8)
+ax2.set_yticks(range(len(family_order)), family_order)
+ax2.invert_yaxis()
+ax2.set_xlabel("year of the original paper")
+ax2.set_title("When the methods appeared")
+ax2.grid(axis="x", alpha=0.3)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The full table
+#
+# Each method with its family, the original paper (key into the book's bibliography) and the
+# survey's reference number.
+
+# %%
+pd.set_option("display.max_colwidth", 90)
+frame[["category", "family", "method", "year", "survey_ref", "description"]].style.hide(axis="index")
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

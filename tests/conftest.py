@@ -1,0 +1,20 @@
+"""Shared fixtures. Unit tests use a private cache folder; notebook tests share the book's cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# the book build and the notebook tests share trained models (the Makefile sets the same default)
+os.environ.setdefault("MEDXAI_CACHE", str(ROOT / ".medxai_cache"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A fresh, empty cache folder for the test."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MEDXAI_CACHE", str(folder))
+    return folder

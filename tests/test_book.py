@@ -1,0 +1,115 @@
+"""The book's configuration, table of contents, notebook pairs, citations and CI files."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files() -> list[str]:
+    """Every file named in _toc.yml (without suffix), in order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    out = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                out.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return out
+
+
+def toc_notebooks() -> list[Path]:
+    return [ROOT / f"{f}.ipynb" for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+
+
+def test_config_executes_strictly_with_a_cache():
+    cfg = _config()
+    ex = cfg["execute"]
+    assert ex["execute_notebooks"] == "cache"
+    assert ex["allow_errors"] is False and int(ex["timeout"]) > 0
+    assert "book/references.bib" in cfg["bibtex_bibfiles"]
+    assert "sphinx_exercise" in cfg["sphinx"]["extra_extensions"]
+    assert cfg["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
+    assert cfg["launch_buttons"]["binderhub_url"]
+    assert cfg["repository"]["url"].startswith("https://github.com/")
+
+
+def test_every_toc_entry_exists_and_nothing_is_empty():
+    for f in toc_files():
+        candidates = [ROOT / f"{f}{s}" for s in (".md", ".ipynb")]
+        existing = [p for p in candidates if p.exists()]
+        assert existing, f"_toc.yml names {f}, which does not exist"
+        text = existing[0].read_text()
+        assert len(text) > 1500, f"{f} looks like a placeholder ({len(text)} characters)"
+
+
+@pytest.mark.parametrize("nb", toc_notebooks(), ids=lambda p: p.stem)
+def test_notebook_pair_in_sync(nb):
+    import jupytext
+
+    py = nb.with_suffix(".py")
+    assert py.exists(), f"{nb.name} has no py:percent pair"
+    a = jupytext.read(py)
+    b = nbformat.read(nb, as_version=4)
+    cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
+    assert cells(a) == cells(b), f"{nb.name} and {py.name} differ: run `make sync`"
+
+
+@pytest.mark.parametrize("nb", toc_notebooks(), ids=lambda p: p.stem)
+def test_notebook_runs_in_colab(nb):
+    """First code cell installs medxai_lite from the configured repository; a parameters cell follows."""
+    book = nbformat.read(nb, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    url = _config()["repository"]["url"]
+    assert "import medxai_lite" in code[0].source and f"git+{url}" in code[0].source
+    assert "parameters" in code[1].metadata.get("tags", [])
+    assert not any(c.get("outputs") for c in code), "commit notebooks without outputs"
+
+
+def _bib_keys():
+    return set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "book/references.bib").read_text(), re.M))
+
+
+def test_every_citation_is_in_the_bibliography():
+    keys = _bib_keys()
+    cited = set()
+    for f in toc_files():
+        for suffix in (".md", ".py"):
+            p = ROOT / f"{f}{suffix}"
+            if p.exists():
+                for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", p.read_text()):
+                    cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found"
+    assert cited <= keys, f"missing from references.bib: {sorted(cited - keys)}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci/run").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert re.search(r"^make test$", ci, re.M)
+
+
+def test_publishing_workflow_is_valid():
+    wf = yaml.safe_load((ROOT / ".github/workflows/book.yml").read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as True
+    assert "push" in on and "workflow_dispatch" in on
+    steps = wf["jobs"]["build"]["steps"]
+    assert any(s.get("run") == "make book" for s in steps)
+    assert any("upload-pages-artifact" in s.get("uses", "") for s in steps)
+    assert any("deploy-pages" in s.get("uses", "") for s in wf["jobs"]["deploy"]["steps"])
+    assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"

@@ -1,0 +1,173 @@
+"""Model zoo, training, evaluation and the trained-model cache."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import medxai_lite as mx
+from medxai_lite.models import ARCHS, PAPER_ARCHS, evaluate, get_model, target_layer
+from medxai_lite.models import train as train_mod
+
+TINY = dict(image_size=32, n_train=48, n_val=24, n_test=24, epochs=1, batch_size=16)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_builds_with_its_head_and_target_layer(arch):
+    torch.manual_seed(0)
+    model = get_model(arch, num_classes=3).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 3)
+    layer = target_layer(model, arch)
+    assert any(layer is m for m in model.modules())
+    # the target layer is the last block with a spatial map
+    feats = {}
+    h = layer.register_forward_hook(lambda m, i, o: feats.setdefault("a", o))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 64, 64))
+    h.remove()
+    assert feats["a"].dim() == 4 and feats["a"].shape[-1] >= 1
+
+
+def test_paper_archs_are_the_four_cnns_of_the_experiment():
+    assert PAPER_ARCHS == ("resnet50", "densenet121", "vgg16", "efficientnet_b0")
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="arch.*resnet50"):
+        get_model("resnet51", 2)
+    with pytest.raises(ValueError, match="num_classes"):
+        get_model("resnet18", 1)
+    with pytest.raises(ValueError, match="arch"):
+        target_layer(nn.Linear(2, 2), "mlp")
+
+
+def test_pretrained_offline_warns_once_and_falls_back(monkeypatch):
+    import torchvision
+
+    calls = []
+
+    def offline(*args, **kwargs):
+        calls.append(1)
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights.DEFAULT.__class__, "get_state_dict",
+                        lambda self, *a, **k: offline())
+    monkeypatch.setattr("medxai_lite.models.zoo._warned_offline", False)
+    with pytest.warns(RuntimeWarning, match="random initialisation"):
+        model = get_model("resnet18", 2, pretrained=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_model("resnet18", 2, pretrained=True)  # second time: no second warning
+    assert len(calls) == 2 and model.fc.out_features == 2
+
+
+class _Constant(nn.Module):
+    def __init__(self, k, num_classes):
+        super().__init__()
+        self.k, self.num_classes = k, num_classes
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = torch.zeros(len(x), self.num_classes) + self.dummy
+        out[:, self.k] = 1.0
+        return out
+
+
+def test_evaluate_known_answer():
+    ds = mx.load_dataset("phantom-skin", "test", image_size=32, n=10)
+    res = evaluate(_Constant(0, 2), ds)
+    n0 = int((ds.labels == 0).sum())
+    assert res["accuracy"] == pytest.approx(n0 / 10)
+    assert res["confusion"] == [[n0, 0], [10 - n0, 0]]
+    assert res["per_class_f1"][1] == 0.0
+    assert res["macro_f1"] == pytest.approx(np.mean(res["per_class_f1"]))
+
+
+def test_training_is_cached_and_deterministic(tmp_cache, monkeypatch):
+    m1 = mx.get_trained_model("phantom-skin", "small_cnn", progress=False, **TINY)
+    files = sorted(p.name for p in (tmp_cache / "models").iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".pt")
+    meta = json.loads((tmp_cache / "models" / files[0]).read_text())
+    assert meta["settings"]["image_size"] == 32 and meta["classes"] == ["benign naevus", "melanoma"]
+
+    def no_training(*a, **k):
+        raise AssertionError("should have loaded from the cache")
+
+    monkeypatch.setattr(train_mod, "train_model", no_training)
+    m2 = mx.get_trained_model("phantom-skin", "small_cnn", progress=False, **TINY)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    assert m2.report.test == m1.report.test and not m2.training
+    monkeypatch.undo()
+
+    # same seed in a fresh cache: the same weights
+    monkeypatch.setenv("MEDXAI_CACHE", str(tmp_cache.parent / "other"))
+    m3 = mx.get_trained_model("phantom-skin", "small_cnn", progress=False, **TINY)
+    for a, b in zip(m1.state_dict().values(), m3.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_cache_key_changes_with_every_setting():
+    base = train_mod._resolve("phantom-skin", "cpu", {})
+    k = train_mod.cache_key("phantom-skin", "resnet18", "cpu", 0, base)
+    assert k != train_mod.cache_key("phantom-skin", "resnet18", "cpu", 1, base)
+    assert k != train_mod.cache_key("phantom-skin", "resnet50", "cpu", 0, base)
+    assert k != train_mod.cache_key("phantom-skin", "resnet18", "cpu", 0, {**base, "epochs": 2})
+    assert k != train_mod.cache_key("phantom-chest-xray", "resnet18", "cpu", 0, base)
+
+
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_cache):
+    mx.get_trained_model("phantom-chest-xray", "small_cnn", progress=False, **TINY)
+    weights = next((tmp_cache / "models").glob("*.pt"))
+    weights.write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="retraining"):
+        model = mx.get_trained_model("phantom-chest-xray", "small_cnn", progress=False, **TINY)
+    assert torch.load(weights, weights_only=True).keys() == model.state_dict().keys()
+    assert not list((tmp_cache / "models").glob("*.part"))
+
+
+def test_unwritable_cache_names_the_variable(tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        target = tmp_path / "file-not-folder"
+        target.write_text("x")  # root can write anywhere, so use a path that cannot be a folder
+        monkeypatch.setenv("MEDXAI_CACHE", str(target / "sub"))
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        monkeypatch.setenv("MEDXAI_CACHE", str(ro))
+    with pytest.raises(PermissionError, match="MEDXAI_CACHE"):
+        mx.get_trained_model("phantom-skin", "small_cnn", progress=False, **TINY)
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(dataset="phantom-lung"), "dataset"),
+    (dict(arch="resnet"), "arch"),
+    (dict(profile="gpu"), "profile"),
+    (dict(learning_rate=0.1), "learning_rate"),
+])
+def test_bad_training_arguments(kwargs, param, tmp_cache):
+    args = {"dataset": "phantom-skin", "arch": "small_cnn", **kwargs}
+    with pytest.raises(ValueError, match=param):
+        mx.get_trained_model(progress=False, **args)
+    assert not (tmp_cache / "models").exists() or not list((tmp_cache / "models").iterdir())
+
+
+def test_profiles():
+    assert mx.PROFILES["paper"]["image_size"] == 224 and mx.PROFILES["paper"]["pretrained"]
+    assert not mx.PROFILES["cpu"]["pretrained"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
+def test_resnet18_reaches_90_percent_on_every_phantom(dataset):
+    """The cpu profile's promise: ResNet18 >= 90 % test accuracy (shares the book's cache)."""
+    model = mx.get_trained_model(dataset, "resnet18", "cpu", progress=False)
+    assert model.report.test["accuracy"] >= 0.90, model.report.summary()
