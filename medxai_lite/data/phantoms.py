@@ -20,35 +20,50 @@ Generation is deterministic for a seed.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["PhantomSpec", "PHANTOMS", "generate", "fractal_noise"]
+__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "generate", "fractal_noise"]
+
+#: Bump whenever a change alters the generated pixels: trained-model cache keys include it.
+GENERATOR_VERSION = 2
 
 F32 = np.float32
 
 
 # ----------------------------------------------------------------------------- primitives
-def fractal_noise(rng: np.random.Generator, n: int, size: int, beta: float = 2.0,
-                  fmax: float | None = None) -> np.ndarray:
-    """Zero-mean, unit-std noise with power spectrum ``1/f**beta`` (``[n,size,size]`` float32).
-
-    ``beta`` near 1 looks like fine tissue texture, 3-4 like a smooth bias field; ``fmax`` (in
-    cycles per image) low-passes, so the look does not depend on ``size``.
-    """
-    white = rng.standard_normal((n, size, size), dtype=F32)
-    spec = np.fft.rfft2(white)
+@functools.lru_cache(maxsize=64)
+def _spectral_filter(size: int, beta: float, fmax: float | None) -> np.ndarray:
     fy = np.fft.fftfreq(size)[:, None] * size
-    fx = np.fft.rfftfreq(size)[None, :] * size
+    fx = np.fft.fftfreq(size)[None, :] * size
     f = np.sqrt(fx * fx + fy * fy)
     f[0, 0] = 1.0
     filt = f ** (-beta / 2.0)
     if fmax is not None:
         filt = filt * np.exp(-(f / fmax) ** 2)
     filt[0, 0] = 0.0
-    out = np.fft.irfft2(spec * filt.astype(F32), s=(size, size)).astype(F32)
+    return (filt / np.sqrt((filt ** 2).mean())).astype(np.complex64)
+
+
+def fractal_noise(rng: np.random.Generator, n: int, size: int, beta: float = 2.0,
+                  fmax: float | None = None) -> np.ndarray:
+    """Zero-mean, unit-std noise with power spectrum ``1/f**beta`` (``[n,size,size]`` float32).
+
+    ``beta`` near 1 looks like fine tissue texture, 3-4 like a smooth bias field; ``fmax`` (in
+    cycles per image) low-passes, so the look does not depend on ``size``. One complex FFT
+    yields two independent fields (its real and imaginary parts), so ``n`` fields cost ``n/2``
+    transforms.
+    """
+    from scipy import fft as sfft
+
+    half = (n + 1) // 2
+    white = rng.standard_normal((half, size, size), dtype=F32) + 1j * rng.standard_normal((half, size, size), dtype=F32)
+    field = sfft.ifft2(sfft.fft2(white.astype(np.complex64), workers=1) * _spectral_filter(size, float(beta), fmax),
+                       workers=1)
+    out = np.concatenate([field.real, field.imag])[:n].astype(F32, copy=False)
     out -= out.mean(axis=(1, 2), keepdims=True)
     out /= out.std(axis=(1, 2), keepdims=True) + 1e-6
     return out
@@ -64,7 +79,9 @@ def _col(a) -> np.ndarray:
 
 
 def _smoothstep(edge0, edge1, x):
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    t = np.subtract(x, edge0, dtype=F32)
+    t *= np.reciprocal(np.subtract(edge1, edge0, dtype=F32))
+    np.clip(t, 0.0, 1.0, out=t)
     return t * t * (3.0 - 2.0 * t)
 
 
@@ -305,7 +322,10 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     tex = fractal_noise(rng, n, size, beta=1.4, fmax=size / 3)
     blotch = fractal_noise(rng, n, size, beta=3.0)
     ang = _col(rng.uniform(0, np.pi, n))
-    lines = np.cos((np.cos(ang) * xx + np.sin(ang) * yy) * 70 + 1.5 * blotch) ** 8
+    lines = np.cos((np.cos(ang) * xx + np.sin(ang) * yy) * 70 + 1.5 * blotch)
+    lines *= lines
+    lines *= lines
+    lines *= lines                                  # cos**8: thin skin furrows
 
     # ABCD attributes: melanoma high on all four, naevi low, overlap grows with difficulty
     sep = 1.0 - 0.55 * difficulty
@@ -339,35 +359,35 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     zones2 = fractal_noise(rng, n, size, beta=2.8)
     network = np.cos(xx * 55 + 3 * tex) * np.cos(yy * 55 + 3 * zones)  # reticular pigment network
     net = _smoothstep(0.2, 0.9, network) * _col(0.25 + 0.25 * rng.random(n))
-    pig = base[None, None, None, :] * (1 + 0.25 * (u[..., None] - 0.5))  # slightly darker in the centre
-    cv = _col(colour)[..., None]
-    w_dark = np.clip(zones - 0.2, 0, 1)[..., None] * (0.3 + 1.2 * cv)
-    w_blue = (np.clip(zones2 - 0.6, 0, 1) * 2)[..., None] * cv * cv
-    w_red = (np.clip(-zones2 - 0.8, 0, 1) * 2)[..., None] * cv * cv
-    pig = pig * (1 - np.clip(w_dark, 0, 0.9)) + dark * np.clip(w_dark, 0, 0.9)
-    pig = pig * (1 - np.clip(w_blue, 0, 0.8)) + blue * np.clip(w_blue, 0, 0.8)
-    pig = pig * (1 - np.clip(w_red, 0, 0.6)) + red * np.clip(w_red, 0, 0.6)
-    pig = pig * (1 - net[..., None] * 0.5)
+    cv = _col(colour)
+    w_dark = np.minimum(np.clip(zones - 0.2, 0, 1) * (0.3 + 1.2 * cv), 0.9)
+    w_blue = np.minimum(np.clip(zones2 - 0.6, 0, 1) * 2 * cv * cv, 0.8)
+    w_red = np.minimum(np.clip(-zones2 - 0.8, 0, 1) * 2 * cv * cv, 0.6)
+    centre = 1 + 0.25 * (u - 0.5)                 # slightly darker towards the centre
     contrast = 1.0 - 0.5 * difficulty
-    alpha = (lesion_soft * contrast)[..., None]
-
-    skin = tone[:, None, None, :] * (1 + 0.04 * tex[..., None] + 0.05 * blotch[..., None]
-                                     - 0.05 * lines[..., None])
-    img = skin * (1 - alpha) + pig * alpha
+    alpha = lesion_soft * contrast
+    shade = 1 + 0.04 * tex + 0.05 * blotch - 0.05 * lines
+    netf = (1 - 0.5 * net) * alpha
+    img = np.empty((n, size, size, 3), F32)
+    for c in range(3):  # one channel at a time: [n,S,S] temporaries instead of [n,S,S,3]
+        pig = ((base[c] * centre * (1 - w_dark) + dark[c] * w_dark) * (1 - w_blue) + blue[c] * w_blue) \
+            * (1 - w_red) + red[c] * w_red
+        img[..., c] = _col(tone[:, c]) * shade * (1 - alpha) + pig * netf
 
     # hair: a few thin dark curved strands (random across classes)
     n_hair = rng.poisson(2.0, n) * (rng.random(n) < 0.6)
     hair = np.zeros((n, size, size), F32)
     for k in range(int(n_hair.max(initial=0))):
-        has = (n_hair > k).astype(F32)
-        a = _col(rng.uniform(0, np.pi, n))
-        off = _col(rng.uniform(-0.9, 0.9, n))
-        bend = _col(rng.uniform(-0.4, 0.4, n))
+        sel = np.flatnonzero(n_hair > k)          # only the images with a k-th hair
+        m = sel.size
+        a = _col(rng.uniform(0, np.pi, m))
+        off = _col(rng.uniform(-0.9, 0.9, m))
+        bend = _col(rng.uniform(-0.4, 0.4, m))
         s_coord = np.cos(a) * xx + np.sin(a) * yy
         t_coord = -np.sin(a) * xx + np.cos(a) * yy
         dist = np.abs(t_coord - off - bend * s_coord ** 2)
-        hair = np.maximum(hair, _col(has) * _soft_inside(dist, 0.006 + 1.0 / size, 1.0 / size))
-    img = img * (1 - 0.8 * hair[..., None])
+        hair[sel] = np.maximum(hair[sel], _soft_inside(dist, 0.006 + 1.0 / size, 1.0 / size))
+    img *= (1 - 0.8 * hair)[..., None]
 
     # ruler (the shortcut): a light strip with dark ticks along the bottom edge
     art = mel & (rng.random(n) < shortcut)
@@ -385,8 +405,8 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     rad = np.sqrt(yy * yy + xx * xx)
     fov = _col(rng.uniform(1.05, 1.35, n))
     vign = _soft_inside(rad, fov, 0.06) * (1 - 0.18 * rad ** 2)
-    img = img * vign[..., None]
-    img = img + rng.standard_normal(img.shape, dtype=F32) * 0.012
+    img *= vign[..., None]
+    img += (rng.standard_normal((n, size, size), dtype=F32) * 0.012)[..., None]  # luminance noise
 
     concepts = np.stack([asym, border, colour, diamc], 1).astype(F32)
     diam_mm = 2 * r0 * np.sqrt(elong) * 6.0          # ~12 mm field of view at the lesion scale

@@ -253,12 +253,12 @@ def _deeplift(call, baseline="black", blur_sigma: float | None = None, smooth: b
     r"""DeepLIFT (rescale rule): multipliers :math:`m = \Delta y / \Delta x` per non-linearity, chained
     like gradients, so :math:`\sum_i C_{\Delta x_i \Delta y^c} = y^c(x) - y^c(x')` (summation-to-delta).
     ``baseline`` as for Integrated Gradients. Runs on a surgery copy (no in-place ops, one ReLU
-    module per use). Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685 (captum ``DeepLift``).
+    module per use, max-pools as ReLU chains, which captum's max-pool rule gets wrong). Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685 (captum ``DeepLift``).
     """
     from captum.attr import DeepLift
 
     reference = _baseline(call.images, baseline, blur_sigma)
-    attributions, delta = _attribute(call, DeepLift(for_relevance(call.model)), smooth=smooth,
+    attributions, delta = _attribute(call, DeepLift(for_relevance(call.model, maxpool_as_relu=True)), smooth=smooth,
                                      nt_samples=nt_samples, noise_level=noise_level, baselines=reference,
                                      return_convergence_delta=True)
     return _result(attributions, _channel_sum, delta)
@@ -280,7 +280,7 @@ def _deepshap(call, baselines=None, n_noise: int = 5):
     reference = _shap_background(call.images, n_noise) if baselines is None else torch.as_tensor(baselines).to(call.images)
     if reference.ndim != 4 or reference.shape[1:] != call.images.shape[1:] or len(reference) < 2:
         raise ValueError(f"baselines must be a tensor [B >= 2, C, H, W] matching the images; got {list(reference.shape)}")
-    attributions, delta = _attribute(call, DeepLiftShap(for_relevance(call.model)), baselines=reference,
+    attributions, delta = _attribute(call, DeepLiftShap(for_relevance(call.model, maxpool_as_relu=True)), baselines=reference,
                                      return_convergence_delta=True)
     # captum returns one delta per (image, reference) pair; their mean is the error of the average
     delta = delta.reshape(len(call.images), -1).mean(1)

@@ -152,11 +152,15 @@ def _resolve(dataset: str, profile: str, overrides: dict) -> dict:
 
 
 def cache_key(dataset: str, arch: str, profile: str, seed: int, settings: dict) -> str:
-    """Hash of every setting that changes the weights, plus the package and torch versions."""
+    """Hash of every setting that changes the weights, plus the package, torch and phantom-generator versions."""
     from .. import __version__
 
+    from ..data.phantoms import GENERATOR_VERSION
+
+    data_version = GENERATOR_VERSION if dataset.startswith("phantom-") else None
     blob = json.dumps({"dataset": dataset, "arch": arch, "profile": profile, "seed": seed, "settings": settings,
-                       "medxai_lite": __version__, "torch": torch.__version__.split("+")[0]},
+                       "medxai_lite": __version__, "torch": torch.__version__.split("+")[0],
+                       "data_version": data_version},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
