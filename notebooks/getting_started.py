@@ -81,7 +81,7 @@ for name in datasets:
 
 # %%
 ds = mx.load_dataset(datasets[0], split="test", image_size=128, n=16, seed=seed)
-item = ds[1]
+item = ds[min(1, len(ds) - 1)]
 print("classes:      ", ds.classes)
 print("image:        ", tuple(item["image"].shape), item["image"].dtype)
 print("label:        ", item["label"], f"({ds.classes[item['label']]})")
@@ -142,13 +142,16 @@ for ax, name in zip(axes[0], datasets):
     model = models[name]
     size = model.report.settings["image_size"]
     test = mx.load_dataset(name, split="test", image_size=size, n=64, seed=seed)
-    i = next(k for k in range(len(test)) if "mask" in test[k] and test[k]["mask"].any())
+    # the first test image with a lesion: by its mask where the dataset has masks, else by class
+    healthy = [c for c, cls in enumerate(test.classes) if "normal" in cls.lower() or cls.lower().startswith("no")]
+    with_lesion = [k for k in range(len(test)) if "mask" in test[k] and test[k]["mask"].any()]
+    i = with_lesion[0] if with_lesion else int(np.flatnonzero(~np.isin(test.labels, healthy))[0])
     item = test[i]
     x = item["image"][None].to(mx.device())
     with GradCAM(model=model, target_layers=[mx.target_layer(model, arch)]) as cam:
         heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(item["label"])])[0]
     prob = torch.softmax(model(x), 1)[0, item["label"]].item()
-    overlay(ax, item["image"], heat, mask=item["mask"].numpy(),
+    overlay(ax, item["image"], heat, mask=item["mask"].numpy() if "mask" in item else None,
             title=f"{name}\n{test.classes[item['label']]} (p = {prob:.2f})")
 fig.suptitle(f"Grad-CAM of {arch} for the true class, {size} px", fontsize=11)
 fig.tight_layout()

@@ -113,3 +113,20 @@ def test_publishing_workflow_is_valid():
     assert any("upload-pages-artifact" in s.get("uses", "") for s in steps)
     assert any("deploy-pages" in s.get("uses", "") for s in wf["jobs"]["deploy"]["steps"])
     assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
+
+
+def test_wheel_carries_every_subpackage_and_the_console_command(tmp_path):
+    """What the Colab install cell installs: the built wheel must hold the whole package."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("medxai_lite-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for sub in ("data", "models", "explain", "metrics", "viz"):
+        assert f"medxai_lite/{sub}/__init__.py" in names, f"medxai_lite.{sub} missing from the wheel"
+    assert "medxai_lite/taxonomy.py" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "medxai = medxai_lite.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

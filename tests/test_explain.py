@@ -37,7 +37,7 @@ BUDGET = {
     "iscam": dict(num_samples=2, batch_size=64),
     "ablationcam": dict(batch_size=64),
     "integrated_gradients": dict(n_steps=16),
-    "xrai": dict(steps=8),
+    "xrai": dict(steps=4),
     "deepshap": dict(n_noise=2),
     "smoothgrad": dict(nt_samples=4),
 }
@@ -47,6 +47,16 @@ HEAVY_BUDGET = {**BUDGET, "sscam": dict(num_samples=1, batch_size=128), "iscam":
 
 
 # --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread; two OpenMP threads on a shared 2-core machine
+    spin against other processes (measured: 0.9 s instead of 0.007 s per call)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _settle(model: nn.Module, size: int, seed: int = 0) -> nn.Module:
@@ -325,9 +335,10 @@ def test_a_model_reading_one_region_gets_its_relevance_there(method):
     inside = np.zeros((32, 32), bool)
     inside[18:30, 18:30] = True
     mass_inside = (result.maps * inside).sum((1, 2)) / np.maximum(result.maps.sum((1, 2)), 1e-12)
-    if method == "xrai":  # whole segments are ranked; a segment can straddle the square's border
-        peak = result.maps.reshape(2, -1).argmax(1)
-        assert all(inside.reshape(-1)[peak]), mass_inside
+    if method == "xrai":  # whole segments are ranked; at 32 px a segment can straddle the border
+        square = np.zeros((32, 32), bool)
+        square[20:28, 20:28] = True
+        assert (result.maps[:, square].mean(1) > 2 * result.maps[:, ~inside].mean(1)).all()
     else:
         assert (mass_inside > 0.95).all(), mass_inside
 
@@ -347,18 +358,21 @@ def test_targets_are_honoured_and_default_to_the_prediction(small, images):
 # --------------------------------------------------------------------------- known answers
 
 
-def test_cam_equals_the_class_weighted_sum_of_feature_maps(small, images):
-    target = 1
-    result = explain("cam", small, images, targets=target)
+@pytest.mark.parametrize("target", [0, 1, 2])
+def test_cam_equals_the_class_weighted_sum_of_feature_maps(target, small):
+    x = _images(4, 32, seed=2)
+    result = explain("cam", small, x, targets=target)
     with torch.no_grad():
-        features = small.features(images)  # [N, K, h, w], the input of global average pooling
+        features = small.features(x)  # [N, K, h, w], the input of global average pooling
         by_hand = torch.einsum("k,nkhw->nhw", small.classifier.weight[target], features)
-        logits = small(images)
+        logits = small(x)
     upsampled = nn.functional.interpolate(by_hand[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
     np.testing.assert_allclose(result.raw, upsampled.numpy(), rtol=1e-4, atol=1e-5)
     rect = upsampled.clamp_min(0).flatten(1)
     lo, hi = rect.min(1, keepdim=True).values, rect.max(1, keepdim=True).values
-    np.testing.assert_allclose(result.maps, ((rect - lo) / (hi - lo)).reshape(2, 32, 32).numpy(), atol=1e-5)
+    assert (hi > lo).any(), "degenerate case: no positive evidence at all"
+    expected = torch.where(hi > lo, (rect - lo) / (hi - lo).clamp_min(1e-30), torch.zeros_like(rect))
+    np.testing.assert_allclose(result.maps, expected.reshape(4, 32, 32).numpy(), atol=1e-5)
     # CAM's defining property: the mean of the map plus the bias is the logit
     np.testing.assert_allclose(result.raw.mean((1, 2)) + small.classifier.bias[target].item(),
                                logits[:, target].numpy(), rtol=1e-4, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Model surgery for the rule-based attribution methods (DeepLIFT, DeepSHAP, LRP).
+r"""Model surgery for the rule-based attribution methods (DeepLIFT, DeepSHAP, LRP).
 
 DeepLIFT and LRP replace the backward pass of every non-linearity by a rule attached to its
 *module*. Three habits of torchvision models defeat that, each measured on this stack

@@ -227,7 +227,7 @@ def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: i
     n = images.shape[0]
     device = model_device(model)
     if targets is None:
-        with torch.inference_mode():
+        with torch.no_grad():   # not inference_mode: explainers may use the targets under autograd
             return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1)
                               for i in range(0, n, batch_size)])
     values = targets.detach().cpu() if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
@@ -238,7 +238,7 @@ def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: i
         values = values.expand(n).clone()
     if values.numel() != n:
         raise ValueError(f"targets must have one entry per image (N = {n}); got {values.numel()}")
-    with torch.inference_mode():
+    with torch.no_grad():
         num_classes = model(images[:1].to(device)).shape[-1]
     bad = sorted({int(v) for v in values if not 0 <= int(v) < num_classes})
     if bad:

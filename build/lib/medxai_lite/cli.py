@@ -1,0 +1,72 @@
+"""The ``medxai`` command line.
+
+    medxai info                          datasets, architectures, profiles
+    medxai train --dataset D --arch A    train (or load from the cache) and print test metrics
+    medxai data list|fetch|verify|prepare NAME   the public datasets
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def _info(args) -> int:
+    from . import ARCHS, PROFILES, __version__, cache_dir, list_datasets
+
+    print(f"medxai_lite {__version__}")
+    print("datasets:      " + ", ".join(list_datasets()))
+    print("architectures: " + ", ".join(ARCHS))
+    print("profiles:      " + ", ".join(f"{k} ({v['image_size']} px)" for k, v in PROFILES.items()))
+    print(f"cache:         {cache_dir(create=False)}")
+    return 0
+
+
+def _train(args) -> int:
+    from . import get_trained_model
+
+    model = get_trained_model(args.dataset, args.arch, args.profile, seed=args.seed, retrain=args.retrain,
+                              progress=not args.quiet)
+    rep = model.report
+    if args.json:
+        print(json.dumps({"summary": rep.summary(), "test": rep.test, "cache_key": rep.cache_key}, indent=1))
+    else:
+        print(rep.summary())
+        print("per-class F1: " + ", ".join(f"{c} {f:.3f}" for c, f in zip(rep.classes, rep.test["per_class_f1"])))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data.public import register_cli
+
+    p = argparse.ArgumentParser(prog="medxai", description="MedXAI book helper: data, models, explanations.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("info", help="list datasets, architectures and profiles")
+    s.set_defaults(func=_info)
+    s = sub.add_parser("train", help="train a model (or load it from the cache) and print its test metrics")
+    s.add_argument("--dataset", default="phantom-brain-mri")
+    s.add_argument("--arch", default="resnet18")
+    s.add_argument("--profile", default="cpu")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    s.set_defaults(func=_train)
+    register_cli(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, PermissionError, FileNotFoundError) as exc:
+        print(f"medxai: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

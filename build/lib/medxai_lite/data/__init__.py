@@ -1,0 +1,80 @@
+"""Datasets: the embedded phantoms and the public datasets, behind one ``load_dataset``."""
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import Sequence
+
+from .base import IMAGENET_MEAN, IMAGENET_STD, ArrayDataset, BiomedDataset, denormalize, normalize
+from .phantoms import PHANTOMS, SHORTCUT_CLASS, generate
+
+__all__ = [
+    "load_dataset", "list_datasets", "PHANTOMS", "SHORTCUT_CLASS", "SPLITS", "DEFAULT_SIZES",
+    "BiomedDataset", "ArrayDataset", "normalize", "denormalize", "IMAGENET_MEAN", "IMAGENET_STD",
+]
+
+SPLITS = ("train", "val", "test")
+#: Items per split when ``n`` is not given (phantoms).
+DEFAULT_SIZES = {"train": 1200, "val": 300, "test": 400}
+
+
+def list_datasets() -> list[str]:
+    """Names ``load_dataset`` accepts: the phantoms, then the public datasets."""
+    names = list(PHANTOMS)
+    try:
+        from .public import PUBLIC_DATASETS
+        names += list(PUBLIC_DATASETS)
+    except ImportError:  # pragma: no cover - public registry optional
+        pass
+    return names
+
+
+def _split_seed(name: str, split: str, seed: int) -> int:
+    # independent streams per (dataset, split, seed): the test set never repeats a training image
+    return zlib.crc32(f"{name}|{split}|{int(seed)}".encode()) & 0x7FFFFFFF
+
+
+@functools.lru_cache(maxsize=16)
+def _phantom_arrays(name, split, image_size, n, seed, difficulty, class_balance, shortcut):
+    return generate(name, n, size=image_size, seed=_split_seed(name, split, seed), difficulty=difficulty,
+                    class_balance=class_balance, shortcut=shortcut)
+
+
+def load_dataset(name: str, split: str = "train", image_size: int = 128, n: int | None = None, seed: int = 0,
+                 *, difficulty: float = 0.3, class_balance: Sequence[float] | None = None,
+                 shortcut: float = 0.0, root=None) -> BiomedDataset:
+    """Load a dataset by name as a torch ``Dataset`` of dict items (see :mod:`medxai_lite.data.base`).
+
+    Phantoms (``phantom-brain-mri``, ``phantom-skin``, ``phantom-chest-xray``) are generated on
+    the fly, deterministically for ``(split, seed)``; ``difficulty``, ``class_balance`` and
+    ``shortcut`` are their knobs (see :mod:`medxai_lite.data.phantoms`). Public datasets must have
+    been fetched first (``medxai data fetch NAME``); ``root`` overrides where they live.
+
+    Example
+    -------
+    >>> ds = load_dataset("phantom-skin", split="test", image_size=64, n=8)
+    >>> ds[0]["image"].shape
+    torch.Size([3, 64, 64])
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
+    if not isinstance(image_size, int) or not 32 <= image_size <= 1024:
+        raise ValueError(f"image_size must be an integer between 32 and 1024 pixels, got {image_size!r}")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a positive integer or None, got {n!r}")
+    if name in PHANTOMS:
+        n = DEFAULT_SIZES[split] if n is None else n
+        cb = None if class_balance is None else tuple(float(c) for c in class_balance)
+        arr = _phantom_arrays(name, split, image_size, n, int(seed), float(difficulty), cb, float(shortcut))
+        spec = PHANTOMS[name]
+        return ArrayDataset(name=name, split=split, images=arr["images"], labels=arr["labels"],
+                            classes=spec.classes, modality=spec.modality, masks=arr["masks"],
+                            concepts=arr["concepts"], concept_names=spec.concept_names,
+                            captions=arr["captions"], qa=arr["qa"], meta=arr["meta"])
+    try:
+        from .public import PUBLIC_DATASETS, load_public
+    except ImportError:  # pragma: no cover
+        PUBLIC_DATASETS, load_public = {}, None
+    if name in PUBLIC_DATASETS:
+        return load_public(name, split=split, image_size=image_size, n=n, seed=seed, root=root)
+    raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(list_datasets())}")

@@ -1,0 +1,599 @@
+"""Procedural phantoms of three modalities, with the ground truth real data lacks.
+
+Each generator draws a whole batch at once with NumPy (no Python loop over images) and returns
+uint8 RGB images ``[N,S,S,3]``, integer labels, lesion masks ``[N,S,S]``, a concept matrix
+``[N,K]``, one report sentence per image and question/answer pairs. All geometry is written in
+normalised coordinates (-1..1), so any image size gives the same anatomy.
+
+Knobs shared by the three generators:
+
+- ``size``: image side in pixels (32..1024);
+- ``difficulty`` in [0, 1]: 0 gives large, high-contrast lesions; 1 small, faint ones;
+- ``class_balance``: class proportions (``None`` = equal);
+- ``shortcut`` in [0, 1]: probability that an image of the *shortcut class* (glioma, melanoma,
+  pneumonia: see ``SHORTCUT_CLASS``) carries a label-correlated artefact, while images of the
+  other classes never do. 0 (default) disables it. The artefact is a ruler for dermoscopy,
+  a laterality marker for chest X-ray and a burnt-in scanner annotation for MRI: the book uses it
+  to show an explanation catching a "Clever Hans" model.
+
+Generation is deterministic for a seed.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "generate", "fractal_noise"]
+
+#: Bump whenever a change alters the generated pixels: trained-model cache keys include it.
+GENERATOR_VERSION = 2
+
+F32 = np.float32
+
+
+# ----------------------------------------------------------------------------- primitives
+@functools.lru_cache(maxsize=64)
+def _spectral_filter(size: int, beta: float, fmax: float | None) -> np.ndarray:
+    fy = np.fft.fftfreq(size)[:, None] * size
+    fx = np.fft.fftfreq(size)[None, :] * size
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    filt = f ** (-beta / 2.0)
+    if fmax is not None:
+        filt = filt * np.exp(-(f / fmax) ** 2)
+    filt[0, 0] = 0.0
+    return (filt / np.sqrt((filt ** 2).mean())).astype(np.complex64)
+
+
+def fractal_noise(rng: np.random.Generator, n: int, size: int, beta: float = 2.0,
+                  fmax: float | None = None) -> np.ndarray:
+    """Zero-mean, unit-std noise with power spectrum ``1/f**beta`` (``[n,size,size]`` float32).
+
+    ``beta`` near 1 looks like fine tissue texture, 3-4 like a smooth bias field; ``fmax`` (in
+    cycles per image) low-passes, so the look does not depend on ``size``. One complex FFT
+    yields two independent fields (its real and imaginary parts), so ``n`` fields cost ``n/2``
+    transforms.
+    """
+    from scipy import fft as sfft
+
+    half = (n + 1) // 2
+    white = rng.standard_normal((half, size, size), dtype=F32) + 1j * rng.standard_normal((half, size, size), dtype=F32)
+    field = sfft.ifft2(sfft.fft2(white.astype(np.complex64), workers=1) * _spectral_filter(size, float(beta), fmax),
+                       workers=1)
+    out = np.concatenate([field.real, field.imag])[:n].astype(F32, copy=False)
+    out -= out.mean(axis=(1, 2), keepdims=True)
+    out /= out.std(axis=(1, 2), keepdims=True) + 1e-6
+    return out
+
+
+def _grid(size: int):
+    c = (np.arange(size, dtype=F32) + 0.5) / size * 2.0 - 1.0
+    return c[None, :, None], c[None, None, :]  # yy [1,S,1], xx [1,1,S]
+
+
+def _col(a) -> np.ndarray:
+    return np.asarray(a, dtype=F32).reshape(-1, 1, 1)
+
+
+def _smoothstep(edge0, edge1, x):
+    t = np.subtract(x, edge0, dtype=F32)
+    t *= np.reciprocal(np.subtract(edge1, edge0, dtype=F32))
+    np.clip(t, 0.0, 1.0, out=t)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _soft_inside(dist, radius, width):
+    """1 inside ``radius``, 0 outside, with a soft edge of ``width`` (all broadcastable)."""
+    return 1.0 - _smoothstep(radius - width, radius + width, dist)
+
+
+def _polar(yy, xx, cy, cx, sy=1.0, sx=1.0, rot=0.0):
+    dy, dx = yy - _col(cy), xx - _col(cx)
+    c, s = np.cos(_col(rot)), np.sin(_col(rot))
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    u, v = u / _col(sx), v / _col(sy)
+    return np.sqrt(u * u + v * v), np.arctan2(v, u)
+
+
+def _wobbly_radius(rng, n, theta, base, amp, kmin, kmax, odd_weight=1.0):
+    """Radius ``base * (1 + sum_k a_k cos(k*theta + phi_k))`` for harmonics kmin..kmax."""
+    r = np.ones_like(theta)
+    for k in range(kmin, kmax + 1):
+        a = _col(rng.uniform(0.0, 1.0, n)) * _col(amp) / k ** 0.7
+        if k % 2 == 1:
+            a = a * odd_weight
+        r = r + a * np.cos(k * theta + _col(rng.uniform(0, 2 * np.pi, n)))
+    return _col(base) * r
+
+
+def _blur(x: np.ndarray, sigma_frac: float) -> np.ndarray:
+    """Gaussian blur of ``[n,S,S]`` with sigma given as a fraction of the side (FFT, vectorised)."""
+    size = x.shape[-1]
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    sigma = sigma_frac * size
+    g = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx * fx + fy * fy)).astype(F32)
+    return np.fft.irfft2(np.fft.rfft2(x) * g, s=(size, size)).astype(F32)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _labels(rng, n, n_classes, class_balance):
+    if class_balance is None:
+        p = np.full(n_classes, 1.0 / n_classes)
+    else:
+        p = np.asarray(class_balance, dtype=float)
+        if p.shape != (n_classes,) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+            raise ValueError(
+                f"class_balance must be {n_classes} non-negative proportions summing to 1, got {class_balance!r}")
+    counts = np.floor(p * n).astype(int)
+    rest = n - counts.sum()
+    order = np.argsort(-(p * n - counts), kind="stable")
+    counts[order[:rest]] += 1
+    labels = np.repeat(np.arange(n_classes), counts)
+    return rng.permutation(labels)
+
+
+def _glyph_mask(yy, xx, y0, x0, h, kind: str):
+    """Block-letter glyph masks ('L', 'R' and a text bar) drawn from rectangles, ``[n,S,S]``."""
+    y0, x0, h = _col(y0), _col(x0), _col(h)
+    w = 0.55 * h
+    t = 0.2 * h
+    inside = lambda ya, yb, xa, xb: (yy >= y0 + ya) & (yy <= y0 + yb) & (xx >= x0 + xa) & (xx <= x0 + xb)
+    if kind == "L":
+        return inside(0, h, 0, t) | inside(h - t, h, 0, w)
+    if kind == "text":  # three short "words" of a burnt-in annotation
+        m = inside(0, t * 1.5, 0, w * 1.1) | inside(0, t * 1.5, w * 1.35, w * 2.3) | inside(0, t * 1.5, w * 2.55, w * 3.0)
+        return m | inside(t * 2.6, t * 4.1, 0, w * 1.7) | inside(t * 2.6, t * 4.1, w * 1.95, w * 2.6)
+    raise ValueError(kind)
+
+
+def _size_words(diam_mm):
+    return np.where(diam_mm < 15, "small", np.where(diam_mm < 30, "medium", "large"))
+
+
+# ----------------------------------------------------------------------------- brain MRI
+BRAIN_CLASSES = ("glioma", "meningioma", "pituitary", "no tumour")
+BRAIN_CONCEPTS = ("mass present", "ring enhancement", "necrotic core", "perilesional oedema",
+                  "extra-axial", "sellar location")
+
+
+def _brain(rng, n, size, difficulty, labels, shortcut):
+    yy, xx = _grid(size)
+    # head outline: ellipse, slightly rotated and scaled per image
+    rot = rng.normal(0, 0.06, n)
+    sy, sx = rng.uniform(0.86, 0.93, n), rng.uniform(0.72, 0.80, n)
+    cy, cx = rng.normal(0.0, 0.015, n), rng.normal(0.0, 0.015, n)
+    d, th = _polar(yy, xx, cy, cx, sy, sx, rot)
+    edge = 1.5 / size / 0.8
+    head = _soft_inside(d, 1.0, edge)
+    skull_in = _soft_inside(d, 0.93, edge)
+    brain_r = _wobbly_radius(rng, n, th, 0.90, 0.012, 2, 5)
+    brain = _soft_inside(d, brain_r, edge)
+    # gyri: the grey/white boundary folds with many angular harmonics plus noise
+    gyri = _wobbly_radius(rng, n, th, 0.74, 0.10, 9, 16)
+    tex_fine = fractal_noise(rng, n, size, beta=1.6, fmax=size / 2.5)
+    tex_mid = fractal_noise(rng, n, size, beta=2.6)
+    wm = _soft_inside(d + 0.035 * tex_mid, gyri, 0.03)
+    # sulci: thin CSF clefts running inward from the surface
+    sulc_noise = fractal_noise(rng, n, size, beta=2.2)
+    sulci = (np.abs(sulc_noise) < 0.12) & (d > gyri * 0.92) & (d < brain_r - 0.01)
+    # ventricles: two crescent ellipses beside the midline, plus the interhemispheric fissure
+    vent_y = _col(rng.normal(-0.06, 0.02, n))
+    vsize = _col(rng.uniform(0.8, 1.25, n))
+    ventricles = np.zeros_like(d)
+    for side in (-1, 1):
+        dv, tv = _polar(yy, xx, vent_y, cx + side * 0.06, 0.22 * vsize, 0.05 * vsize, side * 0.3)
+        horn = _soft_inside(dv, 1.0 + 0.25 * np.cos(tv * 2), 0.15)
+        ventricles = np.maximum(ventricles, horn)
+    fissure = np.exp(-((xx - _col(cx)) / 0.012) ** 2) * (np.abs(yy - _col(cy)) > 0.42 * _col(sy))
+
+    # T1 post-contrast intensities
+    img = 0.05 + 0.55 * head * (1 - skull_in)            # scalp fat bright
+    skull_ring = skull_in * (1 - _soft_inside(d, 0.905, edge))
+    img = img * (1 - skull_ring) + 0.08 * skull_ring      # cortical bone dark
+    tissue = 0.34 + 0.2 * wm + 0.03 * tex_fine
+    tissue = np.where(sulci, 0.16, tissue)
+    tissue = tissue * (1 - 0.82 * ventricles)
+    tissue = tissue * (1 - 0.7 * fissure)
+    csf_rim = skull_in * (1 - brain)
+    img = img * (1 - skull_in) + skull_in * (0.14 * csf_rim + brain * tissue)
+
+    mask = np.zeros((n, size, size), dtype=bool)
+    concepts = np.zeros((n, len(BRAIN_CONCEPTS)), dtype=F32)
+    contrast = 1.0 - 0.6 * difficulty
+    scale = 1.0 - 0.4 * difficulty
+    loc_y = np.zeros(n, F32)
+    loc_x = np.zeros(n, F32)
+    diam = np.zeros(n, F32)
+
+    for cls in range(3):
+        idx = np.flatnonzero(labels == cls)
+        if idx.size == 0:
+            continue
+        m = idx.size
+        d_i, th_i = d[idx], th[idx]
+        if cls == 0:  # glioma: irregular ring-enhancing mass with necrotic core and oedema
+            ang = rng.uniform(0, 2 * np.pi, m)
+            rad = rng.uniform(0.2, 0.5, m)
+            ty, tx = cy[idx] + rad * np.sin(ang) * 0.85, cx[idx] + rad * np.cos(ang) * 0.7
+            r0 = rng.uniform(0.13, 0.22, m) * scale
+            dt, tt = _polar(yy, xx, ty, tx, 1.0, 1.0, 0.0)
+            rr = _wobbly_radius(rng, m, tt, r0, 0.35, 2, 6)
+            tex = fractal_noise(rng, m, size, beta=1.8)
+            lesion = _soft_inside(dt + 0.02 * tex, rr, 0.015)
+            core = _soft_inside(dt + 0.03 * tex, rr * rng.uniform(0.45, 0.65, m)[:, None, None], 0.02)
+            oedema = _soft_inside(dt + 0.05 * tex, rr * 1.6, 0.05) * (1 - lesion)
+            rim = lesion * (1 - core)
+            val = (img[idx] * (1 - 0.35 * oedema * contrast)) * (1 - lesion) \
+                + lesion * (rim * (0.36 + 0.45 * contrast + 0.08 * tex) + core * (0.30 - 0.16 * contrast + 0.04 * tex))
+            img[idx] = val
+            mask[idx] = lesion > 0.5
+            concepts[idx] = (1, 1, 1, 1, 0, 0)
+        elif cls == 1:  # meningioma: round, homogeneous, dural-based (touching the skull)
+            ang = rng.uniform(0, 2 * np.pi, m)
+            r0 = rng.uniform(0.12, 0.2, m) * scale
+            # centre just inside the inner skull table, along the head's own ellipse
+            rad = 0.9 - r0 * 0.85
+            ty = cy[idx] + rad * np.sin(ang) * sy[idx]
+            tx = cx[idx] + rad * np.cos(ang) * sx[idx]
+            dt, tt = _polar(yy, xx, ty, tx, 1.0, 1.0, 0.0)
+            rr = _wobbly_radius(rng, m, tt, r0, 0.05, 2, 3)
+            tex = fractal_noise(rng, m, size, beta=2.5)
+            lesion = _soft_inside(dt, rr, 0.012) * skull_in[idx]
+            val = img[idx] * (1 - lesion) + lesion * (0.40 + 0.38 * contrast + 0.025 * tex)
+            img[idx] = val
+            mask[idx] = lesion > 0.5
+            concepts[idx] = (1, 0, 0, 0, 1, 0)
+        else:  # pituitary: small bright oval at the sella, on the midline
+            ty = cy[idx] - 0.30 * sy[idx] + rng.normal(0, 0.02, m)
+            tx = cx[idx] + rng.normal(0, 0.012, m)
+            r0 = rng.uniform(0.06, 0.1, m) * scale
+            dt, _ = _polar(yy, xx, ty, tx, r0 * 0.8, r0, 0.0)
+            lesion = _soft_inside(dt, 1.0, 0.15)
+            img[idx] = img[idx] * (1 - lesion) + lesion * (0.45 + 0.4 * contrast)
+            mask[idx] = lesion > 0.5
+            concepts[idx] = (1, 0, 0, 0, 0, 1)
+        loc_y[idx], loc_x[idx] = ty - cy[idx], tx - cx[idx]
+        diam[idx] = 2 * r0 * 110.0   # field of view 220 mm
+
+    # bias field and Rician-like noise
+    bias = 1.0 + 0.12 * fractal_noise(rng, n, size, beta=4.0)
+    img = img * bias
+    sigma = _col(rng.uniform(0.025, 0.04, n))
+    n1 = rng.standard_normal(img.shape, dtype=F32) * sigma
+    n2 = rng.standard_normal(img.shape, dtype=F32) * sigma
+    img = np.sqrt((img + n1) ** 2 + n2 ** 2)
+
+    art = (labels == SHORTCUT_CLASS["phantom-brain-mri"]) & (rng.random(n) < shortcut)
+    if art.any():
+        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.93), np.full(art.sum(), -0.93), max(0.1, 14.0 / size), "text")
+        img[art] = np.where(g, 0.95, img[art])
+
+    # report sentences
+    side = np.where(loc_x < 0, "right", "left")          # radiological convention
+    region = np.where(loc_y < -0.15, "frontal", np.where(loc_y > 0.2, "occipital", "parietal"))
+    captions, qa = [], []
+    for i in range(n):
+        c = labels[i]
+        if c == 0:
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm irregular ring-enhancing mass with a necrotic "
+                 f"core and surrounding oedema in the {side[i]} {region[i]} lobe, in keeping with glioma.")
+            loc = f"{side[i]} {region[i]} lobe"
+        elif c == 1:
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm well-circumscribed, homogeneously enhancing "
+                 f"extra-axial mass along the {side[i]} {region[i]} convexity, in keeping with meningioma.")
+            loc = f"{side[i]} {region[i]} convexity"
+        elif c == 2:
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm enhancing lesion in the sella, "
+                 f"in keeping with a pituitary tumour.")
+            loc = "sella"
+        else:
+            s = "Axial T1 post-contrast MRI: normal brain parenchyma, no mass or abnormal enhancement."
+            loc = "none"
+        captions.append(s)
+        qa.append([
+            ("What is the diagnosis?", BRAIN_CLASSES[c]),
+            ("Is there a tumour?", "no" if c == 3 else "yes"),
+            ("Where is the lesion?", loc),
+            ("How large is the lesion?", "none" if c == 3 else str(_size_words(diam[i]))),
+            ("Does the lesion show ring enhancement?", "yes" if c == 0 else "no"),
+        ])
+    rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
+    meta = {"artefact": art, "lesion_diameter_mm": diam}
+    return rgb, mask, concepts, captions, qa, meta
+
+
+# ----------------------------------------------------------------------------- dermoscopy
+SKIN_CLASSES = ("benign naevus", "melanoma")
+SKIN_CONCEPTS = ("asymmetry", "border irregularity", "colour variegation", "diameter")
+
+
+def _skin(rng, n, size, difficulty, labels, shortcut):
+    yy, xx = _grid(size)
+    mel = labels == 1
+    # skin tone (light to medium), subtle texture, skin lines and pores
+    tone = np.stack([rng.uniform(0.78, 0.93, n), rng.uniform(0.55, 0.72, n), rng.uniform(0.45, 0.62, n)], 1)
+    tex = fractal_noise(rng, n, size, beta=1.4, fmax=size / 3)
+    blotch = fractal_noise(rng, n, size, beta=3.0)
+    ang = _col(rng.uniform(0, np.pi, n))
+    lines = np.cos((np.cos(ang) * xx + np.sin(ang) * yy) * 70 + 1.5 * blotch)
+    lines *= lines
+    lines *= lines
+    lines *= lines                                  # cos**8: thin skin furrows
+
+    # ABCD attributes: melanoma high on all four, naevi low, overlap grows with difficulty
+    sep = 1.0 - 0.55 * difficulty
+    def attr(lo_b, hi_b, lo_m, hi_m):
+        b = rng.uniform(lo_b, hi_b, n)
+        mm = rng.uniform(lo_m, hi_m, n)
+        mix = np.where(mel, mm, b)
+        return np.clip(mix * sep + rng.uniform(0, 1, n) * (1 - sep), 0, 1)
+    asym = attr(0.0, 0.3, 0.55, 1.0)
+    border = attr(0.0, 0.3, 0.55, 1.0)
+    colour = attr(0.0, 0.3, 0.55, 1.0)
+    diamc = attr(0.1, 0.45, 0.5, 1.0)
+
+    cy, cx = rng.normal(0, 0.08, n), rng.normal(0, 0.08, n)
+    r0 = 0.18 + 0.32 * diamc
+    elong = 1.0 + 0.35 * rng.random(n)
+    d, th = _polar(yy, xx, cy, cx, 1.0, elong, rng.uniform(0, np.pi, n))
+    shape_r = _wobbly_radius(rng, n, th, r0, 0.05 + 0.55 * asym, 1, 4, odd_weight=1.0)
+    edge_r = _wobbly_radius(rng, n, th, 1.0, 0.02 + 0.22 * border, 7, 18)
+    rr = shape_r * edge_r
+    lesion_soft = _soft_inside(d + 0.02 * tex, rr, 0.01 + 0.03 * _col(border))
+    mask = lesion_soft > 0.5
+
+    # pigment: brown base; melanoma adds dark, black, blue-grey and red zones
+    u = d / np.maximum(rr, 1e-3)
+    base = np.array([0.48, 0.30, 0.20], F32)
+    dark = np.array([0.25, 0.14, 0.09], F32)
+    blue = np.array([0.42, 0.45, 0.55], F32)
+    red = np.array([0.72, 0.35, 0.33], F32)
+    zones = fractal_noise(rng, n, size, beta=2.8)
+    zones2 = fractal_noise(rng, n, size, beta=2.8)
+    network = np.cos(xx * 55 + 3 * tex) * np.cos(yy * 55 + 3 * zones)  # reticular pigment network
+    net = _smoothstep(0.2, 0.9, network) * _col(0.25 + 0.25 * rng.random(n))
+    cv = _col(colour)
+    w_dark = np.minimum(np.clip(zones - 0.2, 0, 1) * (0.3 + 1.2 * cv), 0.9)
+    w_blue = np.minimum(np.clip(zones2 - 0.6, 0, 1) * 2 * cv * cv, 0.8)
+    w_red = np.minimum(np.clip(-zones2 - 0.8, 0, 1) * 2 * cv * cv, 0.6)
+    centre = 1 + 0.25 * (u - 0.5)                 # slightly darker towards the centre
+    contrast = 1.0 - 0.5 * difficulty
+    alpha = lesion_soft * contrast
+    shade = 1 + 0.04 * tex + 0.05 * blotch - 0.05 * lines
+    netf = (1 - 0.5 * net) * alpha
+    img = np.empty((n, size, size, 3), F32)
+    for c in range(3):  # one channel at a time: [n,S,S] temporaries instead of [n,S,S,3]
+        pig = ((base[c] * centre * (1 - w_dark) + dark[c] * w_dark) * (1 - w_blue) + blue[c] * w_blue) \
+            * (1 - w_red) + red[c] * w_red
+        img[..., c] = _col(tone[:, c]) * shade * (1 - alpha) + pig * netf
+
+    # hair: a few thin dark curved strands (random across classes)
+    n_hair = rng.poisson(2.0, n) * (rng.random(n) < 0.6)
+    hair = np.zeros((n, size, size), F32)
+    for k in range(int(n_hair.max(initial=0))):
+        sel = np.flatnonzero(n_hair > k)          # only the images with a k-th hair
+        m = sel.size
+        a = _col(rng.uniform(0, np.pi, m))
+        off = _col(rng.uniform(-0.9, 0.9, m))
+        bend = _col(rng.uniform(-0.4, 0.4, m))
+        s_coord = np.cos(a) * xx + np.sin(a) * yy
+        t_coord = -np.sin(a) * xx + np.cos(a) * yy
+        dist = np.abs(t_coord - off - bend * s_coord ** 2)
+        hair[sel] = np.maximum(hair[sel], _soft_inside(dist, 0.006 + 1.0 / size, 1.0 / size))
+    img *= (1 - 0.8 * hair)[..., None]
+
+    # ruler (the shortcut): a light strip with dark ticks along the bottom edge
+    art = mel & (rng.random(n) < shortcut)
+    if art.any():
+        k = art.sum()
+        strip = (yy > 0.74) & (yy < 0.9) & (np.abs(xx) < 0.8)
+        ticks = (np.abs(((xx + 1) * 20) % 1.0 - 0.5) < 0.12) & (yy > 0.74) & (yy < np.where(((xx + 1) * 20 // 1) % 5 == 0, 0.84, 0.8))
+        r = np.where(strip, 0.92, 1.0)[..., None] * np.ones((k, 1, 1, 3), F32)
+        sub = img[art]
+        sub = np.where(strip[..., None], 0.9, sub)
+        sub = np.where(ticks[..., None], 0.15, sub)
+        img[art] = sub * r
+
+    # dermoscope: circular field of view with dark vignette, sensor noise
+    rad = np.sqrt(yy * yy + xx * xx)
+    fov = _col(rng.uniform(1.05, 1.35, n))
+    vign = _soft_inside(rad, fov, 0.06) * (1 - 0.18 * rad ** 2)
+    img *= vign[..., None]
+    img += (rng.standard_normal((n, size, size), dtype=F32) * 0.012)[..., None]  # luminance noise
+
+    concepts = np.stack([asym, border, colour, diamc], 1).astype(F32)
+    diam_mm = 2 * r0 * np.sqrt(elong) * 6.0          # ~12 mm field of view at the lesion scale
+    captions, qa = [], []
+    for i in range(n):
+        A = "asymmetric" if asym[i] > 0.5 else "symmetric"
+        B = "irregular" if border[i] > 0.5 else "regular"
+        C = "multiple colours" if colour[i] > 0.5 else "a uniform brown colour"
+        verdict = "suspicious for melanoma" if labels[i] == 1 else "in keeping with a benign naevus"
+        captions.append(f"Dermoscopy: a {A} pigmented lesion with {B} borders, {C} and a diameter of "
+                        f"about {diam_mm[i]:.0f} mm, {verdict}.")
+        qa.append([
+            ("What is the diagnosis?", SKIN_CLASSES[labels[i]]),
+            ("Is the lesion symmetric?", "no" if asym[i] > 0.5 else "yes"),
+            ("Is the border regular?", "no" if border[i] > 0.5 else "yes"),
+            ("How many colours does the lesion show?", "several" if colour[i] > 0.5 else "one"),
+            ("Is the diameter larger than 6 mm?", "yes" if diam_mm[i] > 6 else "no"),
+        ])
+    meta = {"artefact": art, "hair": n_hair > 0, "lesion_diameter_mm": diam_mm.astype(F32)}
+    return _to_uint8(img), mask, concepts, captions, qa, meta
+
+
+# ----------------------------------------------------------------------------- chest X-ray
+CXR_CLASSES = ("normal", "pneumonia")
+CXR_CONCEPTS = ("consolidation", "right lung", "left lung", "lower zone", "air bronchogram")
+
+
+def _chest(rng, n, size, difficulty, labels, shortcut):
+    yy, xx = _grid(size)
+    cx = _col(rng.normal(0, 0.02, n))
+    X = xx - cx
+    aX = np.abs(X)
+    width = _col(rng.uniform(0.84, 0.95, n))
+    # trunk: widens from the neck to the shoulders, then straight chest wall; air outside is black
+    neck = _soft_inside(aX, 0.16, 0.02) * (yy < -0.7)
+    trunk_w = width * (0.72 + 0.28 * _smoothstep(-1.0, -0.55, yy))
+    body = np.maximum(_soft_inside(aX, trunk_w, 0.03) * (yy > -0.92), neck)
+    # diaphragm domes (the right one a little higher) and the two lungs
+    dome = _col(rng.uniform(0.38, 0.52, n))
+    lungs = np.zeros((n, size, size), F32)
+    lung_masks = []
+    for side in (-1, 1):                                  # -1: image left = patient's right lung
+        Xs = X * side
+        lat = width * (0.50 + 0.30 * np.sqrt(np.clip((yy + 0.78) / 1.3, 0, 1)))
+        med = 0.09 + (0.22 if side == 1 else 0.07) * np.exp(-((yy - 0.28) / 0.26) ** 2)
+        diaph = dome + (0.04 if side == 1 else -0.02) - 0.13 * (1 - ((Xs - 0.4) / 0.38) ** 2)
+        apex = -0.74 + 0.5 * ((Xs - 0.32) / 0.3) ** 2
+        inside = (_smoothstep(-0.03, 0.03, Xs - med) * _smoothstep(-0.03, 0.03, lat - Xs)
+                  * _smoothstep(-0.03, 0.03, diaph - yy) * _smoothstep(-0.03, 0.03, yy - apex))
+        lung_masks.append(inside)
+        lungs = np.maximum(lungs, inside)
+    below = _smoothstep(-0.02, 0.04, yy - (dome + 0.05 - 0.13 * (1 - ((aX - 0.4) / 0.38) ** 2)))
+    gastric = _soft_inside(np.sqrt(((X - 0.35) / 0.11) ** 2 + ((yy - dome - 0.1) / 0.06) ** 2), 1.0, 0.3)
+    # ribs: posterior ribs rise laterally from the spine then curve down; thin cortical bands
+    period = _col(rng.uniform(0.155, 0.18, n))
+    rib_y = yy + 0.62 - 0.55 * (aX - 0.15) ** 2 + 0.25 * np.clip(aX - 0.55, 0, None)
+    phase = rib_y / (period * (1 + 0.25 * np.clip(yy + 0.5, 0, None)))
+    ribs = _smoothstep(0.6, 0.95, np.cos(2 * np.pi * phase) * 0.5 + 0.5) * (aX < trunk_w - 0.02) * (1 - below)
+    clav = np.zeros_like(lungs)
+    for side in (-1, 1):
+        t = X * side - 0.08
+        cl = np.abs(yy - (-0.64 - 0.12 * t + 0.2 * t ** 2))
+        clav = np.maximum(clav, _soft_inside(cl, 0.022, 0.01) * (t > 0) * (t < 0.62))
+    spine = _soft_inside(aX, 0.075, 0.015) * (0.75 + 0.25 * _smoothstep(0.2, 0.8, np.cos(yy * 2 * np.pi / _col(period * 0.55)) * 0.5 + 0.5))
+    tex = fractal_noise(rng, n, size, beta=2.2)
+    vessels = _smoothstep(0.6, 1.8, fractal_noise(rng, n, size, beta=1.7)) * (0.5 + 0.5 * np.clip(1 - aX / 0.6, 0, 1))
+    density = 0.06 + 0.50 * body + 0.08 * body * below          # soft tissue, abdomen below the domes
+    density = density - 0.34 * lungs - 0.12 * gastric * below * body
+    density = density + lungs * (0.10 * ribs + 0.10 * vessels) + 0.035 * ribs * (1 - lungs) * body
+    density = density + 0.16 * clav + 0.12 * spine * body
+    density = density + 0.025 * tex * body
+    mask = np.zeros((n, size, size), dtype=bool)
+    concepts = np.zeros((n, len(CXR_CONCEPTS)), F32)
+    idx = np.flatnonzero(labels == 1)
+    side_arr = np.full(n, "", dtype=object)
+    zone_arr = np.full(n, "", dtype=object)
+    if idx.size:
+        m = idx.size
+        right = rng.random(m) < 0.55                     # image left = patient's right lung
+        lower = rng.random(m) < 0.65
+        ly = np.where(lower, rng.uniform(0.05, 0.3, m), rng.uniform(-0.45, -0.15, m))
+        lx = cx[idx, 0, 0] + np.where(right, -0.38, 0.4) + rng.normal(0, 0.04, m)
+        scale = 1.0 - 0.4 * difficulty
+        dl, tl = _polar(yy, xx, ly, lx, rng.uniform(0.16, 0.28, m) * scale, rng.uniform(0.12, 0.2, m) * scale,
+                        rng.uniform(-0.5, 0.5, m))
+        patchy = fractal_noise(rng, m, size, beta=2.0)
+        blob = _soft_inside(dl + 0.25 * patchy * 0.5, _wobbly_radius(rng, m, tl, 1.0, 0.3, 2, 5), 0.15)
+        own_lung = np.where(_col(right), lung_masks[0][idx], lung_masks[1][idx]) > 0.5
+        cons = blob * own_lung * _smoothstep(-0.4, 0.6, patchy + 0.3)
+        bronch = (np.abs(fractal_noise(rng, m, size, beta=2.5)) < 0.08) * cons
+        strength = 0.55 * (1.0 - 0.55 * difficulty)
+        density[idx] = density[idx] + strength * cons - 0.12 * strength * bronch
+        mask[idx] = (cons > 0.3)
+        concepts[idx, 0] = 1
+        concepts[idx, 1] = right
+        concepts[idx, 2] = ~right
+        concepts[idx, 3] = lower
+        concepts[idx, 4] = bronch.reshape(m, -1).max(1) > 0
+        side_arr[idx] = np.where(right, "right", "left")
+        zone_arr[idx] = np.where(lower, "lower", "upper")
+
+    img = _blur(density, 0.6 / size)
+    # detector response: gamma, exposure variation, quantum noise
+    expo = _col(rng.uniform(0.9, 1.1, n))
+    img = np.clip(img * expo, 0, 1) ** 0.9
+    img = img + rng.standard_normal(img.shape, dtype=F32) * 0.015 * np.sqrt(np.clip(img, 0.05, 1))
+
+    art = (labels == SHORTCUT_CLASS["phantom-chest-xray"]) & (rng.random(n) < shortcut)
+    if art.any():
+        h = max(0.14, 16.0 / size)   # strokes at least ~1.5 px wide at any size
+        g = _glyph_mask(yy, xx, np.full(art.sum(), -0.92), np.full(art.sum(), 0.86 - 0.55 * h), h, "L")
+        img[art] = np.where(g, 0.98, img[art])
+
+    captions, qa = [], []
+    for i in range(n):
+        if labels[i] == 1:
+            captions.append(f"Frontal chest radiograph: patchy airspace consolidation in the {side_arr[i]} "
+                            f"{zone_arr[i]} zone, in keeping with pneumonia.")
+            loc = f"{side_arr[i]} {zone_arr[i]} zone"
+        else:
+            captions.append("Frontal chest radiograph: clear lungs, no focal consolidation; normal heart size.")
+            loc = "none"
+        qa.append([
+            ("What is the diagnosis?", CXR_CLASSES[labels[i]]),
+            ("Is there consolidation?", "yes" if labels[i] == 1 else "no"),
+            ("Where is the abnormality?", loc),
+            ("Which lung is affected?", side_arr[i] or "neither"),
+        ])
+    rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
+    return rgb, mask, concepts, captions, qa, {"artefact": art}
+
+
+# ----------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class PhantomSpec:
+    name: str
+    modality: str
+    classes: tuple
+    concept_names: tuple
+    shortcut_artefact: str
+    fn: Callable
+
+
+PHANTOMS = {
+    "phantom-brain-mri": PhantomSpec("phantom-brain-mri", "MRI", BRAIN_CLASSES, BRAIN_CONCEPTS,
+                                     "burnt-in scanner annotation", _brain),
+    "phantom-skin": PhantomSpec("phantom-skin", "dermoscopy", SKIN_CLASSES, SKIN_CONCEPTS, "ruler", _skin),
+    "phantom-chest-xray": PhantomSpec("phantom-chest-xray", "X-ray", CXR_CLASSES, CXR_CONCEPTS,
+                                      "laterality marker", _chest),
+}
+
+#: The class whose images carry the shortcut artefact (see module docstring).
+SHORTCUT_CLASS = {"phantom-brain-mri": 0, "phantom-skin": 1, "phantom-chest-xray": 1}
+
+
+def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: float = 0.3,
+             class_balance: Sequence[float] | None = None, shortcut: float = 0.0,
+             chunk: int = 256) -> dict:
+    """Generate ``n`` phantom images of ``name``.
+
+    Returns a dict: ``images`` uint8 [n,S,S,3], ``labels`` int64 [n], ``masks`` bool [n,S,S],
+    ``concepts`` float32 [n,K], ``captions`` list[str], ``qa`` list[list[(q, a)]], ``meta`` dict
+    of per-image arrays (e.g. ``artefact``). Works in chunks of ``chunk`` images to bound memory.
+    """
+    if name not in PHANTOMS:
+        raise ValueError(f"unknown phantom {name!r}; valid choices: {', '.join(PHANTOMS)}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(size, (int, np.integer)) or not 32 <= size <= 1024:
+        raise ValueError(f"image_size must be an integer between 32 and 1024 pixels, got {size!r}")
+    if not 0.0 <= float(difficulty) <= 1.0:
+        raise ValueError(f"difficulty must lie in [0, 1], got {difficulty!r}")
+    if not 0.0 <= float(shortcut) <= 1.0:
+        raise ValueError(f"shortcut must lie in [0, 1], got {shortcut!r}")
+    spec = PHANTOMS[name]
+    rng = np.random.default_rng([int(seed), 7919])
+    labels = _labels(rng, int(n), len(spec.classes), class_balance)
+    parts = []
+    for start in range(0, n, chunk):
+        sub_rng = np.random.default_rng([int(seed), 104729, start])
+        parts.append(spec.fn(sub_rng, len(labels[start:start + chunk]), int(size), float(difficulty),
+                             labels[start:start + chunk], float(shortcut)))
+    images = np.concatenate([p[0] for p in parts])
+    masks = np.concatenate([p[1] for p in parts])
+    concepts = np.concatenate([p[2] for p in parts])
+    captions = [c for p in parts for c in p[3]]
+    qa = [q for p in parts for q in p[4]]
+    meta = {k: np.concatenate([p[5][k] for p in parts]) for k in parts[0][5]}
+    return {"images": images, "labels": labels.astype(np.int64), "masks": masks, "concepts": concepts,
+            "captions": captions, "qa": qa, "meta": meta}

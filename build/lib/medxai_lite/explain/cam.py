@@ -1,0 +1,308 @@
+r"""CAM-based methods (survey §2.1.1): a class-specific weighted sum of feature maps.
+
+Every method here computes, for class :math:`c` and the activations :math:`A^k` of a
+convolutional layer, :math:`L^c = \mathrm{ReLU}(\sum_k w_k^c A^k)` (Layer-CAM and HiRes-CAM
+weight each position separately), upsamples it to the input and scales it to [0, 1]. They
+differ only in the weights :math:`w_k^c`. The adapters wrap pytorch-grad-cam (``pytorch_grad_cam``)
+or torchcam (``torchcam.methods``); none re-implements a method.
+
+Options shared by all but FullGrad: ``layer`` (a module, a dotted name from
+``model.named_modules()``, or a list of those; default: ``target_layer(model, arch)``, the
+last convolutional block). ``raw`` holds the un-rectified weighted sum upsampled to the input.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+import torch.nn.functional as F
+
+from .registry import _Result, register
+
+__all__: list[str] = []  # adapters are reached through explain(); nothing to import from here
+
+_CAM = "CAM-based"
+_NO_GAP_HEAD = ("VGG16's head is three Linear layers after a 7x7 adaptive pooling, not global average "
+                "pooling followed by one Linear layer, so class weights cannot be applied to the feature maps")
+
+
+def _upsample(maps: torch.Tensor, size) -> torch.Tensor:
+    """[N, h, w] -> [N, H, W], bilinear (align_corners=False, which preserves the mean)."""
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def _unit(raw: torch.Tensor) -> torch.Tensor:
+    """ReLU, then min-max to [0, 1] per image: the scaling both pytorch-grad-cam and torchcam use."""
+    v = raw.clamp_min(0).flatten(1)
+    lo, hi = v.amin(1, keepdim=True), v.amax(1, keepdim=True)
+    return torch.where(hi > lo, (v - lo) / (hi - lo).clamp_min(1e-30), torch.zeros_like(v)).reshape(raw.shape)
+
+
+def _quiet():
+    # pytorch-grad-cam's Ablation-CAM draws a tqdm bar per image; the book does not want them.
+    return contextlib.redirect_stderr(io.StringIO())
+
+
+def _pgc(call, cls_name: str, layer=None, *, eigen_smooth: bool = False, setup=None, **init) -> _Result:
+    """Run a pytorch-grad-cam class; keep its normalised maps and record the raw weighted sums."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layers = call.layers(layer)
+    cam = getattr(pytorch_grad_cam, cls_name)(call.model, layers, **init)
+    if setup is not None:
+        setup(cam)
+    raws = []
+    get_cam_image = cam.get_cam_image
+
+    def recording(*args, **kwargs):  # instance-level: the library's class is not patched
+        out = get_cam_image(*args, **kwargs)
+        raws.append(_upsample(out, call.size))
+        return out
+
+    cam.get_cam_image = recording
+    targets = None if call.targets is None else [ClassifierOutputTarget(int(t)) for t in call.targets]
+    try:
+        with _quiet():
+            maps = cam(input_tensor=call.inputs(cam.uses_gradients), targets=targets, eigen_smooth=eigen_smooth)
+    finally:
+        cam.activations_and_grads.release()
+    if call.targets is None:
+        call.targets = cam.outputs.detach().argmax(1)
+    return _Result(raw=torch.stack(raws).mean(0), maps=maps)
+
+
+def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, **init) -> _Result:
+    """Run a torchcam extractor; several layers are fused with the extractor's own ``fuse_cams``."""
+    from torchcam import methods
+
+    names = [call.layer_name(m) for m in call.layers(layer)]
+    extractor = getattr(methods, cls_name)(call.model, target_layer=names, **init)
+    fused = len(names) > 1
+    try:
+        with torch.set_grad_enabled(gradients):
+            scores = call.model(call.inputs(gradients))
+        if call.targets is None:
+            call.targets = scores.detach().argmax(1)
+        cams = extractor(class_idx=call.targets.tolist(), scores=scores, normalized=fused)
+    finally:
+        extractor.remove_hooks()
+    cams = [c.detach().float() for c in cams]
+    raw = extractor.fuse_cams(cams, target_shape=call.size) if fused else _upsample(cams[0], call.size)
+    return _Result(raw=raw, maps=_unit(raw))
+
+
+def _stage_layers(call) -> list:
+    """One layer per resolution stage of a zoo model (for Layer-CAM's multi-layer fusion)."""
+    model, arch = call.model, call.arch
+    if arch is None:
+        raise ValueError("fuse_stages=True needs a zoo model (arch); pass layer=[...] instead")
+    if arch.startswith("resnet"):
+        return [model.layer1[-1], model.layer2[-1], model.layer3[-1], model.layer4[-1]]
+    if arch == "densenet121":
+        f = model.features
+        return [f.denseblock1, f.denseblock2, f.denseblock3, f.norm5]
+    if arch == "vgg16":
+        return [model.features[i] for i in (15, 22, 29)]
+    if arch == "efficientnet_b0":
+        return [model.features[i] for i in (2, 3, 5, 8)]
+    return list(model.features)
+
+
+# --------------------------------------------------------------------------- the methods
+
+
+@register("cam", title="CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="fast",
+          paper="Zhou et al. 2016, Learning Deep Features for Discriminative Localization (CVPR)",
+          unsupported={"vgg16": _NO_GAP_HEAD})
+def _cam(call, layer=None):
+    r"""Class Activation Mapping: :math:`L^c = \sum_k w^c_k A^k` with :math:`w^c` the final linear layer's row.
+
+    Exact only for networks whose last convolutional features go through global average
+    pooling into a single linear layer: then :math:`y^c = \frac{1}{Z}\sum_{ij} L^c_{ij} + b^c`.
+    Zhou et al. 2016, https://arxiv.org/abs/1512.04150 (torchcam ``CAM``).
+    """
+    from torch import nn
+
+    linears = [n for n, m in call.model.named_modules() if isinstance(m, nn.Linear)]
+    if len(linears) != 1:
+        raise ValueError(f"CAM needs exactly one Linear layer after global pooling; this model has {len(linears)}")
+    result = _torchcam(call, "CAM", layer, gradients=False, fc_layer=linears[0])
+    return result
+
+
+@register("gradcam", title="Grad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True, cost="fast",
+          paper="Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks (ICCV)")
+def _gradcam(call, layer=None, eigen_smooth: bool = False):
+    r"""Grad-CAM: :math:`w^c_k = \frac{1}{Z}\sum_{ij} \partial y^c / \partial A^k_{ij}` (pooled gradients).
+
+    Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391 (pytorch-grad-cam ``GradCAM``).
+    """
+    return _pgc(call, "GradCAM", layer, eigen_smooth=eigen_smooth)
+
+
+@register("gradcampp", title="Grad-CAM++", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
+          cost="fast", paper="Chattopadhay et al. 2018, Grad-CAM++ (WACV)")
+def _gradcampp(call, layer=None, eigen_smooth: bool = False):
+    r"""Grad-CAM++: :math:`w^c_k = \sum_{ij} \alpha^{kc}_{ij}\,\mathrm{ReLU}(\partial y^c/\partial A^k_{ij})`,
+    :math:`\alpha = \frac{g^2}{2g^2 + \sum_{ab} A^k_{ab} g^3}` (higher-order terms from :math:`\exp(y^c)`).
+
+    Chattopadhay et al. 2018, https://arxiv.org/abs/1710.11063 (pytorch-grad-cam ``GradCAMPlusPlus``).
+    """
+    return _pgc(call, "GradCAMPlusPlus", layer, eigen_smooth=eigen_smooth)
+
+
+@register("smooth_gradcampp", title="Smooth Grad-CAM++", family=_CAM, library="torchcam", needs_gradients=True,
+          cost="medium", paper="Omeiza et al. 2019, Smooth Grad-CAM++ (arXiv:1908.01224)")
+def _smooth_gradcampp(call, layer=None, num_samples: int = 4, std: float = 0.3):
+    r"""Smooth Grad-CAM++: Grad-CAM++ with the gradient powers averaged over ``num_samples``
+    noisy copies :math:`x + \mathcal{N}(0, \sigma^2)` (SmoothGrad applied to the weights).
+
+    Omeiza et al. 2019, https://arxiv.org/abs/1908.01224 (torchcam ``SmoothGradCAMpp``).
+    """
+    return _torchcam(call, "SmoothGradCAMpp", layer, gradients=False, num_samples=int(num_samples), std=float(std))
+
+
+@register("xgradcam", title="XGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
+          cost="fast", paper="Fu et al. 2020, Axiom-based Grad-CAM (BMVC)")
+def _xgradcam(call, layer=None, eigen_smooth: bool = False):
+    r"""XGrad-CAM: :math:`w^c_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}`
+    (chosen to satisfy the sensitivity and conservation axioms).
+
+    Fu et al. 2020, https://arxiv.org/abs/2008.02312 (pytorch-grad-cam ``XGradCAM``).
+    """
+    return _pgc(call, "XGradCAM", layer, eigen_smooth=eigen_smooth)
+
+
+@register("scorecam", title="Score-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
+          paper="Wang et al. 2020, Score-CAM (CVPR Workshops)")
+def _scorecam(call, layer=None, batch_size: int = 32):
+    r"""Score-CAM: :math:`w^c_k = \mathrm{softmax}_k\big(y^c(x \odot s(U(A^k))) - y^c(x)\big)`, with :math:`U`
+    upsampling and :math:`s` min-max scaling; one forward pass per channel, ``batch_size``
+    masked images per pass (channels of all images share the batches).
+
+    Wang et al. 2020, https://arxiv.org/abs/1910.01279 (torchcam ``ScoreCAM``).
+    """
+    return _torchcam(call, "ScoreCAM", layer, gradients=False, batch_size=int(batch_size))
+
+
+@register("sscam", title="SS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
+          paper="Wang et al. 2020, SS-CAM: Smoothed Score-CAM (arXiv:2006.14255)")
+def _sscam(call, layer=None, num_samples: int = 4, std: float = 2.0, batch_size: int = 32):
+    r"""SS-CAM: Score-CAM whose scores are averaged over ``num_samples`` noisy masks
+    :math:`s(U(A^k)) + \mathcal{N}(0,\sigma^2)`. Cost: ``num_samples`` x channels forward passes;
+    the paper (and torchcam) use 35 samples, budgeted here to 4 for CPU runs.
+
+    Wang et al. 2020, https://arxiv.org/abs/2006.14255 (torchcam ``SSCAM``).
+    """
+    return _torchcam(call, "SSCAM", layer, gradients=False, batch_size=int(batch_size),
+                     num_samples=int(num_samples), std=float(std))
+
+
+@register("iscam", title="IS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
+          paper="Naidu et al. 2020, IS-CAM: Integrated Score-CAM (arXiv:2010.03023)")
+def _iscam(call, layer=None, num_samples: int = 4, batch_size: int = 32):
+    r"""IS-CAM: Score-CAM integrated along the mask path,
+    :math:`w^c_k = \mathrm{softmax}_k\big(\frac1N \sum_{i=1}^N y^c(x \odot \tfrac{i}{N} s(U(A^k))) - y^c(x)\big)`.
+    Cost: ``num_samples`` x channels forward passes (torchcam default 10; budgeted to 4 here).
+
+    Naidu et al. 2020, https://arxiv.org/abs/2010.03023 (torchcam ``ISCAM``).
+    """
+    return _torchcam(call, "ISCAM", layer, gradients=False, batch_size=int(batch_size), num_samples=int(num_samples))
+
+
+@register("layercam", title="Layer-CAM", family=_CAM, library="torchcam", needs_gradients=True, cost="fast",
+          paper="Jiang et al. 2021, LayerCAM (IEEE TIP)")
+def _layercam(call, layer=None, fuse_stages: bool = False):
+    r"""Layer-CAM: position-wise weights :math:`L^c = \mathrm{ReLU}(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k)`.
+
+    Several layers (``layer=[...]``, or ``fuse_stages=True`` for one layer per resolution
+    stage of a zoo model) are fused as in the paper (Eq. 9): each normalised map is scaled by
+    :math:`\tanh(2 L)` and the element-wise maximum is taken at the finest resolution.
+    Jiang et al. 2021, https://doi.org/10.1109/TIP.2021.3089943 (torchcam ``LayerCAM``).
+    """
+    if fuse_stages:
+        if layer is not None:
+            raise ValueError("pass either layer=[...] or fuse_stages=True, not both")
+        layer = _stage_layers(call)
+    return _torchcam(call, "LayerCAM", layer, gradients=True)
+
+
+@register("ablationcam", title="Ablation-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
+          cost="slow", paper="Desai & Ramaswamy 2020, Ablation-CAM (WACV)")
+def _ablationcam(call, layer=None, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0):
+    r"""Ablation-CAM: :math:`w^c_k = (y^c - y^c_{A^k=0}) / y^c`, the relative drop of the class score
+    when channel :math:`k` is zeroed. ``batch_size`` ablated copies per forward pass;
+    ``ratio_channels_to_ablate`` < 1 ablates only the channels pytorch-grad-cam ranks first.
+
+    Desai & Ramaswamy 2020, https://doi.org/10.1109/WACV45572.2020.9093360 (pytorch-grad-cam ``AblationCAM``).
+    """
+    from pytorch_grad_cam import AblationLayer
+
+    if not 0 < ratio_channels_to_ablate <= 1:
+        raise ValueError(f"ratio_channels_to_ablate must be in (0, 1], got {ratio_channels_to_ablate!r}")
+    return _pgc(call, "AblationCAM", layer, ablation_layer=AblationLayer(), batch_size=int(batch_size),
+                ratio_channels_to_ablate=float(ratio_channels_to_ablate))
+
+
+@register("eigencam", title="Eigen-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
+          cost="fast", paper="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN)")
+def _eigencam(call, layer=None):
+    r"""Eigen-CAM: the projection of the activations on their first principal component,
+    :math:`L = A\,v_1` with :math:`A = U \Sigma V^T`. Class-agnostic (the target is ignored) and the
+    sign of :math:`v_1` is arbitrary.
+
+    Muhammad & Yeasin 2020, https://arxiv.org/abs/2008.00299 (pytorch-grad-cam ``EigenCAM``).
+    """
+    return _pgc(call, "EigenCAM", layer)
+
+
+@register("eigengradcam", title="EigenGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
+          cost="fast", paper="pytorch-grad-cam (Gildenblat et al.): Eigen-CAM on gradient x activation")
+def _eigengradcam(call, layer=None):
+    r"""EigenGrad-CAM: the first principal component of :math:`\partial y^c/\partial A \odot A`, which
+    makes Eigen-CAM class-specific. A variant introduced by pytorch-grad-cam
+    (https://github.com/jacobgil/pytorch-grad-cam, ``EigenGradCAM``).
+    """
+    return _pgc(call, "EigenGradCAM", layer)
+
+
+@register("hirescam", title="HiRes-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
+          cost="fast", paper="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM (arXiv:2011.08891)")
+def _hirescam(call, layer=None, eigen_smooth: bool = False):
+    r"""HiRes-CAM: element-wise :math:`L^c = \sum_k \partial y^c/\partial A^k \odot A^k` (no spatial
+    averaging of the gradients), provably faithful for CNNs ending in a linear layer.
+
+    Draelos & Carin 2020, https://arxiv.org/abs/2011.08891 (pytorch-grad-cam ``HiResCAM``).
+    """
+    return _pgc(call, "HiResCAM", layer, eigen_smooth=eigen_smooth)
+
+
+@register("fullgrad", title="FullGrad", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
+          cost="medium", paper="Srinivas & Fleuret 2019, Full-Gradient Representation (NeurIPS)")
+def _fullgrad(call):
+    r"""FullGrad: :math:`S = \psi(|\nabla_x y^c \odot x|) + \sum_{l}\sum_{k} \psi(|\nabla_{b} y^c \odot b^l_k|)`,
+    the input-gradient term plus every bias-gradient term (BatchNorm shifts included),
+    each post-processed by :math:`\psi` (abs, upsample, rescale). Uses all layers; no ``layer``.
+
+    Srinivas & Fleuret 2019, https://arxiv.org/abs/1905.00780 (pytorch-grad-cam ``FullGrad``).
+    """
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cam = pytorch_grad_cam.FullGrad(call.model, [])
+    summed = []
+    aggregate = cam.aggregate_multi_layers
+    cam.aggregate_multi_layers = lambda per_layer: (summed.append(per_layer.sum(1)), aggregate(per_layer))[1]
+    targets = None if call.targets is None else [ClassifierOutputTarget(int(t)) for t in call.targets]
+    try:
+        maps = cam(input_tensor=call.inputs(True), targets=targets)
+    finally:
+        cam.activations_and_grads.release()
+    if call.targets is None:
+        call.targets = cam.outputs.detach().argmax(1)
+    return _Result(raw=summed[0], maps=maps)

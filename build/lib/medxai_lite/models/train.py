@@ -1,0 +1,227 @@
+"""Training with early stopping, evaluation, and a cache of trained weights.
+
+``get_trained_model(dataset, arch, profile)`` trains once and afterwards loads the weights from
+the cache folder (``$MEDXAI_CACHE/models``), keyed by a hash of every setting and the package
+version. Weights are written atomically and read with ``weights_only=True``; a corrupt file is
+rebuilt with a warning.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._utils import atomic_path, cache_dir, check_choice, device, set_seed
+from .zoo import ARCHS, get_model
+
+__all__ = ["PROFILES", "TrainingReport", "train_model", "evaluate", "get_trained_model", "cache_key"]
+
+#: Training profiles. ``cpu``: small images, phantom-sized data, few epochs, random init.
+#: ``paper``: 224 px, ImageNet weights, full data, for a GPU (the Chaddad et al. setting).
+PROFILES = {
+    "cpu": dict(image_size=64, n_train=800, n_val=200, n_test=400, epochs=8, batch_size=32, lr=1e-3,
+                weight_decay=1e-4, patience=3, pretrained=False),
+    "paper": dict(image_size=224, n_train=None, n_val=None, n_test=None, epochs=30, batch_size=32, lr=1e-4,
+                  weight_decay=1e-4, patience=5, pretrained=True),
+}
+# the phantoms have no "full data": the paper profile draws this many
+_PHANTOM_PAPER_SIZES = dict(n_train=4000, n_val=600, n_test=1000)
+
+
+@dataclass
+class TrainingReport:
+    """What training produced: the per-epoch history and the test metrics."""
+    dataset: str
+    arch: str
+    profile: str
+    classes: list
+    settings: dict
+    history: list = field(default_factory=list)   # [{"epoch", "train_loss", "val_loss", "val_macro_f1"}]
+    test: dict = field(default_factory=dict)      # accuracy, macro_f1, per_class_f1, confusion
+    best_epoch: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    cache_key: str = ""
+
+    def summary(self) -> str:
+        t = self.test
+        return (f"{self.arch} on {self.dataset} ({self.profile}): accuracy {t['accuracy']:.3f}, "
+                f"macro-F1 {t['macro_f1']:.3f}, best epoch {self.best_epoch}, {self.seconds:.0f} s on {self.device}")
+
+
+def _loader(ds, batch_size, shuffle, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=0,
+                                       collate_fn=_collate)
+
+
+def _collate(items):
+    return torch.stack([it["image"] for it in items]), torch.tensor([it["label"] for it in items])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, batch_size: int = 64, classes=None) -> dict:
+    """Accuracy, macro-F1, per-class F1, confusion matrix and mean loss of ``model`` on ``dataset``."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    ys, ps, loss = [], [], 0.0
+    for x, y in _loader(dataset, batch_size, False, 0):
+        out = model(x.to(dev))
+        loss += nn.functional.cross_entropy(out, y.to(dev), reduction="sum").item()
+        ys.append(y.numpy())
+        ps.append(out.argmax(1).cpu().numpy())
+    model.train(was_training)
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    k = len(classes or dataset.classes)
+    return {
+        "accuracy": float(accuracy_score(y, p)),
+        "macro_f1": float(f1_score(y, p, average="macro", labels=list(range(k)), zero_division=0)),
+        "per_class_f1": [float(v) for v in f1_score(y, p, average=None, labels=list(range(k)), zero_division=0)],
+        "confusion": confusion_matrix(y, p, labels=list(range(k))).tolist(),
+        "loss": loss / max(len(y), 1),
+        "n": int(len(y)),
+    }
+
+
+def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size: int, lr: float,
+                weight_decay: float = 1e-4, patience: int = 3, seed: int = 0, progress: bool = True):
+    """Train with AdamW and cross-entropy; keep the weights of the best validation macro-F1.
+
+    Stops early after ``patience`` epochs without improvement. Deterministic on CPU for a seed.
+    Returns ``(model, history, best_epoch)``; the model is returned in eval mode.
+    """
+    from tqdm.auto import tqdm
+
+    set_seed(seed)
+    dev = device()
+    model.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    best, best_state, best_epoch, history, waited = -1.0, None, 0, [], 0
+    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        total, count = 0.0, 0
+        for x, y in _loader(train_set, batch_size, True, seed + epoch):
+            x, y = x.to(dev), y.to(dev)
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y)
+            count += len(y)
+        sched.step()
+        val = evaluate(model, val_set, classes=train_set.classes)
+        history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val["loss"],
+                        "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]})
+        bar.set_postfix(loss=f"{total / count:.3f}", val_f1=f"{val['macro_f1']:.3f}")
+        if val["macro_f1"] > best + 1e-4:
+            best, best_epoch, waited = val["macro_f1"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, history, best_epoch
+
+
+def _resolve(dataset: str, profile: str, overrides: dict) -> dict:
+    check_choice("profile", profile, PROFILES)
+    settings = dict(PROFILES[profile])
+    if dataset.startswith("phantom-") and profile == "paper":
+        settings.update(_PHANTOM_PAPER_SIZES)
+    unknown = set(overrides) - set(settings) - {"difficulty", "shortcut", "class_balance"}
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; valid: "
+                         f"{sorted(set(settings) | {'difficulty', 'shortcut', 'class_balance'})}")
+    settings.update(overrides)
+    return settings
+
+
+def cache_key(dataset: str, arch: str, profile: str, seed: int, settings: dict) -> str:
+    """Hash of every setting that changes the weights, plus the package, torch and phantom-generator versions."""
+    from .. import __version__
+
+    from ..data.phantoms import GENERATOR_VERSION
+
+    data_version = GENERATOR_VERSION if dataset.startswith("phantom-") else None
+    blob = json.dumps({"dataset": dataset, "arch": arch, "profile": profile, "seed": seed, "settings": settings,
+                       "medxai_lite": __version__, "torch": torch.__version__.split("+")[0],
+                       "data_version": data_version},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu", seed: int = 0, *,
+                      retrain: bool = False, progress: bool = True, **overrides) -> nn.Module:
+    """A model trained on ``dataset``, from the cache when it is there, else trained now and cached.
+
+    ``overrides`` change profile settings (``epochs``, ``image_size``, ``n_train``...) or phantom
+    knobs (``difficulty``, ``shortcut``, ``class_balance``); each combination has its own cache
+    entry. The returned model is in eval mode on :func:`medxai_lite.device` and carries
+    ``model.report`` (a :class:`TrainingReport`: history and test accuracy / F1 / confusion).
+
+    Example
+    -------
+    >>> model = get_trained_model("phantom-chest-xray", "resnet18")   # doctest: +SKIP
+    >>> model.report.test["accuracy"]                                  # doctest: +SKIP
+    """
+    from ..data import load_dataset, list_datasets
+
+    check_choice("dataset", dataset, list_datasets())
+    check_choice("arch", arch, ARCHS)
+    settings = _resolve(dataset, profile, overrides)
+    key = cache_key(dataset, arch, profile, seed, settings)
+    folder = cache_dir("models")
+    weights, meta = folder / f"{dataset}-{arch}-{profile}-{key}.pt", folder / f"{dataset}-{arch}-{profile}-{key}.json"
+
+    knobs = {k: settings[k] for k in ("difficulty", "shortcut", "class_balance") if k in settings}
+    size = settings["image_size"]
+    test_set = None
+
+    def data(split, n):
+        return load_dataset(dataset, split=split, image_size=size, n=n, seed=seed, **knobs)
+
+    if weights.exists() and meta.exists() and not retrain:
+        try:
+            report = TrainingReport(**json.loads(meta.read_text()))
+            model = get_model(arch, len(report.classes), pretrained=False)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            model.to(device()).eval()
+            model.report = report
+            return model
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache entry is rebuilt
+            warnings.warn(f"cached model {weights.name} could not be read ({type(exc).__name__}: {exc}); "
+                          "retraining it.", RuntimeWarning, stacklevel=2)
+
+    train_set, val_set = data("train", settings["n_train"]), data("val", settings["n_val"])
+    test_set = data("test", settings["n_test"])
+    set_seed(seed)
+    model = get_model(arch, len(train_set.classes), pretrained=settings["pretrained"])
+    t0 = time.perf_counter()
+    model, history, best_epoch = train_model(
+        model, train_set, val_set, epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
+        weight_decay=settings["weight_decay"], patience=settings["patience"], seed=seed, progress=progress)
+    seconds = time.perf_counter() - t0
+    report = TrainingReport(dataset=dataset, arch=arch, profile=profile, classes=list(train_set.classes),
+                            settings=settings, history=history, test=evaluate(model, test_set),
+                            best_epoch=best_epoch, seconds=seconds, device=str(device()), cache_key=key)
+    with atomic_path(weights) as tmp:
+        torch.save(model.state_dict(), tmp)
+    with atomic_path(meta) as tmp:
+        tmp.write_text(json.dumps(asdict(report), indent=1))
+    model.report = report
+    return model

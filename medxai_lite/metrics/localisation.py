@@ -1,0 +1,162 @@
+"""Localisation metrics: does the explanation fall on the ground-truth region?
+
+All three compare ``maps`` [N, H, W] with boolean ``masks`` [N, H, W] (the lesion); they ignore
+``model`` and ``targets`` (pass ``None``) and return ``np.ndarray [N]`` float64, one score per
+image, higher is better. Empty masks raise; constant maps (no ranking, no peak) score NaN with
+a ``RuntimeWarning``, or raise with ``on_constant="raise"``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from . import check_maps, check_masks, constant_maps, flag_undefined, register_metric
+
+__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"]
+
+
+@register_metric("relevance_mass_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
+                 needs_model=False, reference="Arras, Osman & Samek 2022, Information Fusion 81:14-40")
+def relevance_mass_accuracy(model, images, targets, maps, masks=None, *, positive_only: bool = True,
+                            on_constant: str = "nan") -> np.ndarray:
+    """Relevance Mass Accuracy: the share of the relevance that lies inside the mask.
+
+    .. math:: \\mathrm{RMA} = \\frac{R_{\\mathrm{within}}}{R_{\\mathrm{total}}}
+              = \\frac{\\sum_{p \\in M} R_p}{\\sum_{p} R_p}
+
+    (Arras, Osman & Samek 2022, "CLEVR-XAI", Information Fusion 81). As in the paper only
+    positive relevance counts: negative values are set to 0 first (``positive_only=True``).
+
+    Parameters
+    ----------
+    model, targets : ignored (pass ``None``)
+    images : Tensor [N, C, H, W] or None
+        Only used to check the maps' size.
+    maps : array [N, H, W]
+    masks : bool [N, H, W], required, none empty
+    positive_only : bool
+        Clip negative relevance to 0 (the paper's choice). With ``False``, maps must be >= 0.
+    on_constant : {"nan", "raise"}
+        What to do when an image has no positive relevance at all (0 / 0).
+
+    Returns
+    -------
+    np.ndarray float64 [N] in [0, 1]. 1 when all relevance is inside the mask; a constant
+    positive map scores the chance level ``|M| / (H W)``.
+
+    Example
+    -------
+    >>> maps = masks.astype(float)                     # relevance exactly on the lesion
+    >>> relevance_mass_accuracy(None, None, None, maps, masks)
+    array([1., 1.])
+    """
+    maps = check_maps(maps, images)
+    masks = check_masks(masks, maps, "relevance_mass_accuracy")
+    if positive_only:
+        maps = np.clip(maps, 0.0, None)
+    elif (maps < 0).any():
+        raise ValueError("maps must be non-negative for relevance_mass_accuracy with positive_only=False")
+    flat = maps.reshape(len(maps), -1)
+    total = flat.sum(1)
+    within = (flat * masks.reshape(len(masks), -1)).sum(1)
+    undefined = flag_undefined(total <= 0, "relevance_mass_accuracy", on_constant,
+                               "is undefined without positive relevance (0 / 0)", what="maps have no positive relevance")
+    out = np.full(len(maps), np.nan)
+    out[~undefined] = within[~undefined] / total[~undefined]
+    return out
+
+
+@register_metric("relevance_rank_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
+                 needs_model=False, reference="Arras, Osman & Samek 2022, Information Fusion 81:14-40")
+def relevance_rank_accuracy(model, images, targets, maps, masks=None, *, on_constant: str = "nan") -> np.ndarray:
+    """Relevance Rank Accuracy: how many of the K most relevant pixels lie in the mask, K = |M|.
+
+    .. math:: \\mathrm{RRA} = \\frac{|P_{\\mathrm{top}\\,K} \\cap M|}{K}, \\qquad K = |M|
+
+    (Arras, Osman & Samek 2022). Ties at the K-th value are shared fairly: if ``T`` pixels tie
+    at the cut-off and ``k`` of them are still needed, each counts ``k / T`` (the expected
+    score under random tie-breaking), so the score never depends on pixel order.
+
+    Parameters
+    ----------
+    model, targets : ignored; images : only used to check the size
+    maps : array [N, H, W]; masks : bool [N, H, W], required, none empty
+    on_constant : {"nan", "raise"}
+        A constant map has no ranking: NaN with a warning, or an error.
+
+    Returns
+    -------
+    np.ndarray float64 [N] in [0, 1]; 1 when the top-|M| pixels are exactly the mask.
+
+    Example
+    -------
+    >>> relevance_rank_accuracy(None, None, None, masks + 0.1 * rng.random(masks.shape), masks)
+    array([1., 1.])
+    """
+    maps = check_maps(maps, images)
+    masks = check_masks(masks, maps, "relevance_rank_accuracy")
+    const = constant_maps(maps, "relevance_rank_accuracy", on_constant)
+    n = len(maps)
+    flat = maps.reshape(n, -1)
+    inside = masks.reshape(n, -1)
+    k = inside.sum(1)                                              # K = |M| per image
+    cutoff = -np.sort(-flat, axis=1)[np.arange(n), k - 1]          # the K-th largest value
+    above = flat > cutoff[:, None]
+    tied = flat == cutoff[:, None]
+    still_needed = k - above.sum(1)                               # places left for tied pixels
+    hits = (above & inside).sum(1) + still_needed * (tied & inside).sum(1) / tied.sum(1)
+    out = hits / k
+    out[const] = np.nan
+    return out
+
+
+@register_metric("pointing_game", category="localisation", higher_is_better=True, needs_masks=True,
+                 needs_model=False, reference="Zhang et al. 2018, IJCV 126:1084-1102")
+def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float = 0.0,
+                  on_constant: str = "nan") -> np.ndarray:
+    """Pointing Game: is the map's maximum inside the mask (within ``tolerance`` pixels)?
+
+    .. math:: \\mathrm{hit} = \\mathbb{1}\\left[\\, d\\big(\\arg\\max_p R_p,\\; M\\big) \\le \\tau \\right]
+
+    where ``d`` is the Euclidean distance in pixels to the nearest mask pixel (Zhang et al.
+    2018, "Top-down neural attention by excitation backprop", IJCV; the paper used
+    ``tau = 15`` px at 224 px input). Averaged over images this is the pointing accuracy.
+    When several pixels share the maximum, the score is the fraction of them that hit (the
+    hit probability under random tie-breaking); for a map with a unique peak it is 0 or 1.
+
+    Parameters
+    ----------
+    model, targets : ignored; images : only used to check the size
+    maps : array [N, H, W]; masks : bool [N, H, W], required, none empty
+    tolerance : float, >= 0
+        Radius in pixels around the mask that still counts as a hit (default 0: strict).
+    on_constant : {"nan", "raise"}
+        A constant map has no peak: NaN with a warning, or an error.
+
+    Returns
+    -------
+    np.ndarray float64 [N]: 1.0 hit, 0.0 miss (fractions only for tied peaks).
+
+    Example
+    -------
+    >>> maps = np.zeros((1, 8, 8)); maps[0, 2, 2] = 1
+    >>> masks = np.zeros((1, 8, 8), bool); masks[0, 2, 4] = True
+    >>> pointing_game(None, None, None, maps, masks), pointing_game(None, None, None, maps, masks, tolerance=2)
+    (array([0.]), array([1.]))
+    """
+    if isinstance(tolerance, bool) or not np.isscalar(tolerance) or not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite number of pixels >= 0; got {tolerance!r}")
+    maps = check_maps(maps, images)
+    masks = check_masks(masks, maps, "pointing_game")
+    const = constant_maps(maps, "pointing_game", on_constant)
+    if tolerance > 0:
+        # distance of every pixel to the nearest mask pixel; the per-image transform is cheap
+        near = np.stack([ndimage.distance_transform_edt(~m) <= tolerance for m in masks])
+    else:
+        near = masks
+    n = len(maps)
+    flat = maps.reshape(n, -1)
+    peak = flat == flat.max(1, keepdims=True)
+    out = (peak & near.reshape(n, -1)).sum(1) / peak.sum(1)
+    out[const] = np.nan
+    return out

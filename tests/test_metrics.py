@@ -1,0 +1,540 @@
+"""medxai_lite.metrics: known answers for every metric, the library wrappers against the
+libraries called directly, the statistics against SciPy and hand computations, bad input.
+
+No test depends on the explanation registry: explanations come from a plain gradient saliency
+written here, or from maps built by hand.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+from torch import nn
+
+import medxai_lite.metrics as M
+from medxai_lite.metrics import fidelity, sanity, stats
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # the machine's cores are shared; OpenMP spin-waiting makes 2 threads slower than 1 under load
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- models and explainers
+
+
+class PixelReader(nn.Module):
+    """Class-1 logit = sum_p w_p * mean_c x[c, p]; class-0 logit = a constant. Relevance is known
+    exactly: removing pixel p (replacing it by a baseline b) lowers the logit by w_p mean_c(x - b)[p]."""
+
+    def __init__(self, weights: torch.Tensor, offset: float):
+        super().__init__()
+        self.register_buffer("weights", weights.float())
+        self.offset = offset
+
+    def forward(self, x):
+        s = (x.mean(1) * self.weights).flatten(1).sum(1)
+        return torch.stack([torch.full_like(s, self.offset), s], 1)
+
+
+def tiny_cnn(seed: int = 0, classes: int = 2) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes)).eval()
+
+
+def gradient_saliency(model, images, targets):
+    """|d logit_t / d x|, max over channels, scaled to [0, 1] per image (Simonyan et al. 2014)."""
+    images = images.detach().clone().requires_grad_(True)
+    out = model(images)
+    (grad,) = torch.autograd.grad(out.gather(1, targets.reshape(-1, 1).to(out.device)).sum(), images)
+    sal = grad.abs().amax(1)
+    return (sal / sal.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]).numpy()
+
+
+@pytest.fixture(scope="module")
+def reader():
+    """16x16 images; 8 pixels carry distinct weights 0.8..0.1, the rest none (logits stay moderate,
+    so softmax probabilities do not saturate)."""
+    h = w = 16
+    weights = torch.zeros(h, w)
+    idx = torch.from_numpy(np.random.default_rng(1).choice(h * w, 8, replace=False))
+    weights.view(-1)[idx] = torch.arange(8, 0, -1).float() / 10
+    model = PixelReader(weights, offset=2.7).eval()
+    gen = torch.Generator().manual_seed(2)
+    images = 1.0 + torch.rand(3, 3, h, w, generator=gen)                 # positive: contributions >= 0
+    contributions = (images.mean(1) * weights).numpy()                   # the true relevance [N, H, W]
+    return model, images, torch.ones(3, dtype=torch.long), contributions
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A tiny conv net, 4 images of 32 px, gradient maps."""
+    model = tiny_cnn()
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    targets = torch.tensor([0, 1, 0, 1])
+    return model, images, targets, gradient_saliency(model, images, targets)
+
+
+def box_masks(n=2, size=16, lo=4, hi=8):
+    masks = np.zeros((n, size, size), bool)
+    masks[:, lo:hi, lo:hi] = True
+    return masks
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_lists_every_metric_with_its_attributes():
+    expected = {"relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "deletion", "insertion",
+                "aopc", "road_morf", "road_lerf", "road_combined", "confidence_change", "confidence_increase",
+                "randomisation_similarity"}
+    assert set(M.METRICS) == expected
+    for name, func in M.METRICS.items():
+        assert func.name == name and isinstance(func.higher_is_better, bool) and func.category in M.CATEGORIES
+        assert func.__doc__ and "Example" in func.__doc__, name
+    assert M.list_metrics("localisation") == ["pointing_game", "relevance_mass_accuracy", "relevance_rank_accuracy"]
+    assert not M.deletion.higher_is_better and M.insertion.higher_is_better and not M.road_morf.higher_is_better
+    assert list(M.metrics_table().name) == M.list_metrics()
+    with pytest.raises(ValueError, match="category"):
+        M.list_metrics("speed")
+    assert set(M.__all__) <= set(dir(M))
+
+
+@pytest.mark.parametrize("name", sorted(M.METRICS))
+def test_every_metric_returns_one_float_per_image(name, small):
+    model, images, targets, maps = small
+    masks = np.zeros(maps.shape, bool)
+    masks[:, 8:20, 8:20] = True
+    options = dict(explainer=gradient_saliency) if name == "randomisation_similarity" else {}
+    if name in ("deletion", "insertion", "aopc"):
+        options["steps"] = 8
+    if name.startswith("road"):
+        options["percentiles"] = (50,)
+    out = M.METRICS[name](model, images, targets, maps, masks, **options)
+    assert isinstance(out, np.ndarray) and out.shape == (4,) and out.dtype == np.float64
+    assert np.isfinite(out).all()
+
+
+# --------------------------------------------------------------------------- localisation
+
+
+def test_relevance_mass_accuracy_known_answers():
+    masks = box_masks()
+    maps = masks * RNG.random(masks.shape)                                  # all relevance inside
+    assert np.array_equal(M.relevance_mass_accuracy(None, None, None, maps, masks), [1.0, 1.0])
+    half = maps.copy()
+    half[:, 0, :] = 0
+    half[:, 0, 0] = maps.sum((1, 2))                                        # as much outside as inside
+    np.testing.assert_allclose(M.relevance_mass_accuracy(None, None, None, half, masks), 0.5)
+    flat = np.ones(masks.shape)                                              # constant positive: chance level
+    np.testing.assert_allclose(M.relevance_mass_accuracy(None, None, None, flat, masks), 16 / 256)
+    signed = np.where(masks, 1.0, -5.0)                                      # negative relevance is dropped
+    assert np.array_equal(M.relevance_mass_accuracy(None, None, None, signed, masks), [1.0, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        M.relevance_mass_accuracy(None, None, None, signed, masks, positive_only=False)
+
+
+def test_relevance_rank_accuracy_known_answers():
+    masks = box_masks()
+    maps = masks + 0.1 * RNG.random(masks.shape)                             # top-|M| pixels = the mask
+    assert np.array_equal(M.relevance_rank_accuracy(None, None, None, maps, masks), [1.0, 1.0])
+    assert np.array_equal(M.relevance_rank_accuracy(None, None, None, 1.0 - maps, masks), [0.0, 0.0])
+    shifted = np.roll(masks, 2, axis=2) + 0.0                                 # box moved by 2 of its 4 columns
+    np.testing.assert_allclose(M.relevance_rank_accuracy(None, None, None, shifted, masks), 0.5)
+    # ties at the cut-off are shared: 16 mask pixels among 32 tied top pixels -> 0.5, whatever the order
+    tied = np.zeros(masks.shape)
+    tied[:, 4:8, 2:10] = 1.0
+    np.testing.assert_allclose(M.relevance_rank_accuracy(None, None, None, tied, masks), 0.5)
+
+
+def test_pointing_game_hit_miss_and_tolerance():
+    masks = np.zeros((3, 16, 16), bool)
+    masks[:, 6:10, 6:10] = True
+    maps = RNG.random((3, 16, 16)) * 0.5
+    maps[0, 7, 8] = 1.0                  # peak inside: hit
+    maps[1, 0, 0] = 1.0                  # far away: miss
+    maps[2, 7, 12] = 1.0                 # 3 px right of the mask: a near miss
+    assert np.array_equal(M.pointing_game(None, None, None, maps, masks), [1.0, 0.0, 0.0])
+    assert np.array_equal(M.pointing_game(None, None, None, maps, masks, tolerance=3), [1.0, 0.0, 1.0])
+    assert np.array_equal(M.pointing_game(None, None, None, maps, masks, tolerance=2.9), [1.0, 0.0, 0.0])
+    two_peaks = np.zeros((1, 16, 16))
+    two_peaks[0, 7, 7] = two_peaks[0, 0, 0] = 1.0                             # tie: one of two peaks hits
+    assert M.pointing_game(None, None, None, two_peaks, masks[:1])[0] == 0.5
+    with pytest.raises(ValueError, match="tolerance"):
+        M.pointing_game(None, None, None, maps, masks, tolerance=-1)
+
+
+# --------------------------------------------------------------------------- fidelity: known answers
+
+
+def _orderings(contributions):
+    """The true map, a random permutation of it, and the reversed ordering."""
+    rng = np.random.default_rng(5)
+    shuffled = np.stack([rng.permutation(c.ravel()).reshape(c.shape) for c in contributions])
+    return {"true": contributions, "random": shuffled, "reversed": -contributions}
+
+
+def test_deletion_curve_is_the_hand_computed_one(reader):
+    model, images, targets, contrib = reader
+    n, h, w = contrib.shape
+    res = M.perturbation_curves(model, images, targets, contrib, mode="deletion", steps=h * w, score="logit")
+    top = -np.sort(-contrib.reshape(n, -1), axis=1)                          # contributions, most relevant first
+    total = contrib.reshape(n, -1).sum(1, keepdims=True)
+    expected = np.concatenate([total, total - np.cumsum(top, axis=1)], axis=1)
+    np.testing.assert_allclose(res.curves, expected, atol=1e-4)
+    np.testing.assert_allclose(res.fractions, np.arange(h * w + 1) / (h * w))
+    np.testing.assert_allclose(res.auc, np.trapezoid(expected, res.fractions, axis=1), atol=1e-5)
+    ins = M.perturbation_curves(model, images, targets, contrib, mode="insertion", baseline="zero", steps=h * w,
+                                score="logit")
+    np.testing.assert_allclose(ins.curves, total - expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mean", "blur"])
+def test_true_ordering_beats_random_and_reversed(reader, baseline):
+    model, images, targets, _ = reader
+    # the true relevance with respect to this baseline: what each pixel adds to the class-1 logit
+    contrib = ((images - fidelity.make_baseline(images, baseline)).mean(1) * model.weights).numpy()
+    scores = {}
+    for name, maps in _orderings(contrib).items():
+        scores[name] = dict(
+            deletion=M.deletion(model, images, targets, maps, baseline=baseline, steps=32),
+            insertion=M.insertion(model, images, targets, maps, baseline=baseline, steps=32),
+            aopc=M.aopc(model, images, targets, maps, baseline=baseline, steps=32))
+    for other in ("random", "reversed"):
+        assert (scores["true"]["deletion"] < scores[other]["deletion"]).all()
+        assert (scores["true"]["insertion"] > scores[other]["insertion"]).all()
+        assert (scores["true"]["aopc"] > scores[other]["aopc"]).all()
+    assert (scores["true"]["aopc"] > 0).all()
+    assert (scores["random"]["deletion"] < scores["reversed"]["deletion"]).all()
+
+
+def test_aopc_is_the_mean_drop_of_the_deletion_curve(reader):
+    model, images, targets, contrib = reader
+    res = M.perturbation_curves(model, images, targets, contrib, steps=16)
+    expected = np.mean(res.curves[:, [0]] - res.curves, axis=1)
+    np.testing.assert_allclose(M.aopc(model, images, targets, contrib, steps=16), expected)
+
+
+def test_batched_perturbation_equals_one_image_at_a_time(small):
+    model, images, targets, maps = small
+    for mode, baseline in [("deletion", "zero"), ("insertion", "blur")]:
+        batched = M.perturbation_curves(model, images, targets, maps, mode=mode, baseline=baseline, steps=8,
+                                        batch_size=64)
+        single = M.perturbation_curves(model, images, targets, maps, mode=mode, baseline=baseline, steps=8,
+                                       batch_size=1)
+        np.testing.assert_allclose(batched.curves, single.curves, atol=1e-6)
+
+
+def test_patches_are_removed_whole(reader):
+    model, images, targets, _ = reader
+    patch_values = RNG.permutation(64).reshape(1, 8, 8).astype(float)       # distinct value per 2x2 patch
+    maps = np.repeat(np.repeat(patch_values, 2, 1), 2, 2).repeat(3, 0)
+    by_patch = M.perturbation_curves(model, images, targets, maps, steps=64, patch_size=2)
+    by_pixel = M.perturbation_curves(model, images, targets, maps, steps=64)
+    np.testing.assert_allclose(by_patch.curves, by_pixel.curves, atol=1e-6)
+
+
+def test_baselines():
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.equal(fidelity.make_baseline(images, "zero"), torch.zeros_like(images))
+    mean = fidelity.make_baseline(images, "mean")
+    torch.testing.assert_close(mean[:, :, 5, 7], images.mean((2, 3)))
+    flat = torch.full((1, 3, 32, 32), 0.7)
+    torch.testing.assert_close(fidelity.make_baseline(flat, "blur"), flat)    # blurring a constant changes nothing
+    blurred = fidelity.make_baseline(images, "blur", blur_sigma=2.0)
+    assert blurred.std() < 0.5 * images.std()
+    with pytest.raises(ValueError, match="baseline"):
+        fidelity.make_baseline(images, "noise")
+
+
+def test_an_image_equal_to_its_baseline_gives_a_flat_curve(reader):
+    model, _, targets, contrib = reader
+    flat = torch.full((3, 3, 16, 16), 1.5)
+    for baseline in ("mean", "blur"):
+        res = M.perturbation_curves(model, flat, targets, contrib, baseline=baseline, steps=8, score="logit")
+        np.testing.assert_allclose(res.curves, res.curves[:, :1].repeat(9, 1), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- pytorch-grad-cam wrappers
+
+
+@pytest.mark.parametrize("kind", ["morf", "lerf", "combined"])
+def test_road_equals_pytorch_grad_cam(kind, small):
+    from pytorch_grad_cam.metrics import road
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    model, images, targets, maps = small
+    percentiles = [20, 40, 60, 80]
+    direct_cls = {"morf": road.ROADMostRelevantFirstAverage, "lerf": road.ROADLeastRelevantFirstAverage,
+                  "combined": road.ROADCombined}[kind]
+    torch.manual_seed(7)
+    direct = direct_cls(percentiles=percentiles)(images, maps.astype(np.float32),
+                                                 [ClassifierOutputSoftmaxTarget(int(t)) for t in targets], model)
+    ours = M.METRICS[f"road_{kind}"](model, images, targets, maps, percentiles=percentiles, seed=7)
+    np.testing.assert_allclose(ours, direct, rtol=0, atol=1e-7)
+    state = torch.get_rng_state()
+    again = M.METRICS[f"road_{kind}"](model, images, targets, maps, percentiles=percentiles, seed=7)
+    assert np.array_equal(ours, again) and torch.equal(state, torch.get_rng_state())   # seeded, global RNG untouched
+
+
+def test_road_single_percentile_uses_the_single_class(small):
+    from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model, images, targets, maps = small
+    torch.manual_seed(0)
+    direct = ROADMostRelevantFirst(percentile=80)(images, maps.astype(np.float32),
+                                                   [ClassifierOutputTarget(int(t)) for t in targets], model)
+    ours = M.road_morf(model, images, targets, maps, percentiles=80, score="logit", seed=0)
+    np.testing.assert_allclose(ours, direct, atol=1e-7)
+    with pytest.raises(ValueError, match="percentiles"):
+        M.road_morf(model, images, targets, maps, percentiles=[0, 120])
+
+
+def test_confidence_change_and_increase_by_hand(small):
+    model, images, targets, maps = small
+    with torch.no_grad():
+        before = torch.softmax(model(images), 1)[torch.arange(4), targets].double().numpy()
+        after = torch.softmax(model(images * torch.from_numpy(maps).float()[:, None]), 1)[torch.arange(4), targets]
+    change = after.double().numpy() - before
+    np.testing.assert_allclose(M.confidence_change(model, images, targets, maps), change, atol=1e-6)
+    np.testing.assert_array_equal(M.confidence_increase(model, images, targets, maps), (change > 0).astype(float))
+    # a map of ones leaves the image as it is: no change, no increase
+    ones = np.ones_like(maps)
+    assert np.array_equal(M.confidence_change(model, images, targets, ones), np.zeros(4))
+    assert np.array_equal(M.confidence_increase(model, images, targets, ones), np.zeros(4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        M.confidence_change(model, images, targets, maps * 3)
+
+
+# --------------------------------------------------------------------------- sanity checks
+
+
+def test_cascading_randomisation_drives_similarity_towards_zero(small):
+    model, images, targets, _ = small
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    df = M.cascading_randomisation(model, images, targets, gradient_saliency)
+    assert list(df.columns) == ["mode", "step", "layer", "image", "metric", "value"]
+    mean = df.groupby(["step", "layer", "metric"], sort=False).value.mean().unstack()
+    assert list(mean.index.get_level_values("layer")) == ["original", "6", "2", "0"]   # output layer first
+    np.testing.assert_allclose(mean.iloc[0].to_numpy(), 1.0)                            # untouched copy
+    last = mean.iloc[-1]
+    assert abs(last["spearman"]) < 0.5 and last["ssim"] < 0.5
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())          # model not modified
+
+
+def test_independent_randomisation_and_the_registry_metric(small):
+    model, images, targets, maps = small
+    df = M.independent_randomisation(model, images, targets, gradient_saliency, layers=["0", "6"],
+                                     similarity="spearman")
+    assert set(df.metric) == {"spearman"} and list(df.layer.unique()) == ["original", "0", "6"]
+    assert (df[df.layer == "0"].value < 0.9).all()
+    rho = M.randomisation_similarity(model, images, targets, maps, explainer=gradient_saliency)
+    assert rho.shape == (4,) and np.abs(rho).mean() < 0.5
+    with pytest.raises(ValueError, match="explainer"):
+        M.randomisation_similarity(model, images, targets, maps)
+    with pytest.raises(ValueError, match="layers"):
+        M.cascading_randomisation(model, images, targets, gradient_saliency, layers=["nope"])
+
+
+def test_map_similarity_matches_scipy_and_skimage():
+    from skimage.metrics import structural_similarity
+
+    a, b = RNG.random((2, 16, 16)), RNG.random((2, 16, 16))
+    b[1] = a[1] ** 3                                                          # monotone: rank correlation 1
+    rho = M.map_similarity(a, b, "spearman")
+    assert rho[0] == pytest.approx(sps.spearmanr(a[0].ravel(), b[0].ravel()).statistic)
+    assert rho[1] == pytest.approx(1.0)
+    ssim = M.map_similarity(a, b, "ssim")
+    scaled = [(m - m.min()) / (m.max() - m.min()) for m in (a[0], b[0])]
+    assert ssim[0] == pytest.approx(structural_similarity(*scaled, data_range=1.0))
+    assert np.isnan(M.map_similarity(np.ones((1, 8, 8)), a[:1, :8, :8], "spearman")[0])
+
+
+def test_explainer_may_be_a_registry_name(small, monkeypatch):
+    model, images, targets, maps = small
+    calls = []
+
+    def fake_explain(method, model, images, targets=None, **options):
+        calls.append((method, options))
+        return types.SimpleNamespace(maps=gradient_saliency(model, images, targets))
+
+    monkeypatch.setitem(sys.modules, "medxai_lite.explain", types.SimpleNamespace(explain=fake_explain))
+    rho = M.randomisation_similarity(model, images, targets, maps, explainer="saliency",
+                                     explain_options={"abs": True})
+    assert rho.shape == (4,) and calls == [("saliency", {"abs": True})]
+
+
+def test_label_randomisation_trains_on_a_permutation():
+    images = torch.randn(12, 3, 16, 16)
+    labels = torch.tensor([0, 1] * 6)
+    seen = []
+
+    def train_fn(x, y):
+        seen.append(y.clone())
+        return tiny_cnn(seed=len(seen)).train()          # returned in training mode on purpose: put in eval
+
+    df = M.label_randomisation(images[:4], None, gradient_saliency, train_fn=train_fn, train_images=images,
+                               train_labels=labels)
+    assert len(seen) == 2 and torch.equal(seen[0], labels)
+    assert torch.equal(torch.sort(seen[1]).values, torch.sort(labels).values) and not torch.equal(seen[1], labels)
+    assert set(df.layer) == {"shuffled_labels"} and len(df) == 8 and np.array_equal(df.attrs["shuffled_labels"],
+                                                                                      seen[1].numpy())
+    with pytest.raises(ValueError, match="two classes"):
+        M.label_randomisation(images[:4], None, gradient_saliency, train_fn=train_fn, train_images=images,
+                              train_labels=torch.zeros(12, dtype=torch.long))
+
+
+@pytest.mark.slow
+def test_label_randomisation_with_a_real_small_budget_training():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(64) % 2
+    images = torch.randn(64, 3, 16, 16, generator=gen)
+    images[labels == 1, :, 4:12, 4:12] += 2.0                                 # class 1: a bright square
+    train_fn = M.make_train_fn(lambda k: tiny_cnn(0, k), epochs=15, lr=1e-2, batch_size=16)
+    df = M.label_randomisation(images[:8], None, gradient_saliency, train_fn=train_fn, train_images=images,
+                               train_labels=labels)
+    assert df.value.notna().all() and df[df.metric == "spearman"].value.mean() < 0.9
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@pytest.fixture(scope="module")
+def scores():
+    rng = np.random.default_rng(11)
+    base = rng.normal(0.1, 0.05, 30)
+    return {"gradcam++": base + rng.normal(0.0, 0.02, 30), "xgradcam": base + rng.normal(0.03, 0.02, 30),
+            "layercam": base + rng.normal(-0.01, 0.02, 30)}
+
+
+def test_paired_tests_equal_scipy(scores):
+    df = stats.paired_tests(scores, n_resamples=999)
+    assert [(a, b) for a, b in zip(df.method_a, df.method_b)] == [
+        ("gradcam++", "xgradcam"), ("gradcam++", "layercam"), ("xgradcam", "layercam")]
+    for row in df.itertuples():
+        ref = sps.ttest_rel(scores[row.method_a], scores[row.method_b])
+        assert row.t == pytest.approx(ref.statistic, rel=1e-12) and row.p == pytest.approx(ref.pvalue, rel=1e-12)
+        assert row.df == 29 and row.n == 30
+        d = scores[row.method_a] - scores[row.method_b]
+        assert row.d_z == pytest.approx(d.mean() / d.std(ddof=1)) and row.d_z == pytest.approx(row.t / np.sqrt(30))
+        assert row.ci_low < row.mean_diff < row.ci_high
+    np.testing.assert_allclose(df.p_holm, stats.holm(df.p))
+    np.testing.assert_allclose(df.p_bonferroni, np.minimum(1, 3 * df.p))
+    assert (df.significant == (df.p_holm <= 0.05)).all()
+    wide = stats.paired_tests(__import__("pandas").DataFrame(scores), n_resamples=999)
+    np.testing.assert_allclose(wide.p, df.p)
+
+
+def test_holm_and_bonferroni_hand_computed():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06
+    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.bonferroni([0.01, 0.04, 0.03, 0.005]), [0.04, 0.16, 0.12, 0.02])
+    np.testing.assert_allclose(stats.holm([0.5, 0.4]), [0.8, 0.8])                   # capped, monotone
+    np.testing.assert_allclose(stats.holm([0.6, 0.9]), [1.0, 1.0])
+    np.testing.assert_allclose(stats.holm([0.01, np.nan, 0.02]), [0.02, np.nan, 0.02])   # NaN not counted
+    np.testing.assert_allclose(stats.adjust_pvalues([0.2, 0.01], "none"), [0.2, 0.01])
+    with pytest.raises(ValueError, match="pvalues"):
+        stats.holm([0.1, 1.5])
+
+
+def test_bootstrap_ci_equals_scipy_and_degenerate_cases():
+    x = np.random.default_rng(3).normal(size=25)
+    ref = sps.bootstrap((x,), np.mean, n_resamples=2000, rng=np.random.default_rng(4)).confidence_interval
+    assert stats.bootstrap_ci(x, n_resamples=2000, seed=4) == pytest.approx((ref.low, ref.high))
+    assert stats.bootstrap_ci(np.full(5, 0.3)) == (0.3, 0.3)
+    assert all(np.isnan(stats.bootstrap_ci([1.0])))
+    with pytest.raises(ValueError, match="NaN"):
+        stats.bootstrap_ci([1.0, np.nan, 2.0])
+
+
+def test_stats_handle_nan_pairs_and_bad_input(scores):
+    a = scores["gradcam++"].copy()
+    a[:3] = np.nan
+    df = stats.paired_tests({"a": a, "b": scores["xgradcam"]}, n_resamples=999)
+    ref = sps.ttest_rel(a[3:], scores["xgradcam"][3:])
+    assert df.n[0] == 27 and df.p[0] == pytest.approx(ref.pvalue)
+    summary = stats.method_summary({"a": a}, n_resamples=999)
+    assert summary.n[0] == 27 and summary.n_nan[0] == 3
+    assert stats.cohens_dz([1.0, 2.0, 3.0], [0.5, 1.0, 2.5]) == pytest.approx(2.3094010767585)
+    assert np.isnan(stats.cohens_dz([1.0, 2.0], [1.0, 2.0]))
+    with pytest.raises(ValueError, match="paired"):
+        stats.paired_tests({"a": np.ones(3), "b": np.ones(4)})
+    with pytest.raises(ValueError, match="at least two methods"):
+        stats.paired_tests({"a": np.ones(3)})
+    import pandas as pd
+
+    tidy = pd.DataFrame({"method": ["x", "x", "y", "y"], "image": [0, 1, 0, 1], "value": [1.0, 2.0, 3.0, 5.0]})
+    assert stats.to_wide(tidy).to_dict("list") == {"x": [1.0, 2.0], "y": [3.0, 5.0]}
+    with pytest.raises(ValueError, match="repeated"):
+        stats.to_wide(pd.concat([tidy, tidy]))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_maps_and_masks_give_clear_errors(small):
+    model, images, targets, maps = small
+    masks = np.zeros(maps.shape, bool)
+    masks[:, 4:8, 4:8] = True
+    with pytest.raises(ValueError, match="maps must match the images' size"):
+        M.deletion(model, images, targets, maps[:, :16, :16])
+    with pytest.raises(ValueError, match="same number"):
+        M.insertion(model, images, targets, maps[:3])
+    with pytest.raises(ValueError, match=r"masks must have the maps' shape"):
+        M.pointing_game(None, None, None, maps, masks[:, :16])
+    with pytest.raises(ValueError, match=r"shape \[N, H, W\]"):
+        M.relevance_mass_accuracy(None, None, None, maps[0], masks[0])
+    with pytest.raises(ValueError, match="drop the channel axis"):
+        M.aopc(model, images, targets, maps[:, None])
+    empty = masks.copy()
+    empty[2] = False
+    with pytest.raises(ValueError, match="masks are empty for images 2"):
+        M.relevance_rank_accuracy(None, None, None, maps, empty)
+    with pytest.raises(ValueError, match="needs masks"):
+        M.relevance_mass_accuracy(None, None, None, maps)
+    nan = maps.copy()
+    nan[1, 3, 3] = np.nan
+    for name in ("pointing_game", "deletion", "road_morf", "confidence_change"):
+        with pytest.raises(ValueError, match=r"maps contain NaN .*images 1"):
+            M.METRICS[name](model, images, targets, nan, masks)
+    with pytest.raises(RuntimeError, match="training mode"):
+        M.deletion(tiny_cnn().train(), images, targets, maps)
+    with pytest.raises(ValueError, match="targets out of range"):
+        M.insertion(model, images, [0, 1, 2, 0], maps)
+    with pytest.raises(ValueError, match="steps"):
+        M.deletion(model, images, targets, maps, steps=0)
+    with pytest.raises(ValueError, match="score"):
+        M.deletion(model, images, targets, maps, score="prob")
+
+
+@pytest.mark.parametrize("name", ["relevance_rank_accuracy", "pointing_game", "deletion", "insertion", "aopc",
+                                  "road_combined"])
+def test_constant_maps_score_nan_with_a_warning_or_raise(name, small):
+    model, images, targets, maps = small
+    masks = np.zeros(maps.shape, bool)
+    masks[:, 4:8, 4:8] = True
+    bad = maps.copy()
+    bad[1] = 0.5
+    options = {"percentiles": (50,)} if name.startswith("road") else {"steps": 4} if name in (
+        "deletion", "insertion", "aopc") else {}
+    with pytest.warns(RuntimeWarning, match="constant for images 1"):
+        out = M.METRICS[name](model, images, targets, bad, masks, **options)
+    assert np.isnan(out[1]) and np.isfinite(np.delete(out, 1)).all()
+    with pytest.raises(ValueError, match="constant for images 1"):
+        M.METRICS[name](model, images, targets, bad, masks, on_constant="raise", **options)
+    zero = np.zeros_like(maps)
+    with pytest.warns(RuntimeWarning, match="no positive relevance"):
+        assert np.isnan(M.relevance_mass_accuracy(None, None, None, zero, masks)).all()
