@@ -119,12 +119,14 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-arch", default="resnet18")
     parser.add_argument("--sweep-size", type=int, default=64)
     parser.add_argument("--sweep-repeats", type=int, default=3)
+    parser.add_argument("--no-sweep", action="store_true", help="skip the Score-CAM / Ablation-CAM batch sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     bench_gradcam(args.arch, args.size, args.batch, args.repeats)
-    bench_batching(args.sweep_arch, args.sweep_size, args.sweep_repeats)
+    if not args.no_sweep:
+        bench_batching(args.sweep_arch, args.sweep_size, args.sweep_repeats)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Datasets (phantoms and public), a CNN model zoo with a training cache, explanations, metrics,
 statistics and plots, behind a small flat API::
 
-    from medxai_lite import load_dataset, get_trained_model, set_seed
+    from medxai_lite import load_dataset, get_trained_model, explain, set_seed
 """
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ __version__ = "0.1.0"
 
 from ._utils import cache_dir, device, set_seed
 from .data import denormalize, list_datasets, load_dataset, normalize
+from .explain import Explanation, explain, list_methods
 from .models import ARCHS, PAPER_ARCHS, PROFILES, get_model, get_trained_model, target_layer
 
 __all__ = [
     "__version__", "set_seed", "device", "cache_dir",
     "load_dataset", "list_datasets", "normalize", "denormalize",
     "ARCHS", "PAPER_ARCHS", "PROFILES", "get_model", "target_layer", "get_trained_model",
+    "explain", "Explanation", "list_methods",
 ]

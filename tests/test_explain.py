@@ -23,7 +23,7 @@ from medxai_lite.explain import (
     list_methods,
     methods_table,
 )
-from medxai_lite.models.zoo import ARCHS, SmallCNN, get_model, target_layer
+from medxai_lite.models.zoo import ARCHS, SmallCNN, get_model
 
 ALL = list_methods()
 CAM_METHODS = list_methods("CAM-based")
@@ -201,6 +201,31 @@ def test_registry_holds_every_method_of_the_two_families():
         METHODS["x"] = None  # read-only view
 
 
+def test_register_fills_the_registry_and_refuses_a_clash(small, images):
+    from medxai_lite.explain import register
+    from medxai_lite.explain.registry import _REGISTRY, _Result
+
+    @register("test_mean_image", title="Mean image", family="Test-only", library="none",
+              needs_gradients=False, cost="fast", paper="none")
+    def _mean_image(call, power: float = 1.0):
+        """Mean over channels of |x| ** power (a stand-in adapter)."""
+        return _Result(raw=call.images.abs().pow(power).mean(1))
+
+    try:
+        assert METHODS["test_mean_image"].options == ("power",)
+        result = explain("test_mean_image", small, images, power=2.0)
+        _assert_contract(result, "test_mean_image", 2, 32)
+        np.testing.assert_allclose(result.raw, images.pow(2).mean(1).numpy(), rtol=1e-6)
+        with pytest.raises(ValueError, match="already registered"):
+            register("test_mean_image", title="x", family="Test-only", library="none", needs_gradients=False,
+                     cost="fast", paper="none")(lambda call: None)
+        with pytest.raises(ValueError, match="cost"):
+            register("test_other", title="x", family="Test-only", library="none", needs_gradients=False,
+                     cost="cheap", paper="none")
+    finally:
+        _REGISTRY.pop("test_mean_image", None)
+
+
 def test_list_methods_filters_by_family_and_rejects_unknown_family():
     assert sorted(CAM_METHODS + GRADIENT_METHODS) == sorted(ALL)
     with pytest.raises(ValueError, match="family"):
@@ -352,7 +377,8 @@ def test_targets_are_honoured_and_default_to_the_prediction(small, images):
     by_tensor = explain("saliency", small, images, targets=torch.tensor([1, 0]))
     assert by_list.targets.tolist() == [1, 0]
     np.testing.assert_array_equal(by_list.maps, by_tensor.maps)
-    assert not np.allclose(explain("gradcam", small, images, targets=0).raw, explain("gradcam", small, images, targets=1).raw)
+    raw0 = explain("gradcam", small, images, targets=0).raw
+    assert not np.allclose(raw0, explain("gradcam", small, images, targets=1).raw)
 
 
 # --------------------------------------------------------------------------- known answers
@@ -440,7 +466,7 @@ def _check_lrp(model, images, targets, method):
 
 def _check_cam(model, images, targets, arch):
     result = explain("cam", model, images, targets=targets)
-    head = model.fc if arch.startswith("resnet") else (model.classifier[-1] if arch == "efficientnet_b0" else model.classifier)
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     np.testing.assert_allclose(result.raw.mean((1, 2)) + head.bias[torch.as_tensor(targets)].detach().numpy(),
                                _logit(model, images, targets).numpy(), rtol=1e-3, atol=1e-4)
 
@@ -578,12 +604,15 @@ def test_wrong_or_unsupported_architecture_is_refused_with_the_reason(small, ima
         explain("gradcam", small, images, arch="resnet18")
     with pytest.raises(ValueError, match="unknown arch"):
         explain("gradcam", small, images, arch="alexnet")
-    with pytest.raises(UnsupportedArchitectureError, match=r"'lrp_epsilon' does not support arch 'small_cnn': .*BatchNorm"):
+    with pytest.raises(UnsupportedArchitectureError,
+                       match=r"'lrp_epsilon' does not support arch 'small_cnn': .*BatchNorm"):
         explain("lrp_epsilon", small, images)
     effnet = zoo("efficientnet_b0")
-    with pytest.raises(UnsupportedArchitectureError, match=r"'deeplift' does not support arch 'efficientnet_b0': .*SiLU"):
+    with pytest.raises(UnsupportedArchitectureError,
+                       match=r"'deeplift' does not support arch 'efficientnet_b0': .*SiLU"):
         explain("deeplift", effnet, images)
-    with pytest.raises(UnsupportedArchitectureError, match=r"'smoothgrad' with base 'guided_backprop'.*efficientnet_b0"):
+    with pytest.raises(UnsupportedArchitectureError,
+                       match=r"'smoothgrad' with base 'guided_backprop'.*efficientnet_b0"):
         explain("smoothgrad", effnet, images, base="guided_backprop")
 
 

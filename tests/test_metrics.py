@@ -237,6 +237,20 @@ def test_batched_perturbation_equals_one_image_at_a_time(small):
         np.testing.assert_allclose(batched.curves, single.curves, atol=1e-6)
 
 
+def test_partial_curves_and_predicted_targets(small):
+    model, images, targets, maps = small
+    full = M.perturbation_curves(model, images, None, maps, steps=16)
+    with torch.no_grad():
+        assert np.array_equal(full.targets, model(images).argmax(1).numpy())
+    explicit = M.perturbation_curves(model, images, full.targets, maps, steps=16)
+    np.testing.assert_allclose(explicit.curves, full.curves, atol=1e-7)
+    half = M.perturbation_curves(model, images, full.targets, maps, steps=8, max_fraction=0.5)
+    np.testing.assert_allclose(half.fractions, full.fractions[:9])
+    np.testing.assert_allclose(half.curves, full.curves[:, :9], atol=1e-6)
+    with pytest.raises(ValueError, match="max_fraction"):
+        M.perturbation_curves(model, images, None, maps, max_fraction=0)
+
+
 def test_patches_are_removed_whole(reader):
     model, images, targets, _ = reader
     patch_values = RNG.permutation(64).reshape(1, 8, 8).astype(float)       # distinct value per 2x2 patch
@@ -270,6 +284,10 @@ def test_an_image_equal_to_its_baseline_gives_a_flat_curve(reader):
 # --------------------------------------------------------------------------- pytorch-grad-cam wrappers
 
 
+LIBRARY_NOISE = "ignore:__array_wrap__ must accept context:DeprecationWarning"   # pytorch-grad-cam 1.5 on NumPy 2
+
+
+@pytest.mark.filterwarnings(LIBRARY_NOISE)
 @pytest.mark.parametrize("kind", ["morf", "lerf", "combined"])
 def test_road_equals_pytorch_grad_cam(kind, small):
     from pytorch_grad_cam.metrics import road
@@ -289,6 +307,7 @@ def test_road_equals_pytorch_grad_cam(kind, small):
     assert np.array_equal(ours, again) and torch.equal(state, torch.get_rng_state())   # seeded, global RNG untouched
 
 
+@pytest.mark.filterwarnings(LIBRARY_NOISE)
 def test_road_single_percentile_uses_the_single_class(small):
     from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -397,7 +416,6 @@ def test_label_randomisation_trains_on_a_permutation():
                               train_labels=torch.zeros(12, dtype=torch.long))
 
 
-@pytest.mark.slow
 def test_label_randomisation_with_a_real_small_budget_training():
     gen = torch.Generator().manual_seed(0)
     labels = torch.arange(64) % 2

@@ -218,7 +218,8 @@ def _iscam(call, layer=None, num_samples: int = 4, batch_size: int = 32):
 @register("layercam", title="Layer-CAM", family=_CAM, library="torchcam", needs_gradients=True, cost="fast",
           paper="Jiang et al. 2021, LayerCAM (IEEE TIP)")
 def _layercam(call, layer=None, fuse_stages: bool = False):
-    r"""Layer-CAM: position-wise weights :math:`L^c = \mathrm{ReLU}(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k)`.
+    r"""Layer-CAM: position-wise weights,
+    :math:`L^c = \mathrm{ReLU}(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k)`.
 
     Several layers (``layer=[...]``, or ``fuse_stages=True`` for one layer per resolution
     stage of a zoo model) are fused as in the paper (Eq. 9): each normalised map is scaled by

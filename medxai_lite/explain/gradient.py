@@ -196,7 +196,8 @@ def _guided_gradcam(call, layer=None, smooth: bool = False, nt_samples: int = 8,
 def _integrated_gradients(call, baseline="black", n_steps: int = 32, blur_sigma: float | None = None,
                           internal_batch_size: int = 64, smooth: bool = False, nt_samples: int = 8,
                           noise_level: float = 0.15):
-    r"""Integrated Gradients: :math:`IG_i = (x_i - x'_i)\int_0^1 \partial y^c(x' + \alpha(x - x'))/\partial x_i\,d\alpha`,
+    r"""Integrated Gradients:
+    :math:`IG_i = (x_i - x'_i)\int_0^1 \partial y^c(x' + \alpha(x - x'))/\partial x_i\,d\alpha`,
     so that :math:`\sum_i IG_i = y^c(x) - y^c(x')` (completeness). ``baseline`` :math:`x'`:
     ``"black"``, ``"zero"``, ``"mean"``, ``"blur"`` or a tensor; ``n_steps`` Gauss-Legendre
     points. ``extras["convergence_delta"]`` is the completeness error per image.
@@ -253,7 +254,8 @@ def _deeplift(call, baseline="black", blur_sigma: float | None = None, smooth: b
     r"""DeepLIFT (rescale rule): multipliers :math:`m = \Delta y / \Delta x` per non-linearity, chained
     like gradients, so :math:`\sum_i C_{\Delta x_i \Delta y^c} = y^c(x) - y^c(x')` (summation-to-delta).
     ``baseline`` as for Integrated Gradients. Runs on a surgery copy (no in-place ops, one ReLU
-    module per use, max-pools as ReLU chains, which captum's max-pool rule gets wrong). Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685 (captum ``DeepLift``).
+    module per use, max-pools as ReLU chains, which captum's max-pool rule gets wrong).
+    Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685 (captum ``DeepLift``).
     """
     from captum.attr import DeepLift
 
@@ -277,11 +279,15 @@ def _deepshap(call, baselines=None, n_noise: int = 5):
     """
     from captum.attr import DeepLiftShap
 
-    reference = _shap_background(call.images, n_noise) if baselines is None else torch.as_tensor(baselines).to(call.images)
+    if baselines is None:
+        reference = _shap_background(call.images, n_noise)
+    else:
+        reference = torch.as_tensor(baselines).to(call.images)
     if reference.ndim != 4 or reference.shape[1:] != call.images.shape[1:] or len(reference) < 2:
-        raise ValueError(f"baselines must be a tensor [B >= 2, C, H, W] matching the images; got {list(reference.shape)}")
-    attributions, delta = _attribute(call, DeepLiftShap(for_relevance(call.model, maxpool_as_relu=True)), baselines=reference,
-                                     return_convergence_delta=True)
+        raise ValueError("baselines must be a tensor [B >= 2, C, H, W] matching the images; "
+                         f"got {list(reference.shape)}")
+    method = DeepLiftShap(for_relevance(call.model, maxpool_as_relu=True))
+    attributions, delta = _attribute(call, method, baselines=reference, return_convergence_delta=True)
     # captum returns one delta per (image, reference) pair; their mean is the error of the average
     delta = delta.reshape(len(call.images), -1).mean(1)
     return _result(attributions, _channel_sum, delta)
@@ -357,7 +363,8 @@ def _lrp_epsilon(call, epsilon: float = 1e-6, ignore_bias: bool = True):
 @register("lrp_composite", title="LRP (composite: epsilon, z+, flat)", family=_GRAD, library="zennit",
           needs_gradients=True, cost="fast",
           paper="Montavon et al. 2019, Layer-Wise Relevance Propagation: An Overview (LNCS 11700); "
-                "Kohlbrenner et al. 2020, Towards Best Practice in Explaining Neural Network Decisions with LRP (IJCNN)",
+                "Kohlbrenner et al. 2020, Towards Best Practice in Explaining Neural Network Decisions "
+                "with LRP (IJCNN)",
           sign="absolute", unsupported={"efficientnet_b0": _EFFNET_LRP})
 def _lrp_composite(call, epsilon: float = 1e-6, ignore_bias: bool = True):
     r"""LRP with zennit's ``EpsilonPlusFlat`` composite: flat rule on the first layer, z+ rule

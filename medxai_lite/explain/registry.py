@@ -126,8 +126,12 @@ def register(
     check_choice("sign", sign, SIGNS)
 
     def decorate(func: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"method {name!r} is already registered")
+        known = _REGISTRY.get(name)
+        same = known is not None and known.func.__qualname__ == func.__qualname__ \
+            and known.func.__module__ == func.__module__
+        if known is not None and not same:
+            raise ValueError(f"method {name!r} is already registered by {known.func.__module__}")
+        # (the same adapter registering again is a module reload, e.g. autoreload in a notebook)
         params = list(inspect.signature(func).parameters.values())[1:]
         _REGISTRY[name] = MethodInfo(
             name=name, title=title, family=family, library=library,
@@ -381,7 +385,8 @@ def _check_images(images, model: nn.Module) -> torch.Tensor:
         raise ValueError("images must hold at least one image; got N = 0")
     first = _first_conv(model)
     if isinstance(first, nn.Conv2d) and images.shape[1] != first.in_channels:
-        raise ValueError(f"images must have {first.in_channels} channels for this model; got shape {list(images.shape)}")
+        raise ValueError(f"images must have {first.in_channels} channels for this model; "
+                         f"got shape {list(images.shape)}")
     param = next(model.parameters(), None)
     if param is not None:
         images = images.to(device=param.device, dtype=param.dtype)
@@ -428,6 +433,9 @@ def _check_targets(targets, n: int, model: nn.Module, images: torch.Tensor) -> t
 
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+# bookkeeping dicts keyed by the same hook ids
+_HOOK_SIDE_DICTS = {"_forward_hooks": ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"),
+                    "_forward_pre_hooks": ("_forward_pre_hooks_with_kwargs",)}
 _MISSING = object()
 
 
@@ -450,7 +458,8 @@ def hook_guard(model: nn.Module, freeze: bool = True) -> Iterator[nn.Module]:
         records.append((m, hooks, dict(m._modules), m.training, m.__dict__.get("forward", _MISSING),
                         getattr(m, "_is_full_backward_hook", None)))
     global_dicts = [getattr(module_globals, n) for n in dir(module_globals)
-                    if n.startswith("_global_") and n.endswith("hooks") and isinstance(getattr(module_globals, n), dict)]
+                    if n.startswith("_global_") and n.endswith("hooks")
+                    and isinstance(getattr(module_globals, n), dict)]
     global_keys = [tuple(d) for d in global_dicts]
     params = [(p, None if p.grad is None else p.grad.detach().clone(), p.requires_grad) for p in model.parameters()]
     try:
@@ -465,6 +474,8 @@ def hook_guard(model: nn.Module, freeze: bool = True) -> Iterator[nn.Module]:
                 if len(table) != len(keep) or tuple(table) != keep:
                     for key in [k for k in table if k not in keep]:
                         del table[key]
+                        for side in _HOOK_SIDE_DICTS.get(d, ()):
+                            getattr(m, side, {}).pop(key, None)
             if m._modules != children:
                 m._modules.clear()
                 m._modules.update(children)
@@ -531,7 +542,9 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
     arch : str, optional
         One of the zoo's ``ARCHS``; inferred from the model's class when omitted.
     sign : {"positive", "absolute", "negative", "all", "minmax"}, optional
-        How raw maps become ``maps`` (see :func:`_to_unit`); default: the method's own.
+        How raw maps become ``maps`` (see :func:`_to_unit`); default: the method's own
+        (CAM family: the libraries' ReLU then per-image min-max; attribution methods:
+        ``"absolute"``; XRAI: ``"minmax"``).
     seed : int
         Seeds the noise of stochastic methods (SmoothGrad, SS-CAM, ...) inside a forked RNG,
         so results repeat and the global random state is untouched.

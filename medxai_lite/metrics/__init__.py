@@ -222,7 +222,8 @@ def flag_undefined(flags: np.ndarray, metric: str, on_constant: str, reason: str
     return flags
 
 
-def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: int = 64,
+                  num_classes: int | None = None) -> torch.Tensor:
     """Targets as int64 [N] on the model's device; ``None`` -> the predicted classes."""
     n = images.shape[0]
     device = model_device(model)
@@ -238,8 +239,9 @@ def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: i
         values = values.expand(n).clone()
     if values.numel() != n:
         raise ValueError(f"targets must have one entry per image (N = {n}); got {values.numel()}")
-    with torch.no_grad():
-        num_classes = model(images[:1].to(device)).shape[-1]
+    if num_classes is None:
+        with torch.no_grad():
+            num_classes = model(images[:1].to(device)).shape[-1]
     bad = sorted({int(v) for v in values if not 0 <= int(v) < num_classes})
     if bad:
         raise ValueError(f"targets out of range: {bad}; valid class indices are 0 .. {num_classes - 1}")

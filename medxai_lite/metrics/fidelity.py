@@ -196,34 +196,48 @@ def perturbation_curves(model, images, targets, maps, masks=None, *, mode: str =
     check_model(model)
     maps = check_maps(maps, images)
     images = check_images(images)
-    targets = check_targets(targets, model, images, batch_size)
     const = constant_maps(maps, mode, on_constant)
-
     dev = model_device(model)
+    n = len(maps)
+    with torch.inference_mode():
+        # the unperturbed images' outputs: the targets when none are given, and one end of every curve
+        logits = torch.cat([model(images[s:s + batch_size].to(dev)) for s in range(0, n, batch_size)])
+    targets = logits.argmax(1) if targets is None else check_targets(targets, model, images, batch_size,
+                                                                    num_classes=logits.shape[-1])
     ranks, units = _ranks(maps, patch_size)
     counts = step_counts(units, steps, max_fraction)
-    curves = np.full((len(maps), steps + 1), np.nan)
+    # steps that need no perturbed forward pass: the image itself, and (zero baseline) the all-zero image
+    image_steps = counts == (0 if mode == "deletion" else units)
+    baseline_steps = (counts == (units if mode == "deletion" else 0)) & (baseline == "zero")
+    todo = torch.from_numpy(np.flatnonzero(~image_steps & ~baseline_steps)).to(dev)
+    curves = np.full((n, steps + 1), np.nan)
     keep = np.flatnonzero(~const)
     if len(keep):
         sel = torch.from_numpy(keep)
-        x0 = images[sel].to(dev)
-        base = make_baseline(x0, baseline, blur_sigma)
-        r = ranks[sel].to(dev)
         t = targets[sel.to(targets.device)].to(dev)
-        n_k = torch.from_numpy(counts).to(dev)
-        per_image = steps + 1
-        flat = torch.empty(len(keep) * per_image, dtype=torch.float64)
+        rows = np.full((len(keep), steps + 1), np.nan)
         with torch.inference_mode():
+            rows[:, image_steps] = _class_scores(logits[sel.to(dev)], t, score).double().cpu().numpy()[:, None]
+            if baseline_steps.any():
+                zero = model(torch.zeros_like(images[:1]).to(dev)).expand(len(keep), -1)
+                rows[:, baseline_steps] = _class_scores(zero, t, score).double().cpu().numpy()[:, None]
+            x0 = images[sel].to(dev)
+            base = make_baseline(x0, baseline, blur_sigma)
+            r = ranks[sel].to(dev)
+            n_k = torch.from_numpy(counts).to(dev)
+            per_image = len(todo)
+            flat = torch.empty(len(keep) * per_image, dtype=torch.float64)
             for start in range(0, len(flat), batch_size):
                 idx = torch.arange(start, min(start + batch_size, len(flat)), device=dev)
-                i, k = idx // per_image, idx % per_image
+                i, k = idx // per_image, todo[idx % per_image]
                 perturbed = (r[i] < n_k[k][:, None, None]).unsqueeze(1)   # [B, 1, H, W]
                 if mode == "deletion":
                     batch = torch.where(perturbed, base[i], x0[i])
                 else:
                     batch = torch.where(perturbed, x0[i], base[i])
                 flat[start:start + len(idx)] = _class_scores(model(batch), t[i], score).double().cpu()
-        curves[keep] = flat.reshape(len(keep), per_image).numpy()
+        rows[:, todo.cpu().numpy()] = flat.reshape(len(keep), per_image).numpy()
+        curves[keep] = rows
     fractions = counts / units
     auc = np.trapezoid(curves, fractions, axis=1)
     return PerturbationCurves(fractions=fractions, curves=curves, auc=auc, targets=targets.cpu().numpy(),
