@@ -16,7 +16,7 @@ from scipy import stats as sps
 from torch import nn
 
 import medxai_lite.metrics as M
-from medxai_lite.metrics import fidelity, sanity, stats
+from medxai_lite.metrics import fidelity, stats
 
 RNG = np.random.default_rng(0)
 
@@ -350,7 +350,7 @@ def test_cascading_randomisation_drives_similarity_towards_zero(small):
     assert list(mean.index.get_level_values("layer")) == ["original", "6", "2", "0"]   # output layer first
     np.testing.assert_allclose(mean.iloc[0].to_numpy(), 1.0)                            # untouched copy
     last = mean.iloc[-1]
-    assert abs(last["spearman"]) < 0.5 and last["ssim"] < 0.5
+    assert abs(last["spearman"]) < 0.2 and last["ssim"] < 0.2                            # about 0.04 and 0.02
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())          # model not modified
 
 
@@ -519,8 +519,12 @@ def test_bad_maps_and_masks_give_clear_errors(small):
         M.aopc(model, images, targets, maps[:, None])
     empty = masks.copy()
     empty[2] = False
-    with pytest.raises(ValueError, match="masks are empty for images 2"):
-        M.relevance_rank_accuracy(None, None, None, maps, empty)
+    for name in M.list_metrics("localisation"):
+        with pytest.raises(ValueError, match="masks are empty for images 2"):
+            M.METRICS[name](None, images, None, maps, empty)
+        out = M.METRICS[name](None, images, None, maps, empty, on_empty="nan")
+        assert np.isnan(out[2]) and np.isfinite(np.delete(out, 2)).all()
+    assert np.isnan(M.pointing_game(None, images, None, maps, empty, on_empty="nan", tolerance=2)[2])
     with pytest.raises(ValueError, match="needs masks"):
         M.relevance_mass_accuracy(None, None, None, maps)
     nan = maps.copy()

@@ -179,8 +179,14 @@ def check_maps(maps, images=None) -> np.ndarray:
     return maps.astype(np.float64, copy=False)
 
 
-def check_masks(masks, maps: np.ndarray, metric: str) -> np.ndarray:
-    """``masks`` as bool [N, H, W], the maps' shape; empty masks refused (score undefined)."""
+def check_masks(masks, maps: np.ndarray, metric: str, on_empty: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """``masks`` as bool [N, H, W], the maps' shape, and bool [N]: which masks are empty.
+
+    An empty mask (e.g. a "no tumour" image) leaves a localisation score undefined:
+    ``on_empty="raise"`` raises a ``ValueError`` naming the images; ``"nan"`` lets the caller
+    score them NaN, silently, since the choice was explicit.
+    """
+    check_choice("on_empty", on_empty, ("raise", "nan"))
     if masks is None:
         raise ValueError(f"{metric} needs masks= (bool [N, H, W], the ground-truth region of each image)")
     if hasattr(masks, "detach"):
@@ -193,10 +199,10 @@ def check_masks(masks, maps: np.ndarray, metric: str) -> np.ndarray:
     if masks.shape != maps.shape:
         raise ValueError(f"masks must have the maps' shape {list(maps.shape)}; got {list(masks.shape)}")
     empty = ~masks.reshape(len(masks), -1).any(1)
-    if empty.any():
+    if empty.any() and on_empty == "raise":
         raise ValueError(f"masks are empty for images {_first(np.flatnonzero(empty))}: {metric} is undefined "
-                         "without a ground-truth region; drop those images")
-    return masks
+                         "without a ground-truth region; drop those images or pass on_empty='nan'")
+    return masks, empty
 
 
 def constant_maps(maps: np.ndarray, metric: str, on_constant: str) -> np.ndarray:

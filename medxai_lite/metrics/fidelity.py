@@ -150,8 +150,10 @@ def perturbation_curves(model, images, targets, maps, masks=None, *, mode: str =
     * ``mode="deletion"``: replaced by the baseline, starting from the image;
     * ``mode="insertion"``: copied from the image into the baseline, starting from the baseline;
 
-    and the target score ``f`` is recorded. All ``N (S + 1)`` perturbed images go through the
-    model in chunks of ``batch_size`` (one forward pass per chunk, no per-image loop).
+    and the target score ``f`` is recorded. The perturbed images of all images and steps go
+    through the model in chunks of ``batch_size`` (one forward pass per chunk, no per-image
+    loop); the unperturbed image, and with the zero baseline the all-zero image, are scored
+    once rather than once per curve.
 
     Parameters
     ----------

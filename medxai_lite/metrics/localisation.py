@@ -18,7 +18,7 @@ __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"
 @register_metric("relevance_mass_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
                  needs_model=False, reference="Arras, Osman & Samek 2022, Information Fusion 81:14-40")
 def relevance_mass_accuracy(model, images, targets, maps, masks=None, *, positive_only: bool = True,
-                            on_constant: str = "nan") -> np.ndarray:
+                            on_constant: str = "nan", on_empty: str = "raise") -> np.ndarray:
     """Relevance Mass Accuracy: the share of the relevance that lies inside the mask.
 
     .. math:: \\mathrm{RMA} = \\frac{R_{\\mathrm{within}}}{R_{\\mathrm{total}}}
@@ -33,11 +33,13 @@ def relevance_mass_accuracy(model, images, targets, maps, masks=None, *, positiv
     images : Tensor [N, C, H, W] or None
         Only used to check the maps' size.
     maps : array [N, H, W]
-    masks : bool [N, H, W], required, none empty
+    masks : bool [N, H, W], required
     positive_only : bool
         Clip negative relevance to 0 (the paper's choice). With ``False``, maps must be >= 0.
     on_constant : {"nan", "raise"}
         What to do when an image has no positive relevance at all (0 / 0).
+    on_empty : {"raise", "nan"}
+        An empty mask leaves the score undefined: an error (default) or NaN for that image.
 
     Returns
     -------
@@ -51,7 +53,7 @@ def relevance_mass_accuracy(model, images, targets, maps, masks=None, *, positiv
     array([1., 1.])
     """
     maps = check_maps(maps, images)
-    masks = check_masks(masks, maps, "relevance_mass_accuracy")
+    masks, empty = check_masks(masks, maps, "relevance_mass_accuracy", on_empty)
     if positive_only:
         maps = np.clip(maps, 0.0, None)
     elif (maps < 0).any():
@@ -62,13 +64,15 @@ def relevance_mass_accuracy(model, images, targets, maps, masks=None, *, positiv
     undefined = flag_undefined(total <= 0, "relevance_mass_accuracy", on_constant,
                                "is undefined without positive relevance (0 / 0)", what="maps have no positive relevance")
     out = np.full(len(maps), np.nan)
-    out[~undefined] = within[~undefined] / total[~undefined]
+    ok = ~undefined & ~empty
+    out[ok] = within[ok] / total[ok]
     return out
 
 
 @register_metric("relevance_rank_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
                  needs_model=False, reference="Arras, Osman & Samek 2022, Information Fusion 81:14-40")
-def relevance_rank_accuracy(model, images, targets, maps, masks=None, *, on_constant: str = "nan") -> np.ndarray:
+def relevance_rank_accuracy(model, images, targets, maps, masks=None, *, on_constant: str = "nan",
+                            on_empty: str = "raise") -> np.ndarray:
     """Relevance Rank Accuracy: how many of the K most relevant pixels lie in the mask, K = |M|.
 
     .. math:: \\mathrm{RRA} = \\frac{|P_{\\mathrm{top}\\,K} \\cap M|}{K}, \\qquad K = |M|
@@ -80,9 +84,11 @@ def relevance_rank_accuracy(model, images, targets, maps, masks=None, *, on_cons
     Parameters
     ----------
     model, targets : ignored; images : only used to check the size
-    maps : array [N, H, W]; masks : bool [N, H, W], required, none empty
+    maps : array [N, H, W]; masks : bool [N, H, W], required
     on_constant : {"nan", "raise"}
         A constant map has no ranking: NaN with a warning, or an error.
+    on_empty : {"raise", "nan"}
+        An empty mask leaves the score undefined: an error (default) or NaN for that image.
 
     Returns
     -------
@@ -94,26 +100,26 @@ def relevance_rank_accuracy(model, images, targets, maps, masks=None, *, on_cons
     array([1., 1.])
     """
     maps = check_maps(maps, images)
-    masks = check_masks(masks, maps, "relevance_rank_accuracy")
+    masks, empty = check_masks(masks, maps, "relevance_rank_accuracy", on_empty)
     const = constant_maps(maps, "relevance_rank_accuracy", on_constant)
     n = len(maps)
     flat = maps.reshape(n, -1)
     inside = masks.reshape(n, -1)
-    k = inside.sum(1)                                              # K = |M| per image
+    k = np.maximum(inside.sum(1), 1)                               # K = |M| per image (empty: NaN below)
     cutoff = -np.sort(-flat, axis=1)[np.arange(n), k - 1]          # the K-th largest value
     above = flat > cutoff[:, None]
     tied = flat == cutoff[:, None]
     still_needed = k - above.sum(1)                               # places left for tied pixels
     hits = (above & inside).sum(1) + still_needed * (tied & inside).sum(1) / tied.sum(1)
     out = hits / k
-    out[const] = np.nan
+    out[const | empty] = np.nan
     return out
 
 
 @register_metric("pointing_game", category="localisation", higher_is_better=True, needs_masks=True,
                  needs_model=False, reference="Zhang et al. 2018, IJCV 126:1084-1102")
 def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float = 0.0,
-                  on_constant: str = "nan") -> np.ndarray:
+                  on_constant: str = "nan", on_empty: str = "raise") -> np.ndarray:
     """Pointing Game: is the map's maximum inside the mask (within ``tolerance`` pixels)?
 
     .. math:: \\mathrm{hit} = \\mathbb{1}\\left[\\, d\\big(\\arg\\max_p R_p,\\; M\\big) \\le \\tau \\right]
@@ -127,11 +133,13 @@ def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float 
     Parameters
     ----------
     model, targets : ignored; images : only used to check the size
-    maps : array [N, H, W]; masks : bool [N, H, W], required, none empty
+    maps : array [N, H, W]; masks : bool [N, H, W], required
     tolerance : float, >= 0
         Radius in pixels around the mask that still counts as a hit (default 0: strict).
     on_constant : {"nan", "raise"}
         A constant map has no peak: NaN with a warning, or an error.
+    on_empty : {"raise", "nan"}
+        An empty mask leaves the score undefined: an error (default) or NaN for that image.
 
     Returns
     -------
@@ -147,16 +155,16 @@ def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float 
     if isinstance(tolerance, bool) or not np.isscalar(tolerance) or not np.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance must be a finite number of pixels >= 0; got {tolerance!r}")
     maps = check_maps(maps, images)
-    masks = check_masks(masks, maps, "pointing_game")
+    masks, empty = check_masks(masks, maps, "pointing_game", on_empty)
     const = constant_maps(maps, "pointing_game", on_constant)
     if tolerance > 0:
         # distance of every pixel to the nearest mask pixel; the per-image transform is cheap
-        near = np.stack([ndimage.distance_transform_edt(~m) <= tolerance for m in masks])
+        near = np.stack([ndimage.distance_transform_edt(~m) <= tolerance if m.any() else m for m in masks])
     else:
         near = masks
     n = len(maps)
     flat = maps.reshape(n, -1)
     peak = flat == flat.max(1, keepdims=True)
     out = (peak & near.reshape(n, -1)).sum(1) / peak.sum(1)
-    out[const] = np.nan
+    out[const | empty] = np.nan
     return out
