@@ -121,8 +121,14 @@ def test_wheel_carries_every_subpackage_and_the_console_command(tmp_path):
     import sys
     import zipfile
 
+    import shutil
+
+    src = tmp_path / "src"   # build from a copy: setuptools writes build/ beside the sources
+    shutil.copytree(ROOT / "medxai_lite", src / "medxai_lite", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, src / f)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "-w", str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("medxai_lite-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for sub in ("data", "models", "explain", "metrics", "viz"):
