@@ -5,7 +5,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # trained models and generated data are shared by the book build and the tests
 export MEDXAI_CACHE ?= $(CURDIR)/.medxai_cache
-export MPLBACKEND ?= Agg
 
 .PHONY: book book-clean test test-fast sync install clean
 

@@ -44,7 +44,9 @@ seed = 0
 arch = "resnet18"
 n_images = 2                      # images per dataset in the grids
 # sample budgets of the costly methods (one forward pass per channel and sample)
-slow_options = {"sscam": {"num_samples": 2}, "iscam": {"num_samples": 2}, "smooth_gradcampp": {"num_samples": 4}}
+slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_samples": 1, "batch_size": 128},
+                "scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
+                "smooth_gradcampp": {"num_samples": 4}}
 
 # %%
 import matplotlib.pyplot as plt

@@ -109,7 +109,8 @@ for name in datasets:
         timings.append({"dataset": name, "method": method, "seconds per image": res.seconds / len(batch["image"])})
     method_grid(batch["image"], results, masks=batch.get("mask"),
                 row_titles=[test.classes[int(l)] for l in batch["label"]],
-                title=f"{name}: gradient-family maps of a {arch}")
+                title=f"{name}: gradient-family maps of a {arch} (display clipped at the 99th percentile)",
+                clip_percentile=99)
     plt.show()
 
 # %%
@@ -168,7 +169,8 @@ pd.DataFrame(rows).set_index("method").style.format("{:.4f}")
 # %%
 cols = {f"IG, {b} baseline": explain("integrated_gradients", model, x, baseline=b, n_steps=32)
         for b in ("black", "blur", "mean")}
-method_grid(x, cols, masks=batch.get("mask"), title=f"{dataset}: Integrated Gradients against three baselines")
+method_grid(x, cols, masks=batch.get("mask"), clip_percentile=99,
+            title=f"{dataset}: Integrated Gradients against three baselines")
 plt.show()
 
 # %% [markdown]

@@ -9,7 +9,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # the book build and the notebook tests share trained models (the Makefile sets the same default)
 os.environ.setdefault("MEDXAI_CACHE", str(ROOT / ".medxai_cache"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture

@@ -11,12 +11,14 @@ __all__ = ["method_grid", "explore", "explorer_figure"]
 
 
 def method_grid(images, results: Mapping[str, object], masks=None, row_titles: Sequence[str] | None = None,
-                cmap: str = "inferno", size: float = 1.9, title: str | None = None):
-    """Rows: images; columns: the input, then one column per method in ``results``.
+                cmap: str = "inferno", size: float = 1.9, title: str | None = None, max_cols: int = 8,
+                clip_percentile: float | None = None):
+    """For each image, the input then one panel per method in ``results``, wrapped at ``max_cols``.
 
-    ``results`` maps a column title to an :class:`~medxai_lite.explain.Explanation` (or an array
+    ``results`` maps a panel title to an :class:`~medxai_lite.explain.Explanation` (or an array
     ``[N,H,W]``) over the same ``images`` ``[N,3,H,W]``. True lesions (``masks`` ``[N,H,W]``) are
-    outlined in cyan on every panel; one shared colour bar closes each row.
+    outlined in cyan on every panel; each row of panels ends with the shared colour bar.
+    ``clip_percentile`` (e.g. 99) makes sparse pixel attributions visible (see :func:`overlay`).
     """
     import matplotlib as mpl
     import matplotlib.pyplot as plt
@@ -26,21 +28,27 @@ def method_grid(images, results: Mapping[str, object], masks=None, row_titles: S
     for k, m in maps.items():
         if m.shape[0] != n:
             raise ValueError(f"results[{k!r}] has {m.shape[0]} maps for {n} images")
-    ncols = 1 + len(maps)
-    fig, axes = plt.subplots(n, ncols, figsize=(size * ncols + 0.6, size * n + 0.5), squeeze=False)
+    panels = 1 + len(maps)
+    ncols = min(panels, max_cols)
+    rows_per_image = int(np.ceil(panels / ncols))
+    fig, axes = plt.subplots(n * rows_per_image, ncols, figsize=(size * ncols + 0.8, (size + 0.25) * n * rows_per_image + 0.4),
+                             squeeze=False)
     norm = mpl.colors.Normalize(0, 1)
     for i in range(n):
-        img = to_display(images[i])
-        _show(axes[i, 0], img)
-        if masks is not None:
-            outline_mask(axes[i, 0], np.asarray(masks[i]))
-        axes[i, 0].set_ylabel(row_titles[i] if row_titles else f"image {i}", fontsize=8)
-        if i == 0:
-            axes[i, 0].set_title("input", fontsize=9)
-        for j, (name, m) in enumerate(maps.items(), start=1):
-            overlay(axes[i, j], images[i], m[i], mask=None if masks is None else np.asarray(masks[i]),
-                    cmap=cmap, colorbar=False, title=name if i == 0 else None)
-        add_colorbar(axes[i, -1], mpl.cm.ScalarMappable(norm=norm, cmap=cmap), label="relevance")
+        cells = [axes[i * rows_per_image + p // ncols, p % ncols] for p in range(rows_per_image * ncols)]
+        for ax in cells[panels:]:
+            ax.set_axis_off()
+        mask = None if masks is None else np.asarray(masks[i])
+        _show(cells[0], to_display(images[i]))
+        if mask is not None:
+            outline_mask(cells[0], mask)
+        cells[0].set_title(f"input: {row_titles[i]}" if row_titles else f"input {i}", fontsize=8)
+        for ax, (name, m) in zip(cells[1:], maps.items()):
+            overlay(ax, images[i], m[i], mask=mask, cmap=cmap, colorbar=False, title=name,
+                    clip_percentile=clip_percentile)
+        for r in range(rows_per_image):
+            add_colorbar(axes[i * rows_per_image + r, ncols - 1], mpl.cm.ScalarMappable(norm=norm, cmap=cmap),
+                         label="relevance")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

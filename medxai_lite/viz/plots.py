@@ -92,15 +92,19 @@ def add_colorbar(ax, mappable, label: str = "relevance (normalised)"):
     return cb
 
 
-def overlay(ax, image, heatmap, mask=None, alpha: float = 0.5, cmap: str = "inferno", title: str | None = None,
-            colorbar: bool = True, vmin: float = 0.0, vmax: float = 1.0):
+def overlay(ax, image, heatmap, mask=None, alpha: float = 0.6, cmap: str = "inferno", title: str | None = None,
+            colorbar: bool = True, vmin: float = 0.0, vmax: float = 1.0, clip_percentile: float | None = None):
     """Blend ``heatmap`` ``[H,W]`` over ``image`` on ``ax``; outline ``mask``; add a colour bar.
 
     Grayscale images stay grey underneath so the anatomy remains readable; the heatmap's alpha
-    grows with its value, so low relevance does not veil the image.
+    grows with its value, so low relevance does not veil the image. ``clip_percentile`` (e.g.
+    99) rescales the map so that its top 1 % saturates: sparse pixel attributions stay visible.
     """
     img = to_display(image)
     h = np.asarray(heatmap, dtype=float)
+    if clip_percentile is not None:
+        top = np.percentile(h, clip_percentile)
+        h = np.clip(h / top, 0, 1) if top > 0 else h
     if h.shape != img.shape[:2]:
         raise ValueError(f"heatmap shape {h.shape} does not match the image size {img.shape[:2]}")
     _show(ax, img)
