@@ -16,6 +16,7 @@ __all__ = [
     "cache_dir",
     "atomic_path",
     "check_choice",
+    "check_images",
     "CACHE_ENV",
 ]
 
@@ -102,3 +103,30 @@ def check_choice(param: str, value, choices: Iterable) -> None:
         raise ValueError(
             f"unknown {param} {value!r}; valid choices: {', '.join(map(str, choices))}"
         )
+
+
+def check_images(images, n: int | None = None):
+    """``images`` as a detached float tensor ``[N, C, H, W]`` (NumPy arrays are converted).
+
+    Raises an error naming ``images`` for a wrong type, shape, dtype, an empty batch, NaN or
+    infinite values, or (with ``n``) a batch size other than ``n``.
+    """
+    import torch
+
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape [N, C, H, W], got {type(images).__name__}")
+    if images.ndim != 4:
+        hint = " (add a batch dimension: images[None])" if images.ndim == 3 else ""
+        raise ValueError(f"images must have shape [N, C, H, W]; got {list(images.shape)}{hint}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating-point tensor (normalised float32); got dtype {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError("images must hold at least one image; got N = 0")
+    if n is not None and images.shape[0] != n:
+        raise ValueError(f"images and maps must hold the same number of images; got {images.shape[0]} images "
+                         f"and {n} maps")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images contain NaN or infinite values")
+    return images.detach()

@@ -78,6 +78,7 @@ def test_notebook_runs_in_colab(nb):
     assert "import medxai_lite" in code[0].source and f"git+{url}" in code[0].source
     assert "parameters" in code[1].metadata.get("tags", [])
     assert not any(c.get("outputs") for c in code), "commit notebooks without outputs"
+    assert all(c.source.strip() for c in code), "empty code cell (two blank lines after the jupytext header?)"
 
 
 def _bib_keys():

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice
+from .._utils import check_choice, check_images
 
 __all__ = [
     "Explanation",
@@ -372,17 +372,7 @@ def _first_conv(model: nn.Module) -> nn.Module | None:
 
 
 def _check_images(images, model: nn.Module) -> torch.Tensor:
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor of shape [N, C, H, W], got {type(images).__name__}")
-    if images.ndim != 4:
-        hint = " (add a batch dimension: images[None])" if images.ndim == 3 else ""
-        raise ValueError(f"images must have shape [N, C, H, W]; got {list(images.shape)}{hint}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be a floating-point tensor (normalised float32); got dtype {images.dtype}")
-    if images.shape[0] == 0:
-        raise ValueError("images must hold at least one image; got N = 0")
+    images = check_images(images)
     first = _first_conv(model)
     if isinstance(first, nn.Conv2d) and images.shape[1] != first.in_channels:
         raise ValueError(f"images must have {first.in_channels} channels for this model; "
@@ -390,9 +380,7 @@ def _check_images(images, model: nn.Module) -> torch.Tensor:
     param = next(model.parameters(), None)
     if param is not None:
         images = images.to(device=param.device, dtype=param.dtype)
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images contain NaN or infinite values")
-    return images.detach()
+    return images
 
 
 def _num_classes(model: nn.Module) -> int | None:

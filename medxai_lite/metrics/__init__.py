@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice
+from .._utils import check_choice, check_images  # noqa: F401 - re-exported for the metric modules
 
 #: The categories a metric can belong to.
 CATEGORIES = ("localisation", "fidelity", "sanity")
@@ -123,27 +123,6 @@ def check_model(model) -> nn.Module:
 def model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def check_images(images, n: int | None = None) -> torch.Tensor:
-    """``images`` as a float tensor [N, C, H, W] (NumPy arrays are converted); NaN refused."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor of shape [N, C, H, W], got {type(images).__name__}")
-    if images.ndim != 4:
-        hint = " (add a batch dimension: images[None])" if images.ndim == 3 else ""
-        raise ValueError(f"images must have shape [N, C, H, W]; got {list(images.shape)}{hint}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be a floating-point tensor; got dtype {images.dtype}")
-    if images.shape[0] == 0:
-        raise ValueError("images must hold at least one image; got N = 0")
-    if n is not None and images.shape[0] != n:
-        raise ValueError(f"images and maps must hold the same number of images; got {images.shape[0]} images "
-                         f"and {n} maps")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("images contain NaN or infinite values")
-    return images.detach()
 
 
 def check_maps(maps, images=None) -> np.ndarray:
