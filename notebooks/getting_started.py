@@ -197,9 +197,12 @@ plt.show()
 
 # %% [markdown]
 # At the CPU profile's 64 px a ResNet18's last block is only 2 x 2 cells, so the map is coarse:
-# it can say which part of the image mattered, not trace the lesion's edge. The CAM chapter
-# shows how the layer choice and the resolution change this, and the evaluation chapter scores
-# such maps against the true masks.
+# it can say which part of the image mattered, not trace the lesion's edge. Look also at
+# *where* the maps point: if they favour the same cell whatever the lesion's position, the map
+# reflects the network's geometry at this resolution more than the lesion, even though the
+# predictions are right. That is exactly why explanations have to be checked, not just looked
+# at: the CAM chapter shows how the layer choice and the resolution change the picture, and
+# the evaluation chapter scores such maps against the true masks and runs the sanity checks.
 #
 # ## What next
 #

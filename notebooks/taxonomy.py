@@ -37,9 +37,15 @@ except ImportError:
 include_supplementary = True   # methods the survey names outside Section 2 (e.g. in its Table 11)
 
 # %%
+import sys
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import plotly.express as px
+import plotly.io as pio
+
+if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
+    pio.renderers.default = "plotly_mimetype+notebook_connected"
 
 from medxai_lite.taxonomy import CATEGORIES, FAMILIES, taxonomy_frame
 

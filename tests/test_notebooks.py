@@ -24,5 +24,11 @@ def test_notebook_executes(nb):
     client.execute()
     seconds = time.perf_counter() - t0
     print(f"{nb.name}: {seconds:.0f} s")
-    errors = [o for c in book.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    outputs = [o for c in book.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    # the rendered book shows PNG figures and HTML (plotly); an output only Jupyter can show is lost
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    html = [o for o in outputs if "plotly" in str(o.get("data", {}).get("text/html", ""))]
+    assert figures or html, f"{nb.name} made no figure"
+    if "plotly" in "".join(c.source for c in book.cells if c.cell_type == "code"):
+        assert html, f"{nb.name}: a plotly figure has no text/html output, so the book would drop it"

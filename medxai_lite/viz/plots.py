@@ -139,7 +139,7 @@ def plot_confusion(ax, confusion, classes, title: str | None = None, normalise: 
                 color="white" if shown[r, c] > 0.6 else "black")
     if title:
         ax.set_title(title, fontsize=10)
-    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("fraction of true class" if normalise else "count")
+    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("row fraction" if normalise else "count", fontsize=8)
     return ax
 
 
