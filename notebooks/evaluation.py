@@ -21,7 +21,7 @@
 # `medxai_lite.metrics`. The phantom images come with their true lesion masks, so the
 # localisation metrics are scored against real ground truth rather than a clinician's sketch.
 # In order: the metric registry; relevance mass accuracy, relevance rank accuracy and the
-# pointing game for six methods on the three phantom modalities; deletion and insertion
+# pointing game for five methods on the three phantom modalities; deletion and insertion
 # curves; ROAD in both orders; the two readings of "confidence increase"; the cascading
 # randomisation test of Adebayo et al. {cite}`adebayo2018sanity`; and paired t-tests that ask
 # whether the differences between methods are larger than the noise of a small test set.
@@ -45,7 +45,7 @@ seed = 0
 arch = "resnet18"
 n_images = 8                      # lesion-bearing test images per dataset (localisation, t-tests)
 n_fidelity = 8                    # images of the deletion / insertion curves and confidence change
-n_road = 4                        # images of the ROAD curves (each removal solves a sparse system)
+n_road = 8                        # images of the ROAD curves (each removal solves a sparse system)
 n_sanity = 4                      # images of the randomisation test
 steps = 16                        # perturbation steps of the deletion / insertion curves
 road_percentiles = (20, 50, 80)   # ROAD keeps this share (%) of the pixels at each step
@@ -53,7 +53,9 @@ road_percentiles = (20, 50, 80)   # ROAD keeps this share (%) of the pixels at e
 methods = ["gradcam", "layercam", "integrated_gradients", "saliency", "guided_backprop"]
 fidelity_methods = ["gradcam", "integrated_gradients", "saliency"]
 sanity_methods = ["gradcam", "saliency", "guided_backprop", "integrated_gradients"]
-method_options = {"integrated_gradients": {"n_steps": 16}, "scorecam": {"batch_size": 128}}
+# layercam at layer2: an 8 x 8 grid at 64 px, where the last block is only 2 x 2 (ResNets; see the CAM chapter)
+method_options = {"integrated_gradients": {"n_steps": 16}, "scorecam": {"batch_size": 128},
+                  "layercam": {"layer": "layer2"}}
 
 # %%
 import matplotlib.pyplot as plt
@@ -70,8 +72,12 @@ from medxai_lite.metrics import (
 )
 from medxai_lite.viz import add_colorbar, overlay
 
+import warnings
+
 mx.set_seed(seed)
 methods = [m for m in methods if METHODS[m].supports(arch)]
+if not arch.startswith("resnet"):         # "layer2" names a ResNet stage; other architectures use the default
+    method_options = {m: {k: v for k, v in o.items() if k != "layer"} for m, o in method_options.items()}
 COLOURS = dict(zip(methods + ["random"], plt.cm.tab10.colors[:len(methods)] + ((0.5, 0.5, 0.5),)))
 
 
@@ -82,6 +88,12 @@ def lesion_images(name, model, n, seed=seed):
     with_mask = [i for i in range(len(test)) if "mask" in test[i] and test[i]["mask"].any()]
     idx = with_mask[:n] if with_mask else list(range(n))
     return test, test.batch(idx)
+
+
+def n_constant(maps):
+    """How many of the maps [N, H, W] are constant (e.g. all zero): no ranking, no peak."""
+    flat = np.asarray(maps).reshape(len(maps), -1)
+    return int((flat.max(1) == flat.min(1)).sum())
 
 
 def random_maps(images, seed=seed):
@@ -133,9 +145,14 @@ for name in datasets:
                f"pointing game ±{tolerance:.0f} px": lambda m: pointing_game(None, images, None, m, masks,
                                                                             tolerance=tolerance)}
     for method, m in maps.items():
-        for metric, score in scorers.items():
-            for i, v in enumerate(score(m)):
-                loc_rows.append(dict(dataset=name, method=method, image=i, metric=metric, value=v))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            for metric, score in scorers.items():
+                for i, v in enumerate(score(m)):
+                    loc_rows.append(dict(dataset=name, method=method, image=i, metric=metric, value=v))
+        if caught:   # the metrics score such maps NaN and warn; one line per method instead of three warnings
+            print(f"{name}, {method}: {n_constant(m)} of {len(m)} maps are constant "
+                  "(no positive relevance, no peak): scored NaN and left out of the means")
     area = masks.reshape(len(masks), -1).mean(1)          # share of the image inside the lesion
     for metric in scorers:
         for i, v in enumerate(area):
@@ -175,12 +192,16 @@ if not loc.empty:
     plt.show()
 
 # %% [markdown]
-# Two things to look for. First, the coarse CAM maps of a 64 px ResNet18 (a 2 x 2 grid in the
-# last block, see the CAM chapter) hold much of their mass outside a small lesion, so their RMA
-# stays low even when they point at the right quadrant; the tolerant pointing game forgives
-# exactly that. Second, pixel-level gradient maps can have a high pointing score with a modest
-# RMA: one sharp peak on the lesion is enough for the first, while the second counts every
-# speck of relevance elsewhere.
+# Three things to look for. First, Grad-CAM on the last block of a 64 px ResNet18 works on a
+# 2 x 2 grid (see the CAM chapter): once upsampled, its peak sits in the middle of a quadrant
+# and its mass covers a quarter of the image, so on small lesions it scores at or near chance,
+# and its map is sometimes entirely zero (no positive evidence for the true class), which
+# leaves every localisation score undefined. Layer-CAM on the 8 x 8 grid of `layer2` shows how
+# much of that is resolution. Second, the pixel-level gradient maps often win the pointing game
+# while their RMA stays modest: a single sharp peak on the lesion is all the pointing game asks
+# for, whereas RMA counts every speck of relevance elsewhere in the image. Third, always read a
+# score against the `chance` row: a lesion that fills a tenth of the image gives a random map
+# an RMA of about 0.1.
 #
 # ## Deletion and insertion
 #
@@ -270,17 +291,21 @@ for m, maps in fid_maps.items():
                 road_rows.append(dict(method=m, order=order, removed=1 - p / 100, image=i, value=v))
 road = pd.DataFrame(road_rows)
 
-fig, ax = plt.subplots(figsize=(7, 4.2))
-for (m, order), part in road.groupby(["method", "order"], sort=False):
-    mean = part.groupby("removed").value.mean()
-    ax.plot(mean.index, mean.values, marker="o", color=COLOURS[m], ls="-" if order == "MoRF" else "--",
-            label=f"{m}, {order}")
-ax.axhline(0, color="black", lw=0.8)
-ax.set_xlabel("fraction of pixels removed and imputed")
-ax.set_ylabel("change in probability of the explained class\n(mean over images)")
-ax.set_title(f"ROAD on {dataset} ({len(xr)} images): MoRF should fall, LeRF stay near 0", fontsize=10)
-ax.legend(fontsize=8, ncol=2)
-ax.grid(alpha=0.3)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+offsets = dict(zip(fid_maps, np.linspace(-0.015, 0.015, len(fid_maps))))   # keep equal curves apart
+for ax, order in zip(axes, ("MoRF", "LeRF")):
+    for m in fid_maps:
+        mean = road[(road.method == m) & (road.order == order)].groupby("removed").value.mean()
+        ax.plot(mean.index + offsets[m], mean.values, marker="o", color=COLOURS[m],
+                ls="--" if m == "random" else "-", label=m)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"fraction of pixels removed and imputed ({'most' if order == 'MoRF' else 'least'} relevant first)")
+    ax.set_title(f"ROAD {order}: " + ("a faithful map falls fast (lower is better)" if order == "MoRF"
+                                      else "a faithful map stays near 0 (higher is better)"), fontsize=10)
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("change in probability of the explained class\n(mean over images)")
+axes[1].legend(fontsize=8, title="method", title_fontsize=8)
+fig.suptitle(f"ROAD on {dataset}, {arch}, {len(xr)} images", fontsize=11)
 fig.tight_layout()
 plt.show()
 
@@ -300,20 +325,31 @@ road_table.loc[list(fid_maps)].style.format("{:.3f}")
 # {cite}`chattopadhay2018gradcam`). The same maps give quite different numbers.
 
 # %%
-conf_maps = {m: run["maps"][m][:n_fidelity] for m in methods} | {"random": fid_maps["random"]}
-confidence = pd.DataFrame({
-    "reading 1: mean change in probability": {m: confidence_change(model, x, t, v).mean()
-                                              for m, v in conf_maps.items()},
-    "reading 2: share of images whose probability rises": {m: confidence_increase(model, x, t, v).mean()
-                                                           for m, v in conf_maps.items()},
-})
-confidence.style.format("{:.3f}")
+conf_rows = []
+for name, r in runs.items():
+    xc, tc = r["batch"]["image"][:n_fidelity], r["batch"]["label"][:n_fidelity]
+    conf_maps = {m: r["maps"][m][:n_fidelity] for m in methods} | {"random": random_maps(xc)}
+    for m, v in conf_maps.items():
+        conf_rows.append({"dataset": name, "method": m,
+                          "reading 1: mean change": confidence_change(r["model"], xc, tc, v).mean(),
+                          "reading 2: share that rises": confidence_increase(r["model"], xc, tc, v).mean()})
+confidence = pd.DataFrame(conf_rows).set_index(["dataset", "method"]).unstack("dataset").swaplevel(axis=1)
+confidence = confidence[[(d, c) for d in runs for c in ("reading 1: mean change", "reading 2: share that rises")]]
+confidence = confidence.reindex(index=methods + ["random"])
+confidence.style.format("{:.2f}")
 
 # %% [markdown]
-# A model that already gives its class a probability near 1, as these small models mostly do,
-# has almost no room to gain, so reading 2 is bounded by the few uncertain images and reading 1
-# is dominated by how much the masking hurts. Neither number is comparable across papers
-# unless the reading, the score (probability or logit) and the map scaling are stated.
+# Two lessons. First, the same maps give very different numbers under the two readings, so a
+# published "confidence increase" cannot be compared with another one unless the reading, the
+# score (probability or logit) and the map scaling are stated. Second, multiplying a
+# *normalised* image by a map pushes every pixel with low relevance to zero, that is to the
+# dataset's mean colour. Where most of a map is near zero, as for the sparse gradient maps,
+# every method produces nearly the same almost-blank image and the metric mostly reports what
+# the model thinks of a blank image: on the brain phantom, where the blank image is read as a
+# meningioma, all methods can end up with identical scores. A model that already gives its
+# class a probability near 1, as these small models mostly do, has moreover little room to gain,
+# and reading 2 counts a gain of 0.001 as a full success: a random map can "increase confidence"
+# on every image while its mean change is zero.
 #
 # ## Sanity check: cascading randomisation
 #
@@ -355,9 +391,12 @@ step_labels = ["none"] + [blocks[0]] + [f"+ {b}" for b in blocks[1:]]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 for ax, metric in zip(axes, ("spearman", "ssim")):
     for m in sanity_methods:
-        part = sanity[(sanity.method == m) & (sanity.metric == metric)]
-        mean = part.groupby("step").value.mean()
-        ax.plot(mean.index, mean.values, marker="o", color=COLOURS.get(m), label=m)
+        part = sanity[(sanity.method == m) & (sanity.metric == metric)].groupby("step").value
+        mean, defined = part.mean(), part.count()
+        ax.plot(mean.index, mean.values, color=COLOURS.get(m), label=m)
+        full = defined == len(xs)       # open markers: the score is undefined for some images
+        ax.plot(mean.index[full], mean.values[full], "o", color=COLOURS.get(m))
+        ax.plot(mean.index[~full], mean.values[~full], "o", mfc="white", color=COLOURS.get(m))
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(step_labels)))
     ax.set_xticklabels(step_labels, rotation=30, ha="right")
@@ -366,35 +405,44 @@ for ax, metric in zip(axes, ("spearman", "ssim")):
                  + " with the original maps", fontsize=10)
     ax.grid(alpha=0.3)
 axes[0].set_ylabel(f"similarity (mean over {len(xs)} images)")
-axes[0].set_ylim(-0.3, 1.05)
-axes[1].legend(fontsize=8, title="method", title_fontsize=8)
+axes[0].set_ylim(-1.05, 1.05)
+axes[1].legend(fontsize=8, title="method (open marker: mean over\nthe images where it is defined)",
+               title_fontsize=8)
 fig.suptitle(f"Cascading randomisation of a {arch} on {dataset}: a method that passes falls towards 0",
              fontsize=11)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The maps of the first image along the way (columns: layers randomised so far):
+# Grad-CAM's map often becomes entirely zero once the classifier is random (no channel speaks
+# *for* the class any more). Rank correlation is undefined for such a map, so the Spearman
+# curve averages only the images where it is defined (open markers) and can jump; SSIM treats
+# the empty map as all zeros. The maps of the first image along the way (columns: layers
+# randomised so far; the true lesion outlined in cyan):
 
 # %%
 fig, axes = plt.subplots(len(sanity_methods), len(step_labels),
-                         figsize=(1.6 * len(step_labels) + 1.2, 1.75 * len(sanity_methods) + 0.6), squeeze=False)
+                         figsize=(1.6 * len(step_labels) + 1.4, 1.75 * len(sanity_methods) + 0.6), squeeze=False)
 for r, m in enumerate(sanity_methods):
     for c, label in enumerate(step_labels):
         overlay(axes[r, c], xs[0], sanity_maps[m][c][0], colorbar=False,
+                mask=batch["mask"][0].numpy() if "mask" in batch else None,
                 clip_percentile=99 if METHODS[m].family != "CAM-based" else None)
         if r == 0:
             axes[r, c].set_title(label, fontsize=9)
     axes[r, 0].set_ylabel(m, fontsize=9)
-add_colorbar(axes[0, -1], plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="inferno"), label="relevance")
-fig.suptitle("Maps as the model is randomised from the top", fontsize=11)
-fig.tight_layout()
+fig.suptitle("Maps of one image as the model is randomised from the output down", fontsize=11)
+fig.tight_layout(rect=(0, 0, 0.92, 1))
+cax = fig.add_axes((0.93, 0.2, 0.012, 0.6))
+fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="inferno"), cax=cax).set_label(
+    "relevance (normalised; gradient maps clipped at the 99th percentile)", fontsize=8)
 plt.show()
 
 # %%
 last = sanity[sanity.step == sanity.step.max()].groupby(["method", "metric"]).value.mean().unstack("metric")
 last.columns = [f"{c} after full randomisation" for c in last.columns]
-last.loc[sanity_methods].style.format("{:.2f}")
+last["constant maps after full randomisation"] = [n_constant(sanity_maps[m][-1]) for m in last.index]
+last.loc[sanity_methods].style.format("{:.2f}", subset=list(last.columns[:2]))
 
 # %% [markdown]
 # ## Are the differences real? Paired t-tests
@@ -427,10 +475,10 @@ else:
 # :label: eval-ex-gaming
 # ```
 #
-# Build two "explanations" directly from the true masks of the brain images, without any
-# model: (a) a **point map** that is 1 at a single pixel inside the lesion and 0 elsewhere;
-# (b) a **halo map** that is 1 on the lesion and decays as $e^{-d/4}$ with the distance $d$ (in
-# pixels) outside it. Score both with RMA, RRA and the strict pointing game. Which metric does
+# Build two "explanations" directly from the true masks of the first dataset (the brain
+# phantom by default), without any model: (a) a **point map** that is 1 at a single pixel
+# inside the lesion and 0 elsewhere; (b) a **halo map** that is 1 on the lesion and decays as
+# $e^{-d/4}$ with the distance $d$ (in pixels) outside it. Score both with RMA, RRA and the strict pointing game. Which metric does
 # each map fool, and what does that tell you about reporting a single localisation metric?
 #
 # ```{exercise-end}
@@ -444,12 +492,15 @@ else:
 # %%
 from scipy import ndimage
 
-brain = runs.get("phantom-brain-mri")
-if brain is not None and "mask" in brain["batch"]:
-    masks = brain["batch"]["mask"].numpy()
+with_masks = [r for r in runs.values() if "mask" in r["batch"]]
+if not with_masks:
+    print("This exercise needs a dataset with lesion masks (the phantoms have them).")
+else:
+    masks = with_masks[0]["batch"]["mask"].numpy()
     point = np.zeros(masks.shape, np.float32)
     for i, mask in enumerate(masks):
-        inside = np.argwhere(ndimage.binary_erosion(mask) if ndimage.binary_erosion(mask).any() else mask)
+        core = ndimage.binary_erosion(mask)              # a pixel well inside the lesion where possible
+        inside = np.argwhere(core if core.any() else mask)
         point[i][tuple(inside[len(inside) // 2])] = 1.0
     halo = np.stack([np.exp(-ndimage.distance_transform_edt(~mask) / 4) for mask in masks]).astype(np.float32)
     gamed = pd.DataFrame({name: {"RMA": relevance_mass_accuracy(None, None, None, m, masks).mean(),
@@ -489,7 +540,8 @@ if brain is not None and "mask" in brain["batch"]:
 # %%
 by_baseline, end_prob = {}, {}
 for base in ("zero", "mean", "blur"):
-    results = {m: perturbation_curves(model, x, t, maps, mode="deletion", baseline=base, steps=steps)
+    results = {m: curves[("deletion", m)] if base == "zero" else     # "zero" was computed above
+               perturbation_curves(model, x, t, maps, mode="deletion", baseline=base, steps=steps)
                for m, maps in fid_maps.items()}
     by_baseline[base] = {m: np.nanmean(r.auc) for m, r in results.items()}
     end_prob[base] = np.nanmean(results["random"].curves[:, -1])

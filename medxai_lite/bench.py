@@ -1,0 +1,313 @@
+"""The benchmark: a reproduction of the Chaddad et al. (2025) experiment, plus the extended grid.
+
+Chaddad et al. train four CNNs (ResNet50, DenseNet121, VGG16, EfficientNet-B0) on three public
+datasets (brain tumour MRI, skin cancer, chest X-ray), explain ResNet50 with five CAM methods
+(Grad-CAM++, XGrad-CAM, Ablation-CAM, EigenGrad-CAM, Layer-CAM), score the maps with ROAD and a
+"confidence increase", compare the methods with paired t-tests and time them. ``run_benchmark``
+does the same on the phantoms (default, CPU budget) or on the public datasets (``data="real"``,
+``profile="paper"``, for a GPU), and writes tidy tables:
+
+- ``accuracy.csv`` (Table A): dataset, arch, accuracy, macro-F1, source; ``per_class_f1.csv``;
+- ``scores.csv``: one row per dataset x image x method x metric (ROAD, confidence change and
+  increase), with the image's class; ``cam_summary.csv`` (Table B) averages it per dataset and
+  per class, beside the published glioma figures;
+- ``ttests.csv``: paired t-tests between every pair of methods on the per-image scores, with
+  Cohen's d_z, Holm and Bonferroni corrections and bootstrap intervals;
+- ``timing.csv``: seconds per image per method (mean, sd), device named;
+- ``extended.csv``: every visual method of the registry x every visual metric on the phantoms
+  (localisation against the true masks), on a ResNet18;
+- ``meta.json``: settings, versions, device, wall time.
+
+The folder is written under a temporary name and renamed when complete; a finished run is
+reused when the same settings are asked for again (``force=True`` recomputes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ._utils import cache_dir, check_choice, device
+
+__all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
+           "BenchmarkResult", "run_benchmark", "load_results"]
+
+#: The five CAM methods of the experiment, as registry keys.
+PAPER_CAMS = ("gradcampp", "xgradcam", "ablationcam", "eigengradcam", "layercam")
+#: The datasets of each data source, in the order brain MRI, skin, chest X-ray.
+DATA_SOURCES = {
+    "phantom": ("phantom-brain-mri", "phantom-skin", "phantom-chest-xray"),
+    "real": ("brain-tumor-mri", "isic-benign-malignant", "chest-xray-pneumonia"),
+}
+#: Figures published in Chaddad et al. (2025), abstract (seeds/000): shown beside ours.
+PUBLISHED_ACCURACY = [
+    {"dataset": "skin cancer (public data)", "arch": "resnet50", "accuracy": 0.8631,
+     "source": "Chaddad et al. 2025 (published, real data, pretrained, 224 px)"},
+]
+PUBLISHED_CONFIDENCE = [
+    {"dataset": "brain tumour MRI (public data)", "class": "glioma", "method": m, "confidence increase": v,
+     "source": "Chaddad et al. 2025 (published)"}
+    for m, v in (("xgradcam", 0.12), ("gradcampp", 0.09), ("layercam", 0.08))
+]
+#: Budgets per profile: training overrides of ``get_trained_model``, images scored per dataset,
+#: method options, and the extended grid's size. The ``cpu`` budget keeps the benchmark chapter
+#: within its ten minutes on two cores; ``paper`` is the experiment's own scale.
+BENCH_BUDGETS = {
+    "cpu": dict(train=dict(image_size=64, n_train=300, n_val=100, n_test=200, epochs=3, patience=2),
+                n_images=12, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.1, "batch_size": 128}},
+                extended_images=4,
+                extended_options={"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
+                                  "sscam": {"num_samples": 1, "batch_size": 128},
+                                  "iscam": {"num_samples": 1, "batch_size": 128},
+                                  "smooth_gradcampp": {"num_samples": 2}, "smoothgrad": {"nt_samples": 4},
+                                  "integrated_gradients": {"n_steps": 16}, "xrai": {"steps": 8},
+                                  "deepshap": {"n_noise": 2}},
+                steps=16),
+    "paper": dict(train={}, n_images=100, method_options={}, extended_images=32, extended_options={}, steps=32),
+}
+_CAM_METRICS = ("road_combined", "confidence_change", "confidence_increase")
+_EXTENDED_METRICS = ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "deletion",
+                     "insertion", "aopc", "road_morf", "confidence_change")
+
+
+@dataclass
+class BenchmarkResult:
+    """The tables of one run (pandas DataFrames) and the folder they were written to."""
+    accuracy: object
+    per_class_f1: object
+    scores: object
+    cam_summary: object
+    ttests: object
+    timing: object
+    extended: object
+    meta: dict
+    folder: Path
+
+
+def _key(settings: dict) -> str:
+    from . import __version__
+    from .data.phantoms import GENERATOR_VERSION
+
+    blob = json.dumps({**settings, "medxai_lite": __version__, "phantoms": GENERATOR_VERSION}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _eval_batch(dataset: str, size: int, n: int, seed: int, need_lesion: bool):
+    from .data import load_dataset
+
+    test = load_dataset(dataset, split="test", image_size=size, n=max(4 * n, 64), seed=seed)
+    idx = list(range(len(test)))
+    if need_lesion:  # localisation needs a non-empty mask
+        with_mask = [i for i in idx if "mask" in test[i] and bool(test[i]["mask"].any())]
+        idx = with_mask or idx
+    else:            # stratified: the same number of images of every class where possible
+        labels = test.labels
+        per = [list(np.flatnonzero(labels == c)) for c in range(len(test.classes))]
+        idx = [i for group in zip(*[p for p in per if p]) for i in group] or idx
+    return test, test.batch(sorted(idx[:n]))
+
+
+def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
+                  archs: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                  cam_arch: str = "resnet50", n_images: int | None = None, extended: bool = True,
+                  extended_methods: Sequence[str] | None = None, seed: int = 0, out: str | os.PathLike | None = None,
+                  force: bool = False, progress: bool = True) -> BenchmarkResult:
+    """Run the benchmark (see the module docstring) and return its tables.
+
+    ``data``: ``"phantom"`` (embedded) or ``"real"`` (the public datasets, fetched first with
+    ``medxai data fetch``). ``datasets``, ``archs``, ``methods`` select subsets; ``cam_arch`` is
+    the network the CAM methods explain (ResNet50 in the paper). ``out``: the folder to write
+    (default: ``$MEDXAI_CACHE/bench/<key>``).
+    """
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
+    from .explain import explain, list_methods
+    from .metrics import METRICS, paired_tests
+    from .models import PAPER_ARCHS, get_trained_model
+
+    check_choice("data", data, DATA_SOURCES)
+    check_choice("profile", profile, BENCH_BUDGETS)
+    datasets = list(datasets or DATA_SOURCES[data])
+    archs = list(archs or PAPER_ARCHS)
+    methods = list(methods or PAPER_CAMS)
+    for m in methods:
+        check_choice("methods", m, list_methods())
+    if cam_arch not in archs:
+        raise ValueError(f"cam_arch {cam_arch!r} must be one of the benchmarked archs: {', '.join(archs)}")
+    budget = BENCH_BUDGETS[profile]
+    n_images = int(n_images or budget["n_images"])
+    if n_images < 2:
+        raise ValueError(f"n_images must be at least 2 for paired tests, got {n_images}")
+    settings = dict(data=data, profile=profile, datasets=datasets, archs=archs, methods=methods, cam_arch=cam_arch,
+                    n_images=n_images, extended=extended, extended_methods=list(extended_methods or []),
+                    seed=seed, budget=budget)
+    folder = Path(out) if out is not None else cache_dir("bench") / f"{data}-{profile}-{_key(settings)}"
+    if folder.is_dir() and (folder / "meta.json").is_file() and not force:
+        return load_results(folder)
+
+    t_start = time.perf_counter()
+    train = budget["train"]
+    jobs = [(d, a) for d in datasets for a in archs]
+    acc_rows, f1_rows, models = [], [], {}
+    for d, a in tqdm(jobs, desc="training", disable=not progress):
+        model = get_trained_model(d, a, profile, seed=seed, progress=False, **train)
+        models[(d, a)] = model
+        rep = model.report
+        acc_rows.append({"dataset": d, "arch": a, "accuracy": rep.test["accuracy"], "macro_f1": rep.test["macro_f1"],
+                         "n_test": rep.test["n"], "train_seconds": rep.seconds,
+                         "source": f"this run ({data}, {profile} profile)"})
+        f1_rows += [{"dataset": d, "arch": a, "class": c, "f1": f} for c, f in zip(rep.classes, rep.test["per_class_f1"])]
+    accuracy = pd.DataFrame(acc_rows + [dict(r, macro_f1=np.nan, n_test=np.nan, train_seconds=np.nan)
+                                        for r in PUBLISHED_ACCURACY])
+
+    # Table B: the CAM methods on cam_arch, per image, then ROAD and the confidence scores
+    score_rows, time_rows = [], []
+    steps = [(d, m) for d in datasets for m in methods]
+    bar = tqdm(steps, desc="explaining", disable=not progress)
+    batches = {}
+    for d, method in bar:
+        model = models[(d, cam_arch)]
+        if d not in batches:
+            batches[d] = _eval_batch(d, model.report.settings["image_size"], n_images, seed, need_lesion=False)
+        test, batch = batches[d]
+        x = batch["image"]
+        opts = budget["method_options"].get(method, {})
+        with torch.no_grad():   # the paper explains the predicted class
+            preds = model(x.to(next(model.parameters()).device)).argmax(1).cpu().numpy()
+        maps, secs = [], []
+        for i in range(len(x)):   # one image at a time: the per-image time the paper reports
+            res = explain(method, model, x[i:i + 1], targets=preds[i:i + 1], arch=cam_arch, seed=seed, **opts)
+            maps.append(res.maps)
+            secs.append(res.seconds)
+        maps = np.concatenate(maps)
+        targets = preds
+        time_rows.append({"dataset": d, "method": method, "mean_s_per_image": float(np.mean(secs)),
+                          "sd_s_per_image": float(np.std(secs, ddof=1)), "n_images": len(secs),
+                          "device": str(device()), "arch": cam_arch})
+        for metric in _CAM_METRICS:
+            values = METRICS[metric](model, x, targets, maps)
+            for i, v in enumerate(values):
+                score_rows.append({"dataset": d, "image": int(batch["index"][i]),
+                                   "class": test.classes[int(batch["label"][i])],
+                                   "predicted": test.classes[int(preds[i])], "method": method, "metric": metric,
+                                   "value": float(v)})
+    scores = pd.DataFrame(score_rows)
+    timing = pd.DataFrame(time_rows)
+    overall = scores.groupby(["dataset", "method", "metric"])["value"].mean().unstack("metric").reset_index()
+    overall["class"] = "all"
+    per_class = scores.groupby(["dataset", "class", "method", "metric"])["value"].mean().unstack("metric").reset_index()
+    cam_summary = pd.concat([overall, per_class], ignore_index=True)
+
+    tests = []
+    for d in datasets:
+        for metric in ("road_combined", "confidence_change"):
+            wide = scores[(scores.dataset == d) & (scores.metric == metric)].pivot(index="image", columns="method",
+                                                                                   values="value")[methods]
+            t = paired_tests(wide, seed=seed)
+            t.insert(0, "metric", metric)
+            t.insert(0, "dataset", d)
+            tests.append(t)
+    ttests = pd.concat(tests, ignore_index=True)
+
+    ext = pd.DataFrame()
+    if extended:
+        ext = _extended_grid(datasets, extended_methods, profile, budget, seed, progress)
+
+    meta = {"settings": settings, "device": str(device()), "wall_seconds": time.perf_counter() - t_start,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "published_confidence": PUBLISHED_CONFIDENCE}
+    tables = dict(accuracy=accuracy, per_class_f1=pd.DataFrame(f1_rows), scores=scores, cam_summary=cam_summary,
+                  ttests=ttests, timing=timing, extended=ext)
+    _write(folder, tables, meta)
+    return load_results(folder)
+
+
+def _extended_grid(datasets, methods, profile, budget, seed, progress):
+    """Every visual method x every visual metric on a ResNet18, against the true masks."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .explain import METHODS, explain
+    from .metrics import METRICS
+    from .models import get_trained_model
+
+    methods = list(methods or [m for m, info in METHODS.items() if info.supports("resnet18")])
+    rows = []
+    jobs = [(d, m) for d in datasets for m in methods]
+    cache = {}
+    for d, method in tqdm(jobs, desc="extended grid", disable=not progress):
+        if d not in cache:
+            # the book's own ResNet18 (no benchmark overrides): shared with the method chapters
+            model = get_trained_model(d, "resnet18", profile, seed=seed, progress=False)
+            test, batch = _eval_batch(d, model.report.settings["image_size"], budget["extended_images"], seed,
+                                      need_lesion=True)
+            cache[d] = (model, batch)
+        model, batch = cache[d]
+        x, masks = batch["image"], batch.get("mask")
+        res = explain(method, model, x, seed=seed, **budget["extended_options"].get(method, {}))
+        for metric in _EXTENDED_METRICS:
+            # undefined scores (e.g. a constant map) come back as NaN and are counted in n_images
+            fn = METRICS[metric]
+            if fn.needs_masks and (masks is None or not bool(masks.any())):
+                continue
+            opts = {"steps": budget["steps"]} if metric in ("deletion", "insertion", "aopc") else {}
+            if fn.needs_masks:
+                opts["on_empty"] = "nan"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                values = fn(model, x, res.targets, res.maps, masks=None if masks is None else masks.numpy(), **opts)
+                mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            rows.append({"dataset": d, "method": method, "family": res.family, "metric": metric,
+                         "category": fn.category, "higher_is_better": fn.higher_is_better,
+                         "value": mean, "n_images": int(np.isfinite(values).sum()),
+                         "seconds_per_image": res.seconds / len(x)})
+    return pd.DataFrame(rows)
+
+
+def _write(folder: Path, tables: dict, meta: dict) -> None:
+    """Write every table into a temporary sibling folder, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name, table in tables.items():
+            table.to_csv(tmp / f"{name}.csv", index=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_results(folder: str | os.PathLike) -> BenchmarkResult:
+    """Read the tables a finished run wrote."""
+    import pandas as pd
+
+    folder = Path(folder)
+    if not (folder / "meta.json").is_file():
+        raise FileNotFoundError(f"no finished benchmark in {folder} (meta.json missing); run `medxai bench` first")
+
+    def read(name):
+        p = folder / f"{name}.csv"
+        try:
+            return pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+
+    return BenchmarkResult(**{n: read(n) for n in ("accuracy", "per_class_f1", "scores", "cam_summary", "ttests",
+                                                    "timing", "extended")},
+                           meta=json.loads((folder / "meta.json").read_text()), folder=folder)

@@ -1,0 +1,280 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The benchmark, executed
+#
+# This notebook runs `medxai_lite.bench.run_benchmark`, the code behind `medxai bench`, and
+# draws every table and figure of the reproduction from the CSV files it writes (see the
+# [previous page](../book/benchmark.md) for what is reproduced and at which scale). A finished
+# run is cached under a key of its settings, so a rebuild reads the tables instead of
+# recomputing them.
+
+# %% tags=["remove-cell"]
+# Colab or a fresh runtime: install medxai_lite from the book's repository when it is missing.
+try:
+    import medxai_lite  # noqa: F401
+except ImportError:
+    import subprocess
+    import sys
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "medxai_lite[explain] @ git+https://github.com/medxai-book/medxai-book"])
+
+# %% tags=["parameters"]
+# Parameters (papermill can override them). The experiment at its own scale, on a GPU:
+# data = "real"; profile = "paper"  (fetch the three datasets first: see the previous page)
+data = "phantom"
+profile = "cpu"
+seed = 0
+datasets = None       # None: the data source's three datasets
+archs = None          # None: ResNet50, DenseNet121, VGG16, EfficientNet-B0
+methods = None        # None: the paper's five CAM methods
+n_images = None       # None: the profile's budget (12 per dataset on the CPU)
+
+# %%
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.io as pio
+from IPython.display import display
+from itables import init_notebook_mode, show
+
+import medxai_lite as mx
+from medxai_lite.bench import PUBLISHED_CONFIDENCE, run_benchmark
+
+if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
+    pio.renderers.default = "plotly_mimetype+notebook_connected"
+init_notebook_mode(all_interactive=False, connected=False)   # sortable tables that work offline
+
+result = run_benchmark(data, profile, datasets=datasets, archs=archs, methods=methods, n_images=n_images,
+                       seed=seed, progress=False)
+meta = result.meta
+print(f"tables in {result.folder}")
+print(f"device: {meta['device']}; the run took {meta['wall_seconds']:.0f} s when it was computed")
+
+# %% [markdown]
+# ## Table A: four CNNs on three datasets
+#
+# Test accuracy and macro-F1 of each network, with the published ResNet50 figure on the
+# real skin-cancer data beside ours. Our networks start from random weights and see 64 px
+# phantoms for three epochs; the published one started from ImageNet weights at full size.
+
+# %%
+acc = result.accuracy
+ours = acc.dropna(subset=["macro_f1"])
+table_a = ours.pivot(index="dataset", columns="arch", values="accuracy")
+table_a_f1 = ours.pivot(index="dataset", columns="arch", values="macro_f1")
+display(pd.concat({"accuracy": table_a, "macro-F1": table_a_f1}, axis=1).style.format("{:.3f}")
+        .background_gradient(cmap="Greens", vmin=0.4, vmax=1.0)
+        .set_caption(f"Table A: test accuracy and macro-F1 ({ours['source'].iloc[0]})"))
+display(acc[acc["macro_f1"].isna()][["dataset", "arch", "accuracy", "source"]].style.hide(axis="index")
+        .format({"accuracy": "{:.4f}"}).set_caption("Published figure, for comparison (different data and scale)"))
+
+# %%
+f1 = result.per_class_f1.pivot_table(index=["dataset", "class"], columns="arch", values="f1")
+f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set_caption("Per-class F1")
+
+# %% [markdown]
+# ## Table B: the five CAM methods on ResNet50
+#
+# Mean ROAD (combined MoRF/LeRF), mean change in the target probability when the image is
+# multiplied by the map, and the fraction of images whose probability rises. The published
+# glioma figures sit in the last table: they are one of the two confidence readings on real
+# MRI, which a phantom cannot reproduce, only rehearse.
+
+# %%
+summary = result.cam_summary
+overall = summary[summary["class"] == "all"]
+table_b = overall.pivot(index="method", columns="dataset", values=["road_combined", "confidence_change",
+                                                                 "confidence_increase"])
+display(table_b.style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
+        .set_caption(f"Table B: ROAD and confidence, mean over {int(result.scores['image'].nunique())} images per dataset"))
+per_class = summary[summary["class"] != "all"].pivot_table(index=["dataset", "class"], columns="method",
+                                                           values="confidence_change")
+display(per_class.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.2, vmax=0.2)
+        .set_caption("Mean confidence change per class"))
+display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
+        .set_caption("Published: confidence increase on glioma (Chaddad et al. 2025)"))
+
+# %%
+scores = result.scores
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+for ax, metric, label in [(axes[0], "road_combined", "ROAD combined (higher: more faithful)"),
+                          (axes[1], "confidence_change", "confidence change (mean)")]:
+    s = scores[scores.metric == metric]
+    stats = s.groupby(["dataset", "method"])["value"].agg(["mean", "sem"]).reset_index()
+    names = list(dict.fromkeys(stats["method"]))
+    width = 0.8 / len(names)
+    for k, m in enumerate(names):
+        part = stats[stats.method == m]
+        pos = np.arange(len(part)) + k * width
+        ax.bar(pos, part["mean"], width, yerr=1.96 * part["sem"].fillna(0), capsize=2, label=m)
+    ax.set_xticks(np.arange(len(part)) + 0.4 - width / 2, part["dataset"], rotation=10)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel(label)
+    ax.set_title(label.split(" (")[0] + ", mean and 95 % interval")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Paired t-tests between the methods
+#
+# Every pair of methods on the same images, for both scores and every dataset: the mean
+# difference with its bootstrap 95 % interval, the t statistic, Cohen's $d_z$, the raw p-value
+# and the Holm- and Bonferroni-adjusted ones. The table is sortable: click a column header.
+
+# %%
+tt = result.ttests.copy()
+cols = ["dataset", "metric", "method_a", "method_b", "n", "mean_diff", "ci_low", "ci_high", "t", "d_z", "p",
+        "p_holm", "p_bonferroni", "significant"]
+show(tt[cols].round(4), classes="display compact", pageLength=10)
+
+# %%
+metric = "confidence_change"
+ds_list = list(dict.fromkeys(tt["dataset"]))
+fig, axes = plt.subplots(1, len(ds_list), figsize=(4.6 * len(ds_list), 4), squeeze=False)
+for ax, d in zip(axes[0], ds_list):
+    part = tt[(tt.dataset == d) & (tt.metric == metric)]
+    names = list(dict.fromkeys(list(part.method_a) + list(part.method_b)))
+    grid = pd.DataFrame(np.nan, index=names, columns=names)
+    for _, r in part.iterrows():
+        grid.loc[r.method_a, r.method_b] = grid.loc[r.method_b, r.method_a] = r.p_holm
+    im = ax.imshow(-np.log10(grid.astype(float).clip(lower=1e-6)), cmap="viridis", vmin=0, vmax=4)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_title(d, fontsize=10)
+    plt.colorbar(im, ax=ax, fraction=0.046).set_label("-log10 Holm-adjusted p")
+fig.suptitle(f"Which methods differ on {metric}? (brighter: smaller adjusted p)", fontsize=11)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Time per image
+
+# %%
+timing = result.timing
+fig, ax = plt.subplots(figsize=(8, 4))
+t = timing.pivot(index="method", columns="dataset", values="mean_s_per_image")
+e = timing.pivot(index="method", columns="dataset", values="sd_s_per_image")
+t.plot.barh(ax=ax, xerr=e, logx=True, capsize=2)
+ax.set_xlabel("seconds per image (log scale; bars: mean, whiskers: sd)")
+ax.set_ylabel("")
+ax.set_title(f"Time per image on {timing['device'].iloc[0]}, {timing['arch'].iloc[0]}")
+fig.tight_layout()
+plt.show()
+timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).hide(axis="index")
+
+# %% [markdown]
+# ## The extended grid: every visual method x every visual metric
+#
+# Every visual method of the registry on the book's ResNet18s, scored with the localisation
+# metrics against the phantoms' true lesion masks and with the fidelity metrics. For metrics
+# where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated value, so
+# that bright always means good. Hover over a cell for the value.
+
+# %%
+ext = result.extended
+if len(ext):
+    show(ext.round(4), classes="display compact", pageLength=10)
+    mean = ext.groupby(["method", "metric"])["value"].mean().unstack("metric")
+    better = ext.drop_duplicates("metric").set_index("metric")["higher_is_better"]
+    ranked = mean.rank(pct=True) * np.where(better.reindex(mean.columns).values, 1, 0) + \
+        (1 - mean.rank(pct=True)) * np.where(better.reindex(mean.columns).values, 0, 1)
+    order = ranked.mean(1).sort_values(ascending=False).index
+    fig = px.imshow(ranked.loc[order], color_continuous_scale="Viridis", aspect="auto",
+                    labels=dict(x="metric", y="method", color="rank (1 = best)"),
+                    title="Extended grid: percentile rank of each method per metric (mean over the phantom sets)")
+    fig.update_traces(customdata=mean.loc[order].values,
+                      hovertemplate="%{y} / %{x}<br>value %{customdata:.3f}<br>rank %{z:.2f}<extra></extra>")
+    fig.update_layout(height=650)
+    fig.show()
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise-start}
+# :label: bench-ex-reading
+# ```
+#
+# "Confidence increase" has two readings. From `result.scores`, compute for each dataset and
+# method both the mean change in the target probability and the fraction of images whose
+# probability rises, and say for which methods the two readings rank the methods differently.
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} bench-ex-reading
+# :class: dropdown
+# ```
+
+# %%
+both = scores[scores.metric.isin(["confidence_change", "confidence_increase"])].pivot_table(
+    index=["dataset", "method"], columns="metric", values="value")
+ranks = both.groupby(level="dataset").rank(ascending=False)
+both.join(ranks, rsuffix=" rank").style.format("{:.3f}")
+
+# %% [markdown]
+# A method can raise the probability a little on most images (a high fraction) yet lower it a
+# lot on a few (a low mean), so the two readings need not agree; a reproduction has to say
+# which one it reports.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise-start}
+# :label: bench-ex-power
+# ```
+#
+# With only a dozen images per dataset, how large would a difference between two methods
+# have to be for a paired t-test to detect it? Using the standard deviation of the per-image
+# differences between XGrad-CAM and Grad-CAM++ on confidence change, compute the smallest
+# mean difference a two-sided test at $\alpha = 0.05$ detects with 80 % power for $n = 12$ and
+# for $n = 100$ (use the normal approximation $\delta = (z_{0.975} + z_{0.8})\,\sigma_d/\sqrt{n}$).
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} bench-ex-power
+# :class: dropdown
+# ```
+
+# %%
+from scipy.stats import norm
+
+s = scores[scores.metric == "confidence_change"].pivot_table(index=["dataset", "image"], columns="method",
+                                                              values="value")
+if {"xgradcam", "gradcampp"} <= set(s.columns):
+    sd = (s["xgradcam"] - s["gradcampp"]).groupby(level="dataset").std()
+    z = norm.ppf(0.975) + norm.ppf(0.8)
+    display(pd.DataFrame({"sd of differences": sd, "detectable, n = 12": z * sd / np.sqrt(12),
+                          "detectable, n = 100": z * sd / np.sqrt(100)}).style.format("{:.4f}"))
+
+# %% [markdown]
+# Small samples only detect large differences; the paper's test sets are larger, and the
+# `paper` profile scores 100 images per dataset for that reason.
+#
+# ```{solution-end}
+# ```
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
