@@ -68,7 +68,7 @@ def lesion_images(name, model, n, seed=seed):
     size = model.report.settings["image_size"]
     test = mx.load_dataset(name, split="test", image_size=size, n=64, seed=seed)
     with_mask = [i for i in range(len(test)) if "mask" in test[i] and test[i]["mask"].any()]
-    idx = with_mask[:n] if with_mask else list(range(n))
+    idx = with_mask[:n] if with_mask else list(range(min(n, len(test))))
     batch = test.batch(idx)
     return test, batch
 

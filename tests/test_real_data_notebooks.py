@@ -45,6 +45,7 @@ CASES = {
     "getting_started": {"datasets": REAL},
     "cam": {"dataset": "figshare-brain-tumor", "datasets": REAL},
     "gradient": {"dataset": "figshare-brain-tumor", "datasets": REAL},
+    "evaluation": {"dataset": "chest-xray-pneumonia", "datasets": REAL},   # no masks: localisation is skipped
 }
 
 
