@@ -17,6 +17,7 @@ __all__ = [
     "atomic_path",
     "check_choice",
     "check_images",
+    "check_eval_model",
     "CACHE_ENV",
 ]
 
@@ -130,3 +131,18 @@ def check_images(images, n: int | None = None):
     if not bool(torch.isfinite(images).all()):
         raise ValueError("images contain NaN or infinite values")
     return images.detach()
+
+
+def check_eval_model(model, used_by: str = "explanations"):
+    """Refuse anything but an ``nn.Module`` in eval mode; never switch the mode for the caller."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    training = [name or "<model>" for name, m in model.named_modules() if m.training]
+    if training:
+        raise RuntimeError(
+            f"model is in training mode ({', '.join(training[:3])}{' ...' if len(training) > 3 else ''}); "
+            f"{used_by} need fixed BatchNorm statistics and no dropout. Call model.eval() first "
+            "(the mode is never switched for you).")
+    return model

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice, check_images
+from .._utils import check_choice, check_eval_model, check_images
 
 __all__ = [
     "Explanation",
@@ -357,14 +357,7 @@ def _check_method(method) -> MethodInfo:
 
 
 def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    training = [name or "<model>" for name, m in model.named_modules() if m.training]
-    if training:
-        raise RuntimeError(
-            f"model is in training mode ({', '.join(training[:3])}{' ...' if len(training) > 3 else ''}); "
-            "explanations need fixed BatchNorm statistics and no dropout. Call model.eval() first "
-            "(explain never switches the mode for you).")
+    check_eval_model(model, "explanations")
 
 
 def _first_conv(model: nn.Module) -> nn.Module | None:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice, check_images  # noqa: F401 - re-exported for the metric modules
+from .._utils import check_choice, check_eval_model, check_images  # noqa: F401 - re-exported for the metric modules
 
 #: The categories a metric can belong to.
 CATEGORIES = ("localisation", "fidelity", "sanity")
@@ -110,14 +110,7 @@ def metrics_table(category: str | None = None):
 
 def check_model(model) -> nn.Module:
     """Refuse anything but an ``nn.Module`` in eval mode (a metric never switches the mode)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    training = [name or "<model>" for name, m in model.named_modules() if m.training]
-    if training:
-        raise RuntimeError(
-            f"model is in training mode ({', '.join(training[:3])}{' ...' if len(training) > 3 else ''}); "
-            "metrics need fixed BatchNorm statistics and no dropout. Call model.eval() first.")
-    return model
+    return check_eval_model(model, "metrics")
 
 
 def model_device(model: nn.Module) -> torch.device:
