@@ -15,6 +15,7 @@ Every dataset carries ``name``, ``classes``, ``concept_names``, ``modality`` and
 """
 from __future__ import annotations
 
+import abc
 from typing import Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     return (images * std + mean).clamp(0.0, 1.0)
 
 
-class BiomedDataset(torch.utils.data.Dataset):
+class BiomedDataset(torch.utils.data.Dataset, abc.ABC):
     """Base class: subclasses implement ``__len__`` and ``raw(i)``.
 
     ``raw(i)`` returns a dict with ``image`` as uint8 ``[H,W,3]`` (or float in [0,1]), ``label``
@@ -58,8 +59,9 @@ class BiomedDataset(torch.utils.data.Dataset):
     modality: str = ""
     split: str = "train"
 
-    def raw(self, i: int) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def raw(self, i: int) -> dict:
+        """The ``i``-th item before normalisation (see the class docstring)."""
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= int(i) < len(self):
