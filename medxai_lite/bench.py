@@ -104,17 +104,14 @@ def _key(settings: dict) -> str:
 
 
 def _eval_batch(dataset: str, size: int, n: int, seed: int, need_lesion: bool):
-    from .data import load_dataset
+    from .data import lesion_batch, load_dataset
 
     test = load_dataset(dataset, split="test", image_size=size, n=max(4 * n, 64), seed=seed)
-    idx = list(range(len(test)))
     if need_lesion:  # localisation needs a non-empty mask
-        with_mask = [i for i in idx if "mask" in test[i] and bool(test[i]["mask"].any())]
-        idx = with_mask or idx
-    else:            # stratified: the same number of images of every class where possible
-        labels = test.labels
-        per = [list(np.flatnonzero(labels == c)) for c in range(len(test.classes))]
-        idx = [i for group in zip(*[p for p in per if p]) for i in group] or idx
+        return test, lesion_batch(test, n)
+    # stratified: the same number of images of every class where possible
+    per = [list(np.flatnonzero(test.labels == c)) for c in range(len(test.classes))]
+    idx = [i for group in zip(*[p for p in per if p]) for i in group] or list(range(len(test)))
     return test, test.batch(sorted(idx[:n]))
 
 

@@ -64,6 +64,7 @@ import pandas as pd
 from IPython.display import display
 
 import medxai_lite as mx
+from medxai_lite.data import lesion_batch
 from medxai_lite.explain import METHODS, explain
 from medxai_lite.metrics import (
     cascading_randomisation, confidence_change, confidence_increase, metrics_table, paired_tests,
@@ -82,12 +83,9 @@ COLOURS = dict(zip(methods + ["random"], plt.cm.tab10.colors[:len(methods)] + ((
 
 
 def lesion_images(name, model, n, seed=seed):
-    """``n`` test images that have a lesion (by mask, else by class), at the model's image size."""
-    size = model.report.settings["image_size"]
-    test = mx.load_dataset(name, split="test", image_size=size, n=64, seed=seed)
-    with_mask = [i for i in range(len(test)) if "mask" in test[i] and test[i]["mask"].any()]
-    idx = with_mask[:n] if with_mask else list(range(min(n, len(test))))
-    return test, test.batch(idx)
+    """``n`` test images with a lesion (by mask, where the dataset has masks), at the model's image size."""
+    test = mx.load_dataset(name, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
+    return test, lesion_batch(test, n)
 
 
 def n_constant(maps):

@@ -55,6 +55,7 @@ from IPython.display import display
 from scipy.stats import spearmanr
 
 import medxai_lite as mx
+from medxai_lite.data import lesion_batch
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.viz import explore, explorer_figure, method_grid
 
@@ -64,11 +65,9 @@ print(len(GRADS), "gradient-family methods:", ", ".join(GRADS))
 
 
 def lesion_images(name, model, n, seed=seed):
-    """``n`` test images that have a lesion (by mask, else by class), at the model's image size."""
-    size = model.report.settings["image_size"]
-    test = mx.load_dataset(name, split="test", image_size=size, n=64, seed=seed)
-    with_mask = [i for i in range(len(test)) if "mask" in test[i] and test[i]["mask"].any()]
-    return test, test.batch(with_mask[:n] if with_mask else list(range(min(n, len(test)))))
+    """``n`` test images with a lesion (by mask, where the dataset has masks), at the model's image size."""
+    test = mx.load_dataset(name, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
+    return test, lesion_batch(test, n)
 
 
 # %% [markdown]

@@ -161,3 +161,14 @@ def test_unknown_dataset_lists_the_choices():
         load_dataset("mnist")
     for name in NAMES:
         assert name in str(err.value)
+
+
+def test_lesion_batch_picks_lesions_and_never_overruns():
+    from medxai_lite.data import lesion_batch
+
+    ds = load_dataset("phantom-brain-mri", "test", image_size=32, n=12, seed=0)
+    batch = lesion_batch(ds, 5)
+    assert len(batch["image"]) == 5 and bool(batch["mask"].flatten(1).any(1).all())
+    assert len(lesion_batch(ds, 100)["image"]) == int(ds.masks.reshape(12, -1).any(1).sum())
+    with pytest.raises(ValueError, match="n must"):
+        lesion_batch(ds, 0)

@@ -9,7 +9,7 @@ from .base import IMAGENET_MEAN, IMAGENET_STD, ArrayDataset, BiomedDataset, deno
 from .phantoms import PHANTOMS, SHORTCUT_CLASS, generate
 
 __all__ = [
-    "load_dataset", "list_datasets", "PHANTOMS", "SHORTCUT_CLASS", "SPLITS", "DEFAULT_SIZES",
+    "load_dataset", "list_datasets", "lesion_batch", "PHANTOMS", "SHORTCUT_CLASS", "SPLITS", "DEFAULT_SIZES",
     "BiomedDataset", "ArrayDataset", "normalize", "denormalize", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
@@ -78,3 +78,15 @@ def load_dataset(name: str, split: str = "train", image_size: int = 128, n: int 
     if name in PUBLIC_DATASETS:
         return load_public(name, split=split, image_size=image_size, n=n, seed=seed, root=root)
     raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(list_datasets())}")
+
+
+def lesion_batch(dataset: BiomedDataset, n: int) -> dict:
+    """A stacked batch (see :meth:`BiomedDataset.batch`) of the first ``n`` items with a lesion.
+
+    "With a lesion" means a non-empty mask; a dataset without masks gives its first ``n`` items.
+    Fewer than ``n`` come back when the dataset holds fewer.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    with_mask = [i for i in range(len(dataset)) if "mask" in dataset[i] and bool(dataset[i]["mask"].any())]
+    return dataset.batch(with_mask[:n] if with_mask else list(range(min(n, len(dataset)))))

@@ -501,13 +501,8 @@ def confidence_change(model, images, targets, maps, masks=None, *, score: str = 
                       batch_size: int = 64) -> np.ndarray:
     from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 
-    check_model(model)
-    maps = check_maps(maps, images)
-    images = check_images(images)
-    _check_unit_maps(maps, "confidence_change")
-    targets = check_targets(targets, model, images, batch_size)
-    return _run_grad_cam_metric(CamMultImageConfidenceChange(), model, images, targets, maps, score, batch_size,
-                                None, np.zeros(len(maps), bool))
+    return _cam_mult_metric(CamMultImageConfidenceChange(), "confidence_change", model, images, targets, maps,
+                            score, batch_size)
 
 
 @register_metric("confidence_increase", category="fidelity", higher_is_better=True,
@@ -516,13 +511,19 @@ def confidence_increase(model, images, targets, maps, masks=None, *, score: str 
                         batch_size: int = 64) -> np.ndarray:
     from pytorch_grad_cam.metrics.cam_mult_image import IncreaseInConfidence
 
+    return _cam_mult_metric(IncreaseInConfidence(), "confidence_increase", model, images, targets, maps, score,
+                            batch_size)
+
+
+def _cam_mult_metric(metric, name, model, images, targets, maps, score, batch_size) -> np.ndarray:
+    """The shared body of the two pytorch-grad-cam "image x map" confidence metrics."""
     check_model(model)
     maps = check_maps(maps, images)
     images = check_images(images)
-    _check_unit_maps(maps, "confidence_increase")
+    _check_unit_maps(maps, name)
     targets = check_targets(targets, model, images, batch_size)
-    return _run_grad_cam_metric(IncreaseInConfidence(), model, images, targets, maps, score, batch_size,
-                                None, np.zeros(len(maps), bool))
+    return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, None,
+                                np.zeros(len(maps), bool))
 
 
 confidence_change.__doc__ = ("Confidence change when the image is multiplied by its map: the mean-change "
