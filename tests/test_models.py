@@ -171,3 +171,51 @@ def test_resnet18_reaches_90_percent_on_every_phantom(dataset):
     """The cpu profile's promise: ResNet18 >= 90 % test accuracy (shares the book's cache)."""
     model = mx.get_trained_model(dataset, "resnet18", "cpu", progress=False)
     assert model.report.test["accuracy"] >= 0.90, model.report.summary()
+
+
+def test_zero_init_residual_makes_every_resnet_block_the_identity():
+    torch.manual_seed(0)
+    model = get_model("resnet18", num_classes=2, zero_init_residual=True).eval()
+    blocks = [b for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for b in layer]
+    assert all(torch.count_nonzero(b.bn2.weight) == 0 for b in blocks)
+    # a block without a downsampling branch then returns relu(x) for any input
+    x = torch.randn(1, 64, 8, 8)
+    assert torch.allclose(model.layer1[0](x), torch.relu(x))
+    # the default keeps torchvision's initialisation; other families ignore the option
+    assert torch.count_nonzero(get_model("resnet18", num_classes=2).layer1[0].bn2.weight) > 0
+    dense = get_model("densenet121", num_classes=2, zero_init_residual=True)
+    assert all(torch.count_nonzero(m.weight) > 0 for m in dense.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_recalibrate_batchnorm_gives_the_population_statistics():
+    ds = mx.load_dataset("phantom-skin", "train", image_size=32, n=40)
+    images = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 32 * 32, 2)).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    assert train_mod.recalibrate_batchnorm(model, ds, batch_size=16) == 1
+    bn = model[0]
+    # PyTorch's cumulative average (momentum=None): the plain mean over the batches of 16, 16
+    # and 8 images of each batch's per-channel mean and unbiased variance
+    batches = images.split(16)
+    expected_mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5)
+    expected_var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_var, expected_var, atol=1e-5)
+    assert bn.momentum == 0.1 and not model.training   # settings and mode restored
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    # on the first 16 images only: the first batch's statistics
+    train_mod.recalibrate_batchnorm(model, ds, batch_size=16, max_images=16)
+    assert torch.allclose(bn.running_mean, batches[0].mean(dim=(0, 2, 3)), atol=1e-5)
+    with pytest.raises(ValueError, match="max_images"):
+        train_mod.recalibrate_batchnorm(model, ds, max_images=1)
+    # no BatchNorm: nothing to do
+    assert train_mod.recalibrate_batchnorm(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2)), ds) == 0
+
+
+def test_precise_bn_is_a_training_setting(tmp_cache):
+    base = train_mod._resolve("phantom-skin", "cpu", {})
+    assert base["precise_bn"] == 0 and base["zero_init_residual"] is False
+    k = train_mod.cache_key("phantom-skin", "resnet50", "cpu", 0, base)
+    assert k != train_mod.cache_key("phantom-skin", "resnet50", "cpu", 0, {**base, "precise_bn": 128})
+    m = mx.get_trained_model("phantom-skin", "resnet18", progress=False, precise_bn=16, **TINY)
+    assert m.report.settings["precise_bn"] == 16

@@ -21,15 +21,16 @@ from torch import nn
 from .._utils import atomic_path, cache_dir, check_choice, device, set_seed
 from .zoo import ARCHS, get_model
 
-__all__ = ["PROFILES", "TrainingReport", "train_model", "evaluate", "get_trained_model", "cache_key"]
+__all__ = ["PROFILES", "TrainingReport", "train_model", "evaluate", "get_trained_model", "cache_key",
+           "recalibrate_batchnorm"]
 
 #: Training profiles. ``cpu``: small images, phantom-sized data, few epochs, random init.
 #: ``paper``: 224 px, ImageNet weights, full data, for a GPU (the Chaddad et al. setting).
 PROFILES = {
     "cpu": dict(image_size=64, n_train=800, n_val=200, n_test=400, epochs=8, batch_size=32, lr=1e-3,
-                weight_decay=1e-4, patience=3, pretrained=False),
+                weight_decay=1e-4, patience=3, pretrained=False, zero_init_residual=False, precise_bn=0),
     "paper": dict(image_size=224, n_train=None, n_val=None, n_test=None, epochs=30, batch_size=32, lr=1e-4,
-                  weight_decay=1e-4, patience=5, pretrained=True),
+                  weight_decay=1e-4, patience=5, pretrained=True, zero_init_residual=False, precise_bn=0),
 }
 # the phantoms have no "full data": the paper profile draws this many
 _PHANTOM_PAPER_SIZES = dict(n_train=4000, n_val=600, n_test=1000)
@@ -93,12 +94,48 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 64, classes=None) -> d
     }
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, dataset, batch_size: int = 64, max_images: int | None = None) -> int:
+    """Replace every BatchNorm's running mean and variance by the population statistics of ``dataset``.
+
+    "Precise BN" (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", §3): after a few hundred
+    fast-moving steps, the exponential moving averages lag behind the weights and the network in
+    eval mode can predict one class for every input. With ``momentum=None`` PyTorch keeps the
+    cumulative average instead, so one forward pass in train mode over ``dataset`` (its first
+    ``max_images`` items when given) gives the statistics of the final weights. Gradients are off
+    and the weights are unchanged. Returns the number of BatchNorm layers recalibrated (0 leaves
+    the model untouched).
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    if max_images is not None:
+        if int(max_images) < 2:
+            raise ValueError(f"max_images must be at least 2 (a batch variance needs two images), got {max_images}")
+        dataset = torch.utils.data.Subset(dataset, range(min(int(max_images), len(dataset))))
+    was_training, momenta = model.training, [b.momentum for b in bns]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None
+    model.train()
+    dev = next(model.parameters()).device
+    for x, _ in _loader(dataset, batch_size, False, 0):
+        model(x.to(dev))
+    for b, m in zip(bns, momenta):
+        b.momentum = m
+    model.train(was_training)
+    return len(bns)
+
+
 def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size: int, lr: float,
-                weight_decay: float = 1e-4, patience: int = 3, seed: int = 0, progress: bool = True):
+                weight_decay: float = 1e-4, patience: int = 3, seed: int = 0, progress: bool = True,
+                precise_bn: int = 0):
     """Train with AdamW and cross-entropy; keep the weights of the best validation macro-F1.
 
     Stops early after ``patience`` epochs without improvement. Deterministic on CPU for a seed.
-    Returns ``(model, history, best_epoch)``; the model is returned in eval mode.
+    ``precise_bn=n`` (n > 0) recomputes the BatchNorm statistics on the first ``n`` training
+    images before each validation (:func:`recalibrate_batchnorm`); 0 keeps the running averages. Returns ``(model, history, best_epoch)``; the
+    model is returned in eval mode.
     """
     from tqdm.auto import tqdm
 
@@ -121,6 +158,8 @@ def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size
             total += loss.item() * len(y)
             count += len(y)
         sched.step()
+        if precise_bn:
+            recalibrate_batchnorm(model, train_set, max_images=int(precise_bn))
         val = evaluate(model, val_set, classes=train_set.classes)
         history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val["loss"],
                         "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]})
@@ -210,11 +249,13 @@ def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu"
     train_set, val_set = data("train", settings["n_train"]), data("val", settings["n_val"])
     test_set = data("test", settings["n_test"])
     set_seed(seed)
-    model = get_model(arch, len(train_set.classes), pretrained=settings["pretrained"])
+    model = get_model(arch, len(train_set.classes), pretrained=settings["pretrained"],
+                      zero_init_residual=settings["zero_init_residual"])
     t0 = time.perf_counter()
     model, history, best_epoch = train_model(
         model, train_set, val_set, epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"],
-        weight_decay=settings["weight_decay"], patience=settings["patience"], seed=seed, progress=progress)
+        weight_decay=settings["weight_decay"], patience=settings["patience"], seed=seed, progress=progress,
+        precise_bn=settings["precise_bn"])
     seconds = time.perf_counter() - t0
     report = TrainingReport(dataset=dataset, arch=arch, profile=profile, classes=list(train_set.classes),
                             settings=settings, history=history, test=evaluate(model, test_set),
