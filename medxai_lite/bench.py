@@ -9,13 +9,14 @@ does the same on the phantoms (default, CPU budget) or on the public datasets (`
 
 - ``accuracy.csv`` (Table A): dataset, arch, accuracy, macro-F1, source; ``per_class_f1.csv``;
 - ``scores.csv``: one row per dataset x image x method x metric (ROAD, confidence change and
-  increase), with the image's class; ``cam_summary.csv`` (Table B) averages it per dataset and
+  increase, and the map's mean value as a diagnostic), with the image's class; a random-map
+  reference (``random_map``) is scored beside the methods; ``cam_summary.csv`` (Table B) averages it per dataset and
   per class, beside the published glioma figures;
 - ``ttests.csv``: paired t-tests between every pair of methods on the per-image scores, with
   Cohen's d_z, Holm and Bonferroni corrections and bootstrap intervals;
 - ``timing.csv``: seconds per image per method (mean, sd), device named;
 - ``extended.csv``: every visual method of the registry x every visual metric on the phantoms
-  (localisation against the true masks), on a ResNet18;
+  (localisation against the true masks), on a ResNet18 trained with the same budget;
 - ``meta.json``: settings, versions, device, wall time.
 
 The folder is written under a temporary name and renamed when complete; a finished run is
@@ -40,7 +41,7 @@ import numpy as np
 from ._utils import cache_dir, check_choice, device
 
 __all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
-           "BenchmarkResult", "run_benchmark", "load_results"]
+           "MAP_MEAN", "EXTENDED_ARCH", "BenchmarkResult", "run_benchmark", "load_results", "bench_model", "train_models", "random_maps", "RANDOM_REFERENCE"]
 
 #: The five CAM methods of the experiment, as registry keys.
 PAPER_CAMS = ("gradcampp", "xgradcam", "ablationcam", "eigengradcam", "layercam")
@@ -63,9 +64,13 @@ PUBLISHED_CONFIDENCE = [
 #: method options, and the extended grid's size. The ``cpu`` budget keeps the benchmark chapter
 #: within its ten minutes on two cores; ``paper`` is the experiment's own scale.
 BENCH_BUDGETS = {
-    "cpu": dict(train=dict(image_size=64, n_train=300, n_val=100, n_test=200, epochs=3, patience=2),
-                n_images=12, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.1, "batch_size": 128}},
-                extended_images=4,
+    "cpu": dict(train=dict(image_size=64, n_train=300, n_val=100, n_test=200, epochs=4, patience=4, lr=3e-3,
+                           zero_init_residual=True, precise_bn=128),
+                # VGG16 (138 M parameters, no BatchNorm) costs 6x a ResNet50 per image on a CPU and does not
+                # learn from scratch in any budget the chapter can afford: it gets a token run
+                arch_train={"vgg16": dict(n_train=64, epochs=1, lr=1e-4)},
+                n_images=12, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.05, "batch_size": 128}},
+                extended_images=3,
                 extended_options={"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
                                   "sscam": {"num_samples": 1, "batch_size": 128},
                                   "iscam": {"num_samples": 1, "batch_size": 128},
@@ -73,7 +78,7 @@ BENCH_BUDGETS = {
                                   "integrated_gradients": {"n_steps": 16}, "xrai": {"steps": 8},
                                   "deepshap": {"n_noise": 2}},
                 steps=16),
-    "paper": dict(train={}, n_images=100, method_options={}, extended_images=32, extended_options={}, steps=32),
+    "paper": dict(train={}, arch_train={}, n_images=100, method_options={}, extended_images=32, extended_options={}, steps=32),
 }
 _CAM_METRICS = ("road_combined", "confidence_change", "confidence_increase")
 _EXTENDED_METRICS = ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "deletion",
@@ -92,6 +97,81 @@ class BenchmarkResult:
     extended: object
     meta: dict
     folder: Path
+
+
+#: The network of the extended grid: cheap enough to run every method of the registry on it.
+EXTENDED_ARCH = "resnet18"
+#: The diagnostic stored beside the scores: the mean of each [0, 1] map (the share of the image it keeps).
+MAP_MEAN = "map_mean"
+#: The reference row of Table B: random maps as coarse as the CAMs (see :func:`random_maps`).
+RANDOM_REFERENCE = "random_map"
+
+
+def random_maps(model, arch: str, images, seed: int = 0) -> np.ndarray:
+    """Random maps with the spatial grain of a CAM: uniform noise on the target layer's grid,
+    upsampled bilinearly to the image size and scaled to [0, 1] per image.
+
+    The reference Table B needs: a score is only informative where it beats a map that knows
+    nothing about the image but is as coarse as the maps being judged. Same seed, same maps.
+    """
+    import torch
+
+    from .models import target_layer
+
+    grid = {}
+
+    def record(module, inputs, output):   # returns None: the output is left as it is
+        grid.setdefault("shape", output.shape[-2:])
+
+    handle = target_layer(model, arch).register_forward_hook(record)
+    try:
+        with torch.no_grad():
+            model(images[:1].to(next(model.parameters()).device))
+    finally:
+        handle.remove()
+    h, w = (int(v) for v in grid["shape"])
+    low = torch.from_numpy(np.random.default_rng(seed).random((len(images), 1, h, w), dtype=np.float32))
+    up = torch.nn.functional.interpolate(low, size=tuple(images.shape[-2:]), mode="bilinear",
+                                         align_corners=False)[:, 0].numpy()
+    lo, hi = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
+    return ((up - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
+
+
+def bench_model(dataset: str, arch: str = "resnet50", profile: str = "cpu", seed: int = 0):
+    """The network the benchmark trained (or will train) for ``dataset`` and ``arch``: the
+    profile's settings with the benchmark's budget (``BENCH_BUDGETS[profile]``), from the cache.
+
+    Use it to look at the maps behind the tables, e.g. the five CAMs of one image.
+    """
+    from .models import get_trained_model
+
+    check_choice("profile", profile, BENCH_BUDGETS)
+    budget = BENCH_BUDGETS[profile]
+    return get_trained_model(dataset, arch, profile, seed=seed, progress=False,
+                             **{**budget["train"], **budget.get("arch_train", {}).get(arch, {})})
+
+
+def train_models(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
+                 archs: Sequence[str] | None = None, extended: bool = True, seed: int = 0,
+                 progress: bool = True) -> dict:
+    """Train (or load from the cache) every network a benchmark run needs, and return them.
+
+    The ``archs`` on each dataset with the benchmark's budget (:func:`bench_model`) and, when
+    ``extended``, the ResNet18 (same budget) that the extended grid explains. ``run_benchmark``
+    calls it first; calling it on its own splits a long run into a training step and an
+    explaining step (the benchmark notebook does, to keep each cell short). Returns
+    ``{(dataset, arch): model}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .models import PAPER_ARCHS
+
+    check_choice("data", data, DATA_SOURCES)
+    check_choice("profile", profile, BENCH_BUDGETS)
+    datasets = list(datasets or DATA_SOURCES[data])
+    archs = list(dict.fromkeys([*(archs or PAPER_ARCHS), *([EXTENDED_ARCH] if extended else [])]))
+    jobs = [(d, a) for d in datasets for a in archs]
+    return {(d, a): bench_model(d, a, profile, seed=seed) for d, a in tqdm(jobs, desc="training", disable=not progress)}
 
 
 def _key(settings: dict) -> str:
@@ -133,7 +213,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
 
     from .explain import explain, list_methods
     from .metrics import METRICS, paired_tests
-    from .models import PAPER_ARCHS, get_trained_model
+    from .models import PAPER_ARCHS
 
     check_choice("data", data, DATA_SOURCES)
     check_choice("profile", profile, BENCH_BUDGETS)
@@ -156,23 +236,24 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
         return load_results(folder)
 
     t_start = time.perf_counter()
-    train = budget["train"]
-    jobs = [(d, a) for d in datasets for a in archs]
-    acc_rows, f1_rows, models = [], [], {}
-    for d, a in tqdm(jobs, desc="training", disable=not progress):
-        model = get_trained_model(d, a, profile, seed=seed, progress=False, **train)
-        models[(d, a)] = model
-        rep = model.report
+    models = train_models(data, profile, datasets=datasets, archs=archs, extended=extended, seed=seed,
+                          progress=progress)
+    acc_rows, f1_rows = [], []
+    for d, a in [(d, a) for d in datasets for a in archs]:
+        rep = models[(d, a)].report
         acc_rows.append({"dataset": d, "arch": a, "accuracy": rep.test["accuracy"], "macro_f1": rep.test["macro_f1"],
-                         "n_test": rep.test["n"], "train_seconds": rep.seconds,
+                         "n_test": rep.test["n"], "n_train": rep.settings["n_train"],
+                         "epochs": len(rep.history), "train_seconds": rep.seconds,
                          "source": f"this run ({data}, {profile} profile)"})
         f1_rows += [{"dataset": d, "arch": a, "class": c, "f1": f} for c, f in zip(rep.classes, rep.test["per_class_f1"])]
-    accuracy = pd.DataFrame(acc_rows + [dict(r, macro_f1=np.nan, n_test=np.nan, train_seconds=np.nan)
+    accuracy = pd.DataFrame(acc_rows + [dict(r, macro_f1=np.nan, n_test=np.nan, n_train=np.nan, epochs=np.nan,
+                                             train_seconds=np.nan)
                                         for r in PUBLISHED_ACCURACY])
 
+    phases = {"training": time.perf_counter() - t_start}
     # Table B: the CAM methods on cam_arch, per image, then ROAD and the confidence scores
     score_rows, time_rows = [], []
-    steps = [(d, m) for d in datasets for m in methods]
+    steps = [(d, m) for d in datasets for m in [*methods, RANDOM_REFERENCE]]
     bar = tqdm(steps, desc="explaining", disable=not progress)
     batches = {}
     for d, method in bar:
@@ -181,22 +262,29 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
             batches[d] = _eval_batch(d, model.report.settings["image_size"], n_images, seed, need_lesion=False)
         test, batch = batches[d]
         x = batch["image"]
-        opts = budget["method_options"].get(method, {})
         with torch.no_grad():   # the paper explains the predicted class
             preds = model(x.to(next(model.parameters()).device)).argmax(1).cpu().numpy()
-        maps, secs = [], []
-        for i in range(len(x)):   # one image at a time: the per-image time the paper reports
-            res = explain(method, model, x[i:i + 1], targets=preds[i:i + 1], arch=cam_arch, seed=seed, **opts)
-            maps.append(res.maps)
-            secs.append(res.seconds)
-        maps = np.concatenate(maps)
         targets = preds
-        time_rows.append({"dataset": d, "method": method, "mean_s_per_image": float(np.mean(secs)),
-                          "sd_s_per_image": float(np.std(secs, ddof=1)), "n_images": len(secs),
-                          "device": str(device()), "arch": cam_arch})
-        for metric in _CAM_METRICS:
-            values = METRICS[metric](model, x, targets, maps)
-            for i, v in enumerate(values):
+        if method == RANDOM_REFERENCE:
+            maps = random_maps(model, cam_arch, x, seed=seed)
+        else:
+            opts = budget["method_options"].get(method, {})
+            maps, secs = [], []
+            for i in range(len(x)):   # one image at a time: the per-image time the paper reports
+                res = explain(method, model, x[i:i + 1], targets=preds[i:i + 1], arch=cam_arch, seed=seed, **opts)
+                maps.append(res.maps)
+                secs.append(res.seconds)
+            maps = np.concatenate(maps)
+            time_rows.append({"dataset": d, "method": method, "mean_s_per_image": float(np.mean(secs)),
+                              "sd_s_per_image": float(np.std(secs, ddof=1)), "n_images": len(secs),
+                              "device": str(device()), "arch": cam_arch})
+        with warnings.catch_warnings():   # a constant map's ROAD is NaN, counted in the summary's n_undefined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = {metric: METRICS[metric](model, x, targets, maps) for metric in _CAM_METRICS}
+        # not a score: how much of the image the map keeps, which the "image x map" scores depend on
+        values[MAP_MEAN] = maps.mean(axis=(1, 2))
+        for metric, vals in values.items():
+            for i, v in enumerate(vals):
                 score_rows.append({"dataset": d, "image": int(batch["index"][i]),
                                    "class": test.classes[int(batch["label"][i])],
                                    "predicted": test.classes[int(preds[i])], "method": method, "metric": metric,
@@ -207,6 +295,12 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     overall["class"] = "all"
     per_class = scores.groupby(["dataset", "class", "method", "metric"])["value"].mean().unstack("metric").reset_index()
     cam_summary = pd.concat([overall, per_class], ignore_index=True)
+    # how many per-image ROAD scores were undefined (a constant map) and left out of each mean
+    undefined = scores[scores.metric == "road_combined"].assign(nan=lambda t: t["value"].isna())
+    counts = pd.concat([undefined.groupby(["dataset", "method"])["nan"].sum().reset_index().assign(**{"class": "all"}),
+                        undefined.groupby(["dataset", "class", "method"])["nan"].sum().reset_index()])
+    cam_summary = cam_summary.merge(counts.rename(columns={"nan": "road_n_undefined"}),
+                                    on=["dataset", "class", "method"], how="left")
 
     tests = []
     for d in datasets:
@@ -219,11 +313,15 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
             tests.append(t)
     ttests = pd.concat(tests, ignore_index=True)
 
+    phases["explaining_and_scoring"] = time.perf_counter() - t_start - phases["training"]
     ext = pd.DataFrame()
     if extended:
-        ext = _extended_grid(datasets, extended_methods, profile, budget, seed, progress)
+        ext = _extended_grid(datasets, extended_methods, {d: models[(d, EXTENDED_ARCH)] for d in datasets},
+                             budget, seed, progress)
+    phases["extended_grid"] = time.perf_counter() - t_start - sum(phases.values())
 
     meta = {"settings": settings, "device": str(device()), "wall_seconds": time.perf_counter() - t_start,
+            "phase_seconds": phases,
             "platform": platform.platform(), "python": platform.python_version(),
             "published_confidence": PUBLISHED_CONFIDENCE}
     tables = dict(accuracy=accuracy, per_class_f1=pd.DataFrame(f1_rows), scores=scores, cam_summary=cam_summary,
@@ -232,23 +330,21 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     return load_results(folder)
 
 
-def _extended_grid(datasets, methods, profile, budget, seed, progress):
-    """Every visual method x every visual metric on a ResNet18, against the true masks."""
+def _extended_grid(datasets, methods, models, budget, seed, progress):
+    """Every visual method x every visual metric on ``models`` (one per dataset), against the true masks."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     from .explain import METHODS, explain
     from .metrics import METRICS
-    from .models import get_trained_model
 
-    methods = list(methods or [m for m, info in METHODS.items() if info.supports("resnet18")])
+    methods = list(methods or [m for m, info in METHODS.items() if info.supports(EXTENDED_ARCH)])
     rows = []
     jobs = [(d, m) for d in datasets for m in methods]
     cache = {}
     for d, method in tqdm(jobs, desc="extended grid", disable=not progress):
         if d not in cache:
-            # the book's own ResNet18 (no benchmark overrides): shared with the method chapters
-            model = get_trained_model(d, "resnet18", profile, seed=seed, progress=False)
+            model = models[d]
             test, batch = _eval_batch(d, model.report.settings["image_size"], budget["extended_images"], seed,
                                       need_lesion=True)
             cache[d] = (model, batch)

@@ -43,6 +43,7 @@ datasets = None       # None: the data source's three datasets
 archs = None          # None: ResNet50, DenseNet121, VGG16, EfficientNet-B0
 methods = None        # None: the paper's five CAM methods
 n_images = None       # None: the profile's budget (12 per dataset on the CPU)
+progress = False      # True: progress bars (worth it for the long paper run)
 
 # %%
 import sys
@@ -56,24 +57,40 @@ from IPython.display import display
 from itables import init_notebook_mode, show
 
 import medxai_lite as mx
-from medxai_lite.bench import PUBLISHED_CONFIDENCE, run_benchmark
+from medxai_lite.bench import PUBLISHED_CONFIDENCE, run_benchmark, train_models
 
 if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
     pio.renderers.default = "plotly_mimetype+notebook_connected"
 init_notebook_mode(all_interactive=False, connected=False)   # sortable tables that work offline
 
+# %% [markdown]
+# Training comes first, as a step of its own: the four networks on each dataset with the
+# benchmark's budget, and a ResNet18 with the same budget for the extended grid. On a rebuild
+# every network comes from the cache in seconds.
+
+# %%
+models = train_models(data, profile, datasets=datasets, archs=archs, seed=seed, progress=progress)
+print(f"{len(models)} networks ready")
+
+# %%
 result = run_benchmark(data, profile, datasets=datasets, archs=archs, methods=methods, n_images=n_images,
-                       seed=seed, progress=False)
+                       seed=seed, progress=progress)
 meta = result.meta
 print(f"tables in {result.folder}")
-print(f"device: {meta['device']}; the run took {meta['wall_seconds']:.0f} s when it was computed")
+print(f"device: {meta['device']}; computed in {meta['wall_seconds']:.0f} s (" + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in meta['phase_seconds'].items()) + ")")
 
 # %% [markdown]
 # ## Table A: four CNNs on three datasets
 #
 # Test accuracy and macro-F1 of each network, with the published ResNet50 figure on the
 # real skin-cancer data beside ours. Our networks start from random weights and see 64 px
-# phantoms for three epochs; the published one started from ImageNet weights at full size.
+# phantoms for a few epochs; the published ones started from ImageNet weights at full size.
+# Training from scratch on a few hundred images only works with two standard aids, both
+# recorded in the settings: ResNet blocks start as the identity (`zero_init_residual`) and the
+# BatchNorm statistics are recomputed on the training set before each validation
+# (`precise_bn`). VGG16 gets a token run only: with 138 million parameters and no
+# BatchNorm it is six times slower per image than ResNet50 here and does not learn from
+# scratch within any budget this page can afford, so expect it near chance.
 
 # %%
 acc = result.accuracy
@@ -83,6 +100,8 @@ table_a_f1 = ours.pivot(index="dataset", columns="arch", values="macro_f1")
 display(pd.concat({"accuracy": table_a, "macro-F1": table_a_f1}, axis=1).style.format("{:.3f}")
         .background_gradient(cmap="Greens", vmin=0.4, vmax=1.0)
         .set_caption(f"Table A: test accuracy and macro-F1 ({ours['source'].iloc[0]})"))
+display(ours.pivot(index="dataset", columns="arch", values=["n_train", "epochs", "train_seconds"])
+        .style.format("{:.0f}").set_caption("Training budget: images, epochs run, seconds"))
 display(acc[acc["macro_f1"].isna()][["dataset", "arch", "accuracy", "source"]].style.hide(axis="index")
         .format({"accuracy": "{:.4f}"}).set_caption("Published figure, for comparison (different data and scale)"))
 
@@ -94,26 +113,112 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 # ## Table B: the five CAM methods on ResNet50
 #
 # Mean ROAD (combined MoRF/LeRF), mean change in the target probability when the image is
-# multiplied by the map, and the fraction of images whose probability rises. The published
-# glioma figures sit in the last table: they are one of the two confidence readings on real
-# MRI, which a phantom cannot reproduce, only rehearse.
+# multiplied by the map, and the fraction of images whose probability rises. The row
+# `random_map` is a reference that is not in the paper: random maps with the same coarse grain
+# as the CAMs (noise on the target layer's grid, upsampled), scored on the same images. A
+# method's score means something only by its distance from that row. The published glioma
+# figures sit in the last table: they are one of the two confidence readings on real MRI,
+# which a phantom cannot reproduce, only rehearse.
 
 # %%
-summary = result.cam_summary
+scores, summary = result.scores, result.cam_summary
 overall = summary[summary["class"] == "all"]
 table_b = overall.pivot(index="method", columns="dataset", values=["road_combined", "confidence_change",
-                                                                 "confidence_increase"])
+                                                                 "confidence_increase", "map_mean"])
 display(table_b.style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
         .set_caption(f"Table B: ROAD and confidence, mean over {int(result.scores['image'].nunique())} images per dataset"))
-per_class = summary[summary["class"] != "all"].pivot_table(index=["dataset", "class"], columns="method",
-                                                           values="confidence_change")
-display(per_class.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.2, vmax=0.2)
-        .set_caption("Mean confidence change per class"))
+for metric, caption in [("road_combined", "Mean ROAD (combined) per class"),
+                        ("confidence_change", "Mean confidence change per class")]:
+    per_class = summary[summary["class"] != "all"].pivot_table(index=["dataset", "class"], columns="method",
+                                                               values=metric)
+    display(per_class.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.2, vmax=0.2)
+            .set_caption(caption))
 display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
         .set_caption("Published: confidence increase on glioma (Chaddad et al. 2025)"))
 
+# %% [markdown]
+# How far is each method from the random reference? Positive: better than a random map of
+# the same grain, in each score's own units.
+
 # %%
-scores = result.scores
+from medxai_lite.bench import RANDOM_REFERENCE
+
+gap = overall.set_index(["dataset", "method"])[["road_combined", "confidence_change"]]
+gap = gap - gap.xs(RANDOM_REFERENCE, level="method")
+gap = gap.drop(RANDOM_REFERENCE, level="method").unstack("dataset")
+display(gap.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1)
+        .set_caption("Method minus random reference"))
+undefined = overall.groupby("method")["road_n_undefined"].sum()
+print("per-image ROAD scores left out because the map was constant:",
+      ", ".join(f"{m} {int(n)}" for m, n in undefined.items() if n) or "none")
+
+# %% [markdown]
+# The column `map_mean` in Table B is not a score: it is the mean of the [0, 1] map, the share
+# of the image that multiplying by the map keeps. Multiplying a normalised image by a map sets
+# every pixel the map ignores to the dataset's mean colour, and at 64 px the ResNet50's last
+# block is a 2 x 2 grid, so the maps are soft blobs over a quarter or more of the image. The
+# figure below plots each method's confidence change against how much of the image its maps
+# keep, the random reference included.
+
+# %%
+conf = scores[scores.metric.isin(["confidence_change", "map_mean"])].pivot_table(
+    index=["dataset", "method", "image"], columns="metric", values="value").reset_index()
+fig = px.scatter(conf, x="map_mean", y="confidence_change", color="method", facet_col="dataset",
+                 hover_data=["image"], labels={"map_mean": "mean map value (share of the image kept)",
+                                               "confidence_change": "confidence change"},
+                 title="Confidence change against the share of the image each map keeps, one point per image")
+fig.update_layout(height=420)
+fig.show()
+r = conf.groupby("dataset")[["map_mean", "confidence_change"]].corr(method="spearman").xs("map_mean", level=1)
+print("Spearman correlation between map mean and confidence change, per dataset:")
+print(r["confidence_change"].round(2).to_string())
+
+# %%
+ref = overall[overall.method == RANDOM_REFERENCE].set_index("dataset")["confidence_change"]
+best = overall[overall.method != RANDOM_REFERENCE].groupby("dataset")["confidence_change"].max()
+for d in ref.index:
+    print(f"{d}: best method {best[d]:+.3f}, random reference {ref[d]:+.3f} "
+          f"({'the random maps lose less' if ref[d] > best[d] else 'the best method loses less'})")
+
+# %% [markdown]
+# Where the correlation is strongly positive, the "image x map" confidence mostly measures how
+# much of the image a map keeps, and a method can raise it by spreading its map. ROAD, which
+# imputes removed pixels from their neighbours and compares removing the most and the least
+# relevant pixels, is less exposed to that. The published positive figures come from
+# pretrained networks at 224 px, whose 7 x 7 maps can keep the lesion and little else.
+
+# %% [markdown]
+# The maps behind Table B: the five methods on two test images of each dataset, from the
+# same cached ResNet50s (`medxai_lite.bench.bench_model`), with the true lesion outlined.
+
+# %%
+from medxai_lite.bench import BENCH_BUDGETS, bench_model
+from medxai_lite.data import lesion_batch
+from medxai_lite.viz import method_grid
+
+cam_arch = meta["settings"]["cam_arch"]
+for d in meta["settings"]["datasets"]:
+    model = bench_model(d, cam_arch, profile, seed=seed)
+    test = mx.load_dataset(d, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
+    batch = lesion_batch(test, 2)
+    x = batch["image"]
+    maps = {m: mx.explain(m, model, x, arch=cam_arch, seed=seed,
+                          **BENCH_BUDGETS[profile]["method_options"].get(m, {}))
+            for m in meta["settings"]["methods"]}
+    names = [f"{test.classes[int(c)]} (predicted {test.classes[int(p)]})"
+             for c, p in zip(batch["label"], next(iter(maps.values())).targets)]
+    method_grid(x, maps, masks=batch.get("mask"), row_titles=names,
+                title=f"{d}: the five CAM methods on {cam_arch}")
+    plt.show()
+
+# %% [markdown]
+# At 64 px the last block of a ResNet50 is a 2 x 2 grid, so a CAM can only choose among four
+# soft quadrants, and a network trained from scratch on a few hundred images may light the
+# same quadrant whatever the lesion's position (the CAM chapter shows the same effect on a
+# ResNet18, and how earlier layers fare). Read Table B with these maps in view: a score can
+# rank maps that do not localise anything.
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 for ax, metric, label in [(axes[0], "road_combined", "ROAD combined (higher: more faithful)"),
                           (axes[1], "confidence_change", "confidence change (mean)")]:
@@ -147,21 +252,23 @@ cols = ["dataset", "metric", "method_a", "method_b", "n", "mean_diff", "ci_low",
 show(tt[cols].round(4), classes="display compact", pageLength=10)
 
 # %%
-metric = "confidence_change"
 ds_list = list(dict.fromkeys(tt["dataset"]))
-fig, axes = plt.subplots(1, len(ds_list), figsize=(4.6 * len(ds_list), 4), squeeze=False)
-for ax, d in zip(axes[0], ds_list):
-    part = tt[(tt.dataset == d) & (tt.metric == metric)]
-    names = list(dict.fromkeys(list(part.method_a) + list(part.method_b)))
-    grid = pd.DataFrame(np.nan, index=names, columns=names)
-    for _, r in part.iterrows():
-        grid.loc[r.method_a, r.method_b] = grid.loc[r.method_b, r.method_a] = r.p_holm
-    im = ax.imshow(-np.log10(grid.astype(float).clip(lower=1e-6)), cmap="viridis", vmin=0, vmax=4)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_title(d, fontsize=10)
-    plt.colorbar(im, ax=ax, fraction=0.046).set_label("-log10 Holm-adjusted p")
-fig.suptitle(f"Which methods differ on {metric}? (brighter: smaller adjusted p)", fontsize=11)
+score_names = list(dict.fromkeys(tt["metric"]))
+fig, axes = plt.subplots(len(score_names), len(ds_list), figsize=(4.6 * len(ds_list), 4 * len(score_names)),
+                         squeeze=False)
+for row, metric in zip(axes, score_names):
+    for ax, d in zip(row, ds_list):
+        part = tt[(tt.dataset == d) & (tt.metric == metric)]
+        names = list(dict.fromkeys(list(part.method_a) + list(part.method_b)))
+        grid = pd.DataFrame(np.nan, index=names, columns=names)
+        for _, r in part.iterrows():
+            grid.loc[r.method_a, r.method_b] = grid.loc[r.method_b, r.method_a] = r.p_holm
+        im = ax.imshow(-np.log10(grid.astype(float).clip(lower=1e-6)), cmap="viridis", vmin=0, vmax=4)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_title(f"{d}: {metric}", fontsize=10)
+        plt.colorbar(im, ax=ax, fraction=0.046).set_label("-log10 Holm-adjusted p")
+fig.suptitle("Which methods differ? (brighter: smaller adjusted p; 1.3 is p = 0.05)", fontsize=11)
 fig.tight_layout()
 plt.show()
 
@@ -184,7 +291,8 @@ timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).
 # %% [markdown]
 # ## The extended grid: every visual method x every visual metric
 #
-# Every visual method of the registry on the book's ResNet18s, scored with the localisation
+# Every visual method of the registry on a ResNet18 trained with the benchmark's budget (it is
+# cheap enough for Score-CAM and its relatives), scored with the localisation
 # metrics against the phantoms' true lesion masks and with the fidelity metrics. For metrics
 # where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated value, so
 # that bright always means good. Hover over a cell for the value.
@@ -197,7 +305,7 @@ if len(ext):
     better = ext.drop_duplicates("metric").set_index("metric")["higher_is_better"]
     ranked = mean.rank(pct=True) * np.where(better.reindex(mean.columns).values, 1, 0) + \
         (1 - mean.rank(pct=True)) * np.where(better.reindex(mean.columns).values, 0, 1)
-    order = ranked.mean(1).sort_values(ascending=False).index
+    order = ranked.mean(axis=1).sort_values(ascending=False).index
     fig = px.imshow(ranked.loc[order], color_continuous_scale="Viridis", aspect="auto",
                     labels=dict(x="metric", y="method", color="rank (1 = best)"),
                     title="Extended grid: percentile rank of each method per metric (mean over the phantom sets)")
@@ -229,7 +337,7 @@ if len(ext):
 both = scores[scores.metric.isin(["confidence_change", "confidence_increase"])].pivot_table(
     index=["dataset", "method"], columns="metric", values="value")
 ranks = both.groupby(level="dataset").rank(ascending=False)
-both.join(ranks, rsuffix=" rank").style.format("{:.3f}")
+both.join(ranks.add_suffix(" rank")).style.format("{:.3f}")
 
 # %% [markdown]
 # A method can raise the probability a little on most images (a high fraction) yet lower it a

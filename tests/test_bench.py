@@ -9,7 +9,8 @@ from medxai_lite import bench
 from medxai_lite.cli import main
 from medxai_lite.models import train as train_mod
 
-TINY = dict(train=dict(image_size=32, n_train=48, n_val=24, n_test=24, epochs=1), n_images=4,
+TINY = dict(train=dict(image_size=32, n_train=48, n_val=24, n_test=24, epochs=1),
+            arch_train={"small_cnn": dict(n_train=32, epochs=2)}, n_images=4,
             method_options={"ablationcam": {"ratio_channels_to_ablate": 0.25}}, extended_images=2,
             extended_options=bench.BENCH_BUDGETS["cpu"]["extended_options"], steps=4)
 KW = dict(datasets=["phantom-chest-xray"], archs=["small_cnn", "resnet18"], cam_arch="small_cnn",
@@ -25,16 +26,40 @@ def tiny(tmp_cache, monkeypatch):
 
 @pytest.mark.slow
 def test_tiny_run_writes_every_table_and_reuses_it(tiny, monkeypatch):
+    # training as a step of its own; the run then loads every network from the cache
+    models = bench.train_models("phantom", "tiny", datasets=KW["datasets"], archs=KW["archs"], progress=False)
+    assert set(models) == {("phantom-chest-xray", a) for a in ("small_cnn", "resnet18")}
+    assert models[("phantom-chest-xray", "resnet18")].report.settings["image_size"] == 32      # the budget's
+    # without the paper's archs, the extended grid's network is added
+    only = bench.train_models("phantom", "tiny", datasets=KW["datasets"], archs=["small_cnn"], progress=False)
+    assert set(only) == {("phantom-chest-xray", "small_cnn"), ("phantom-chest-xray", bench.EXTENDED_ARCH)}
+
+    def no_training(*a, **k):
+        raise AssertionError("run_benchmark must reuse the networks train_models cached")
+
+    monkeypatch.setattr(train_mod, "train_model", no_training)
     res = bench.run_benchmark("phantom", "tiny", **KW)
     files = sorted(p.name for p in res.folder.iterdir())
     assert files == sorted(["accuracy.csv", "per_class_f1.csv", "scores.csv", "cam_summary.csv", "ttests.csv",
                             "timing.csv", "extended.csv", "meta.json"])
     # Table A: our two networks plus the published figure, labelled with its source
-    assert set(res.accuracy.dropna(subset=["macro_f1"])["arch"]) == {"small_cnn", "resnet18"}
+    ours = res.accuracy.dropna(subset=["macro_f1"]).set_index("arch")
+    assert set(ours.index) == {"small_cnn", "resnet18"}
+    # the per-arch override reaches training, and Table A records each network's budget
+    assert (ours.loc["small_cnn", "n_train"], ours.loc["small_cnn", "epochs"]) == (32, 2)
+    assert (ours.loc["resnet18", "n_train"], ours.loc["resnet18", "epochs"]) == (48, 1)
+    assert bench.bench_model("phantom-chest-xray", "small_cnn", "tiny").report.settings["n_train"] == 32
     published = res.accuracy[res.accuracy["macro_f1"].isna()]
     assert published["accuracy"].tolist() == [0.8631] and "Chaddad" in published["source"].iloc[0]
-    # scores: 4 images x 3 methods x 3 metrics, tidy
-    assert len(res.scores) == 4 * 3 * 3 and set(res.scores["metric"]) == set(bench._CAM_METRICS)
+    # scores: 4 images x (3 methods + the random reference) x (3 metrics + the map's mean), tidy
+    assert len(res.scores) == 4 * 4 * 4 and set(res.scores["metric"]) == {*bench._CAM_METRICS, bench.MAP_MEAN}
+    means = res.scores[res.scores.metric == bench.MAP_MEAN]["value"]
+    assert ((means >= 0) & (means <= 1)).all()
+    assert (res.cam_summary["road_n_undefined"] >= 0).all()
+    assert bench.RANDOM_REFERENCE in set(res.scores["method"]) and bench.RANDOM_REFERENCE in set(res.cam_summary["method"])
+    # the reference is neither timed nor tested: the tests compare the paper's methods
+    assert bench.RANDOM_REFERENCE not in set(res.timing["method"])
+    assert bench.RANDOM_REFERENCE not in set(res.ttests["method_a"]) | set(res.ttests["method_b"])
     assert set(res.cam_summary["class"]) >= {"all", "normal", "pneumonia"}
     # the t-tests are scipy's on the same per-image arrays
     s = res.scores[res.scores.metric == "confidence_change"].pivot(index="image", columns="method", values="value")
@@ -95,3 +120,22 @@ def test_cli_bench_reports_bad_input(capsys, tmp_cache):
 def test_load_results_without_a_run_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="medxai bench"):
         bench.load_results(tmp_path)
+
+
+def test_random_maps_have_the_grain_of_the_target_layer():
+    import torch
+
+    from medxai_lite.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model("resnet18", num_classes=2).eval()
+    x = torch.randn(3, 3, 64, 64)
+    maps = bench.random_maps(model, "resnet18", x, seed=1)
+    assert maps.shape == (3, 64, 64) and maps.dtype == np.float32
+    assert np.allclose(maps.min(axis=(1, 2)), 0) and np.allclose(maps.max(axis=(1, 2)), 1)
+    # layer4 of a ResNet18 is 2x2 at 64 px: bilinear upsampling leaves each 16x16 corner flat
+    for corner in (maps[:, :16, :16], maps[:, :16, -16:], maps[:, -16:, :16], maps[:, -16:, -16:]):
+        assert np.ptp(corner, axis=(1, 2)).max() < 1e-6
+    assert np.array_equal(maps, bench.random_maps(model, "resnet18", x, seed=1))
+    assert not np.allclose(maps, bench.random_maps(model, "resnet18", x, seed=2))
+    assert not model.layer4._forward_hooks   # the hook is removed

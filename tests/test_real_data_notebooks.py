@@ -36,7 +36,7 @@ def real_data_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fixture_cache(tmp_path_factory):
-    """One model cache for the three notebooks: tiny fixture models stay out of the book's cache."""
+    """One model cache for the notebooks: tiny fixture models stay out of the book's cache."""
     return tmp_path_factory.mktemp("cache")
 
 
@@ -46,6 +46,8 @@ CASES = {
     "cam": {"dataset": "figshare-brain-tumor", "datasets": REAL},
     "gradient": {"dataset": "figshare-brain-tumor", "datasets": REAL},
     "evaluation": {"dataset": "chest-xray-pneumonia", "datasets": REAL},   # no masks: localisation is skipped
+    # the `--data real` run of the benchmark, on two networks and four images per dataset
+    "benchmark": {"data": "real", "datasets": REAL, "archs": ["resnet50", "efficientnet_b0"], "n_images": 4},
 }
 
 
