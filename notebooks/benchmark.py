@@ -42,7 +42,7 @@ seed = 0
 datasets = None       # None: the data source's three datasets
 archs = None          # None: ResNet50, DenseNet121, VGG16, EfficientNet-B0
 methods = None        # None: the paper's five CAM methods
-n_images = None       # None: the profile's budget (12 per dataset on the CPU)
+n_images = None       # None: the profile's budget (10 per dataset on the CPU)
 progress = False      # True: progress bars (worth it for the long paper run)
 
 # %%
@@ -89,8 +89,8 @@ print(f"device: {meta['device']}; computed in {meta['wall_seconds']:.0f} s (" + 
 # recorded in the settings: ResNet blocks start as the identity (`zero_init_residual`) and the
 # BatchNorm statistics are recomputed on the training set before each validation
 # (`precise_bn`). VGG16 gets a token run only: with 138 million parameters and no
-# BatchNorm it is six times slower per image than ResNet50 here and does not learn from
-# scratch within any budget this page can afford, so expect it near chance.
+# BatchNorm it is the costliest of the four per image on a CPU and did not learn from scratch
+# within any budget this page can afford, so expect it near chance.
 
 # %%
 acc = result.accuracy
@@ -351,10 +351,10 @@ both.join(ranks.add_suffix(" rank")).style.format("{:.3f}")
 # :label: bench-ex-power
 # ```
 #
-# With only a dozen images per dataset, how large would a difference between two methods
+# With only ten images per dataset, how large would a difference between two methods
 # have to be for a paired t-test to detect it? Using the standard deviation of the per-image
 # differences between XGrad-CAM and Grad-CAM++ on confidence change, compute the smallest
-# mean difference a two-sided test at $\alpha = 0.05$ detects with 80 % power for $n = 12$ and
+# mean difference a two-sided test at $\alpha = 0.05$ detects with 80 % power for the $n$ of this run and
 # for $n = 100$ (use the normal approximation $\delta = (z_{0.975} + z_{0.8})\,\sigma_d/\sqrt{n}$).
 #
 # ```{exercise-end}
@@ -373,7 +373,8 @@ s = scores[scores.metric == "confidence_change"].pivot_table(index=["dataset", "
 if {"xgradcam", "gradcampp"} <= set(s.columns):
     sd = (s["xgradcam"] - s["gradcampp"]).groupby(level="dataset").std()
     z = norm.ppf(0.975) + norm.ppf(0.8)
-    display(pd.DataFrame({"sd of differences": sd, "detectable, n = 12": z * sd / np.sqrt(12),
+    n_run = int(s.groupby(level="dataset").size().min())
+    display(pd.DataFrame({"sd of differences": sd, f"detectable, n = {n_run}": z * sd / np.sqrt(n_run),
                           "detectable, n = 100": z * sd / np.sqrt(100)}).style.format("{:.4f}"))
 
 # %% [markdown]
