@@ -261,13 +261,13 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     batches = {}
     for d, method in bar:
         model = models[(d, cam_arch)]
-        if d not in batches:
-            batches[d] = _eval_batch(d, model.report.settings["image_size"], n_images, seed, need_lesion=False)
-        test, batch = batches[d]
+        if d not in batches:   # the images and their predicted classes, once per dataset
+            test, batch = _eval_batch(d, model.report.settings["image_size"], n_images, seed, need_lesion=False)
+            with torch.no_grad():   # the paper explains the predicted class
+                preds = model(batch["image"].to(next(model.parameters()).device)).argmax(1).cpu().numpy()
+            batches[d] = test, batch, preds
+        test, batch, preds = batches[d]
         x = batch["image"]
-        with torch.no_grad():   # the paper explains the predicted class
-            preds = model(x.to(next(model.parameters()).device)).argmax(1).cpu().numpy()
-        targets = preds
         if method == RANDOM_REFERENCE:
             maps = random_maps(model, cam_arch, x, seed=seed)
         else:
@@ -283,7 +283,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
                               "device": str(device()), "arch": cam_arch})
         with warnings.catch_warnings():   # a constant map's ROAD is NaN, counted in the summary's n_undefined
             warnings.simplefilter("ignore", RuntimeWarning)
-            values = {metric: METRICS[metric](model, x, targets, maps) for metric in _CAM_METRICS}
+            values = {metric: METRICS[metric](model, x, preds, maps) for metric in _CAM_METRICS}
         # not a score: how much of the image the map keeps, which the "image x map" scores depend on
         values[MAP_MEAN] = maps.mean(axis=(1, 2))
         for metric, vals in values.items():

@@ -189,16 +189,17 @@ for d in ref.index:
 
 # %% [markdown]
 # The maps behind Table B: the five methods on two test images of each dataset, from the
-# same cached ResNet50s (`medxai_lite.bench.bench_model`), with the true lesion outlined.
+# same ResNet50s (from `train_models` above; `medxai_lite.bench.bench_model` loads one on its
+# own), with the true lesion outlined.
 
 # %%
-from medxai_lite.bench import BENCH_BUDGETS, bench_model
+from medxai_lite.bench import BENCH_BUDGETS
 from medxai_lite.data import lesion_batch
 from medxai_lite.viz import method_grid
 
 cam_arch = meta["settings"]["cam_arch"]
 for d in meta["settings"]["datasets"]:
-    model = bench_model(d, cam_arch, profile, seed=seed)
+    model = models[(d, cam_arch)]   # the networks the training step returned
     test = mx.load_dataset(d, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
     batch = lesion_batch(test, 2)
     x = batch["image"]
