@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from medxai_lite import load_dataset
 from medxai_lite.data import PHANTOMS, SHORTCUT_CLASS, denormalize
@@ -85,10 +86,8 @@ def _lesion_contrast(name, difficulty):
     for i in range(80):
         m = d["masks"][i]
         if m.sum() > 10:
-            ring = np.zeros_like(m)
-            ys, xs = np.nonzero(m)
-            ring[max(ys.min() - 4, 0):ys.max() + 5, max(xs.min() - 4, 0):xs.max() + 5] = True
-            ring &= ~m
+            # a band of 3 px around the outline (a bounding box would span both lungs on a bilateral film)
+            ring = ndimage.binary_dilation(m, iterations=3) & ~m
             diffs.append(abs(img[i][m].mean() - img[i][ring].mean()))
     return np.mean(diffs)
 
@@ -113,8 +112,10 @@ def test_anatomy_is_where_it_should_be():
 def test_skin_concepts_follow_the_abcd_rule():
     d = generate("phantom-skin", 300, size=32, seed=0, difficulty=0.0)
     mel = d["labels"] == 1
-    for k in range(4):  # asymmetry, border, colour, diameter: all higher for melanoma
+    for k in range(3):  # asymmetry, border, colour: all clearly higher for melanoma
         assert d["concepts"][mel, k].mean() > d["concepts"][~mel, k].mean() + 0.3
+    # diameter follows the calibrated sizes, whose class distributions overlap as in ISIC
+    assert d["concepts"][mel, 3].mean() > d["concepts"][~mel, 3].mean() + 0.1
 
 
 def test_grayscale_modalities_are_gray():
@@ -172,3 +173,63 @@ def test_lesion_batch_picks_lesions_and_never_overruns():
     assert len(lesion_batch(ds, 100)["image"]) == int(ds.masks.reshape(12, -1).any(1).sum())
     with pytest.raises(ValueError, match="n must"):
         lesion_batch(ds, 0)
+
+
+def _shares_by_class(name, n=240, size=96, seed=11, difficulty=0.3):
+    from medxai_lite.data.phantoms import lesion_shares
+
+    d = generate(name, n, size=size, seed=seed, difficulty=difficulty)
+    shares = lesion_shares(d["masks"])
+    return {cls: shares[d["labels"] == c] for c, cls in enumerate(PHANTOMS[name].classes)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lesion_sizes_follow_calibration(name):
+    """Generated masks cover the share of the image the real datasets' masks or boxes do."""
+    from medxai_lite.data.phantoms import LESION_SIZES
+
+    for cls, shares in _shares_by_class(name).items():
+        if (name, cls) not in LESION_SIZES:
+            assert not shares.any(), f"{cls} has no lesion"
+            continue
+        c = LESION_SIZES[(name, cls)]
+        # a chest film carries one or two opacities (55 % two), each of the calibrated size
+        per_film = 1.55 if name == "phantom-chest-xray" else 1.0
+        median = np.median(shares)
+        assert c["median"] * per_film / 1.3 <= median <= c["median"] * per_film * 1.3, (cls, median, c)
+        assert shares.min() >= c["low"] * 0.5 and shares.max() <= c["high"] * 2 * per_film, (cls, shares.min(), shares.max())
+        # spread: a log-normal, not one fixed size
+        assert np.percentile(shares, 90) / np.percentile(shares, 10) > 2.0
+
+
+def test_calibrated_ordering_and_difficulty():
+    brain = {k: np.median(v) for k, v in _shares_by_class("phantom-brain-mri").items() if v.any()}
+    assert brain["pituitary"] < brain["meningioma"] < brain["glioma"]
+    skin = _shares_by_class("phantom-skin")
+    assert np.median(skin["melanoma"]) > np.median(skin["benign naevus"])      # D of ABCD
+    # ISIC 2018: lesions cover 21.4 % of the image on average
+    assert 0.17 <= np.mean(np.concatenate(list(skin.values()))) <= 0.27
+    # difficulty shrinks lesions, and 0.3 is the calibrated default
+    easy = np.median(_shares_by_class("phantom-chest-xray", difficulty=0.0)["pneumonia"])
+    hard = np.median(_shares_by_class("phantom-chest-xray", difficulty=1.0)["pneumonia"])
+    assert easy > np.median(_shares_by_class("phantom-chest-xray")["pneumonia"]) > hard
+
+
+def test_chest_films_have_one_or_two_opacities():
+    d = generate("phantom-chest-xray", 120, size=96, seed=3)
+    sick = np.flatnonzero(d["labels"] == 1)
+    both = np.array(["both lungs" in c or " and " in c for c in np.asarray(d["captions"])[sick]])
+    assert 0.4 < both.mean() < 0.7                                 # RSNA: 55 % of positive films have two boxes
+    left_half = d["masks"][sick][:, :, :48].reshape(len(sick), -1).any(1)
+    right_half = d["masks"][sick][:, :, 48:].reshape(len(sick), -1).any(1)
+    assert np.array_equal(left_half & right_half, both)           # two opacities: one in each lung
+    assert d["concepts"][sick][both][:, 1:3].min() == 1           # both lung concepts set
+    assert all(ndimage.label(m)[1] >= 1 for m in d["masks"][sick])
+
+
+def test_lesion_shares_checks_its_input():
+    from medxai_lite.data.phantoms import lesion_shares
+
+    assert lesion_shares(np.ones((2, 4, 4), bool)).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="masks"):
+        lesion_shares(np.ones((4, 4), bool))

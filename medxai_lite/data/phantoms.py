@@ -16,6 +16,21 @@ Knobs shared by the three generators:
   a laterality marker for chest X-ray and a burnt-in scanner annotation for MRI: the book uses it
   to show an explanation catching a "Clever Hans" model.
 
+Lesion sizes follow the real datasets (:data:`LESION_SIZES`, the share of the image the lesion
+mask covers, at the default ``difficulty=0.3``): each lesion's target area is drawn from a
+log-normal distribution with the median and spread of the real masks or boxes, clipped to the
+range seen there. Sources:
+
+- brain MRI: the figshare T1 post-contrast set (Cheng et al. 2015, 512 x 512 slices). No per-class
+  mask statistics are published; the medians are estimates from the tumour bounding boxes
+  distributed with that set's detection labels (a box fills about 4/pi of its tumour);
+- dermoscopy: ISIC 2018 task 1 masks (the HAM10000 images), lesions cover 21.4 % of the image on
+  average (Abraham & Khan 2019, ISBI); the wide, right-skewed spread and melanomas larger than
+  naevi (the "D" of ABCD, Nachbar et al. 1994) are built in;
+- chest X-ray: the RSNA Pneumonia Detection Challenge boxes (Shih et al. 2019, Radiology: AI):
+  9,555 boxes on 6,012 positive films, i.e. one or two opacities (55 % have two, nearly always
+  one per lung), each box about 220 x 330 px of a 1,024 px film (7-8 % of the image).
+
 Generation is deterministic for a seed.
 """
 from __future__ import annotations
@@ -26,10 +41,33 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "generate", "fractal_noise"]
+__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "LESION_SIZES", "generate", "fractal_noise",
+           "lesion_shares"]
 
 #: Bump whenever a change alters the generated pixels: trained-model cache keys include it.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+
+#: Calibrated lesion sizes: per (phantom, class), the share of the image covered by the lesion mask
+#: at the default difficulty, as ``(median, log-normal sigma, low, high)``; ``source`` says where
+#: the numbers come from (see the module docstring). A fast test keeps the generated masks inside
+#: these ranges.
+LESION_SIZES = {
+    ("phantom-brain-mri", "glioma"): dict(median=0.023, sigma=0.55, low=0.005, high=0.07,
+                                          source="figshare tumour boxes (estimate)"),
+    ("phantom-brain-mri", "meningioma"): dict(median=0.016, sigma=0.5, low=0.004, high=0.05,
+                                              source="figshare tumour boxes (estimate)"),
+    ("phantom-brain-mri", "pituitary"): dict(median=0.007, sigma=0.45, low=0.002, high=0.025,
+                                             source="figshare tumour boxes (estimate)"),
+    ("phantom-skin", "benign naevus"): dict(median=0.15, sigma=0.55, low=0.03, high=0.6,
+                                            source="ISIC 2018 masks: mean 21.4 % (Abraham & Khan 2019)"),
+    ("phantom-skin", "melanoma"): dict(median=0.27, sigma=0.5, low=0.05, high=0.75,
+                                       source="ISIC 2018 masks: mean 21.4 % (Abraham & Khan 2019)"),
+    # per opacity (a film has one or two): the ellipse inside a ~7.7 % box covers pi/4 of it
+    ("phantom-chest-xray", "pneumonia"): dict(median=0.06, sigma=0.55, low=0.015, high=0.2,
+                                              source="RSNA pneumonia boxes: 1-2 per film, ~7.7 % each (Shih et al. 2019)"),
+}
+#: Difficulty at which :data:`LESION_SIZES` hold; other difficulties scale the lesion's side.
+DEFAULT_DIFFICULTY = 0.3
 
 F32 = np.float32
 
@@ -153,11 +191,40 @@ def _glyph_mask(yy, xx, y0, x0, h, kind: str):
     raise ValueError(kind)
 
 
+def _size_scale(difficulty: float) -> float:
+    """Side scale relative to the calibrated default difficulty (0 larger, 1 smaller lesions)."""
+    return (1.0 - 0.4 * difficulty) / (1.0 - 0.4 * DEFAULT_DIFFICULTY)
+
+
+def _draw_share(rng, m: int, phantom: str, cls: str) -> np.ndarray:
+    """Target mask shares of ``m`` lesions: log-normal around the calibrated median, clipped to its range."""
+    c = LESION_SIZES[(phantom, cls)]
+    return np.clip(c["median"] * np.exp(rng.normal(0.0, c["sigma"], m)), c["low"], c["high"]).astype(F32)
+
+
+def _disc_radius(share) -> np.ndarray:
+    """Radius (normalised units, image side 2) of a disc covering ``share`` of the image: pi r^2 / 4 = share."""
+    return np.sqrt(np.asarray(share, F32) * 4.0 / np.pi).astype(F32)
+
+
+def lesion_shares(masks: np.ndarray) -> np.ndarray:
+    """Share of each image that its lesion mask covers, ``[N]`` float (``masks`` bool ``[N,H,W]``)."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W]; got shape {masks.shape}")
+    return masks.reshape(len(masks), -1).mean(1)
+
+
 def _size_words(diam_mm):
     return np.where(diam_mm < 15, "small", np.where(diam_mm < 30, "medium", "large"))
 
 
 # ----------------------------------------------------------------------------- brain MRI
+#: Radius factors that turn a disc of the target share into each class's shape of that share
+#: (irregular outlines, the skull clipping a meningioma, the pituitary's oval); fitted once by
+#: measuring generated masks (see ``tests/test_phantoms.py::test_lesion_sizes_follow_calibration``).
+_FIT = {"glioma": 1.0, "meningioma": 1.05, "pituitary": 1.1, "naevus": 1.01, "melanoma": 0.95, "pneumonia": 1.2}
+
 BRAIN_CLASSES = ("glioma", "meningioma", "pituitary", "no tumour")
 BRAIN_CONCEPTS = ("mass present", "ring enhancement", "necrotic core", "perilesional oedema",
                   "extra-axial", "sellar location")
@@ -207,7 +274,7 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
     mask = np.zeros((n, size, size), dtype=bool)
     concepts = np.zeros((n, len(BRAIN_CONCEPTS)), dtype=F32)
     contrast = 1.0 - 0.6 * difficulty
-    scale = 1.0 - 0.4 * difficulty
+    scale = _size_scale(difficulty)
     loc_y = np.zeros(n, F32)
     loc_x = np.zeros(n, F32)
     diam = np.zeros(n, F32)
@@ -219,10 +286,10 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
         m = idx.size
         d_i, th_i = d[idx], th[idx]
         if cls == 0:  # glioma: irregular ring-enhancing mass with necrotic core and oedema
+            r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "glioma")) * _FIT["glioma"] * scale
             ang = rng.uniform(0, 2 * np.pi, m)
-            rad = rng.uniform(0.2, 0.5, m)
+            rad = rng.uniform(0.15, 1.0, m) * np.clip(0.68 - 1.2 * r0, 0.08, 0.5)   # the mass stays inside the brain
             ty, tx = cy[idx] + rad * np.sin(ang) * 0.85, cx[idx] + rad * np.cos(ang) * 0.7
-            r0 = rng.uniform(0.13, 0.22, m) * scale
             dt, tt = _polar(yy, xx, ty, tx, 1.0, 1.0, 0.0)
             rr = _wobbly_radius(rng, m, tt, r0, 0.35, 2, 6)
             tex = fractal_noise(rng, m, size, beta=1.8)
@@ -237,7 +304,7 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
             concepts[idx] = (1, 1, 1, 1, 0, 0)
         elif cls == 1:  # meningioma: round, homogeneous, dural-based (touching the skull)
             ang = rng.uniform(0, 2 * np.pi, m)
-            r0 = rng.uniform(0.12, 0.2, m) * scale
+            r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "meningioma")) * _FIT["meningioma"] * scale
             # centre just inside the inner skull table, along the head's own ellipse
             rad = 0.9 - r0 * 0.85
             ty = cy[idx] + rad * np.sin(ang) * sy[idx]
@@ -253,7 +320,7 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
         else:  # pituitary: small bright oval at the sella, on the midline
             ty = cy[idx] - 0.30 * sy[idx] + rng.normal(0, 0.02, m)
             tx = cx[idx] + rng.normal(0, 0.012, m)
-            r0 = rng.uniform(0.06, 0.1, m) * scale
+            r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "pituitary")) * _FIT["pituitary"] * scale
             dt, _ = _polar(yy, xx, ty, tx, r0 * 0.8, r0, 0.0)
             lesion = _soft_inside(dt, 1.0, 0.15)
             img[idx] = img[idx] * (1 - lesion) + lesion * (0.45 + 0.4 * contrast)
@@ -337,11 +404,16 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     asym = attr(0.0, 0.3, 0.55, 1.0)
     border = attr(0.0, 0.3, 0.55, 1.0)
     colour = attr(0.0, 0.3, 0.55, 1.0)
-    diamc = attr(0.1, 0.45, 0.5, 1.0)
+    # size: the calibrated share per class (melanomas larger, the D of ABCD); the diameter concept
+    # is the size itself on a log scale over the calibrated range
+    share = np.where(mel, _draw_share(rng, n, "phantom-skin", "melanoma"),
+                     _draw_share(rng, n, "phantom-skin", "benign naevus"))
+    diamc = np.clip(np.log(share / 0.03) / np.log(0.75 / 0.03), 0, 1).astype(F32)
 
     cy, cx = rng.normal(0, 0.08, n), rng.normal(0, 0.08, n)
-    r0 = 0.18 + 0.32 * diamc
     elong = 1.0 + 0.35 * rng.random(n)
+    fit = np.where(mel, _FIT["melanoma"], _FIT["naevus"])
+    r0 = _disc_radius(share) / np.sqrt(elong) * fit * _size_scale(difficulty)
     d, th = _polar(yy, xx, cy, cx, 1.0, elong, rng.uniform(0, np.pi, n))
     shape_r = _wobbly_radius(rng, n, th, r0, 0.05 + 0.55 * asym, 1, 4, odd_weight=1.0)
     edge_r = _wobbly_radius(rng, n, th, 1.0, 0.02 + 0.22 * border, 7, 18)
@@ -409,7 +481,7 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     img += (rng.standard_normal((n, size, size), dtype=F32) * 0.012)[..., None]  # luminance noise
 
     concepts = np.stack([asym, border, colour, diamc], 1).astype(F32)
-    diam_mm = 2 * r0 * np.sqrt(elong) * 6.0          # ~12 mm field of view at the lesion scale
+    diam_mm = 2 * r0 * np.sqrt(elong) * 6.0          # 12 mm field of view: naevi ~5 mm, melanomas ~7 mm
     captions, qa = [], []
     for i in range(n):
         A = "asymmetric" if asym[i] > 0.5 else "symmetric"
@@ -482,31 +554,49 @@ def _chest(rng, n, size, difficulty, labels, shortcut):
     concepts = np.zeros((n, len(CXR_CONCEPTS)), F32)
     idx = np.flatnonzero(labels == 1)
     side_arr = np.full(n, "", dtype=object)
-    zone_arr = np.full(n, "", dtype=object)
+    loc_arr = np.full(n, "", dtype=object)
     if idx.size:
         m = idx.size
         right = rng.random(m) < 0.55                     # image left = patient's right lung
-        lower = rng.random(m) < 0.65
-        ly = np.where(lower, rng.uniform(0.05, 0.3, m), rng.uniform(-0.45, -0.15, m))
-        lx = cx[idx, 0, 0] + np.where(right, -0.38, 0.4) + rng.normal(0, 0.04, m)
-        scale = 1.0 - 0.4 * difficulty
-        dl, tl = _polar(yy, xx, ly, lx, rng.uniform(0.16, 0.28, m) * scale, rng.uniform(0.12, 0.2, m) * scale,
-                        rng.uniform(-0.5, 0.5, m))
-        patchy = fractal_noise(rng, m, size, beta=2.0)
-        blob = _soft_inside(dl + 0.25 * patchy * 0.5, _wobbly_radius(rng, m, tl, 1.0, 0.3, 2, 5), 0.15)
-        own_lung = np.where(_col(right), lung_masks[0][idx], lung_masks[1][idx]) > 0.5
-        cons = blob * own_lung * _smoothstep(-0.4, 0.6, patchy + 0.3)
-        bronch = (np.abs(fractal_noise(rng, m, size, beta=2.5)) < 0.08) * cons
+        two = rng.random(m) < 0.55                       # RSNA: 55 % of positive films have two boxes
         strength = 0.55 * (1.0 - 0.55 * difficulty)
-        density[idx] = density[idx] + strength * cons - 0.12 * strength * bronch
-        mask[idx] = (cons > 0.3)
+        cons_all = np.zeros((m, size, size), F32)       # patchy density inside the region
+        env_all = np.zeros((m, size, size), F32)
+        lower_any = np.zeros(m, bool)
+        where = [[] for _ in range(m)]
+        for k in range(2):                               # the first opacity, then the other lung's
+            sel = np.arange(m) if k == 0 else np.flatnonzero(two)
+            if sel.size == 0:
+                continue
+            j = sel.size
+            on_right = right[sel] if k == 0 else ~right[sel]
+            lower = rng.random(j) < 0.65
+            share = _draw_share(rng, j, "phantom-chest-xray", "pneumonia")
+            # a tall ellipse (RSNA boxes: height/width 1.45) of the drawn share, before lung clipping
+            sx = np.sqrt(share * 4.0 / (np.pi * 1.45)) * _FIT["pneumonia"] * _size_scale(difficulty)
+            sy = 1.45 * sx
+            ly = np.where(lower, rng.uniform(0.0, 0.25, j), rng.uniform(-0.4, -0.15, j))
+            lx = cx[idx[sel], 0, 0] + np.where(on_right, -0.4, 0.42) + rng.normal(0, 0.03, j)
+            dl, tl = _polar(yy, xx, ly, lx, sy, sx, rng.uniform(-0.3, 0.3, j))
+            patchy = fractal_noise(rng, j, size, beta=2.0)
+            blob = _soft_inside(dl + 0.125 * patchy, _wobbly_radius(rng, j, tl, 1.0, 0.3, 2, 5), 0.15)
+            own_lung = np.where(_col(on_right), lung_masks[0][idx[sel]], lung_masks[1][idx[sel]]) > 0.5
+            region = blob * own_lung                     # the opacity's extent, as a reader would outline it
+            env_all[sel] = np.maximum(env_all[sel], region)
+            cons_all[sel] = np.maximum(cons_all[sel], region * _smoothstep(-0.4, 0.6, patchy + 0.3))
+            lower_any[sel] |= lower
+            for i, r, lo in zip(sel, on_right, lower):
+                where[i].append(f"{'right' if r else 'left'} {'lower' if lo else 'upper'}")
+        bronch = (np.abs(fractal_noise(rng, m, size, beta=2.5)) < 0.08) * cons_all
+        density[idx] = density[idx] + strength * cons_all - 0.12 * strength * bronch
+        mask[idx] = env_all > 0.5
         concepts[idx, 0] = 1
-        concepts[idx, 1] = right
-        concepts[idx, 2] = ~right
-        concepts[idx, 3] = lower
+        concepts[idx, 1] = right | two
+        concepts[idx, 2] = ~right | two
+        concepts[idx, 3] = lower_any
         concepts[idx, 4] = bronch.reshape(m, -1).max(1) > 0
-        side_arr[idx] = np.where(right, "right", "left")
-        zone_arr[idx] = np.where(lower, "lower", "upper")
+        side_arr[idx] = np.where(two, "both", np.where(right, "right", "left"))
+        loc_arr[idx] = [" and ".join(w[:1]) + " zone" if len(w) == 1 else f"{w[0]} and {w[1]} zones" for w in where]
 
     img = _blur(density, 0.6 / size)
     # detector response: gamma, exposure variation, quantum noise
@@ -523,9 +613,9 @@ def _chest(rng, n, size, difficulty, labels, shortcut):
     captions, qa = [], []
     for i in range(n):
         if labels[i] == 1:
-            captions.append(f"Frontal chest radiograph: patchy airspace consolidation in the {side_arr[i]} "
-                            f"{zone_arr[i]} zone, in keeping with pneumonia.")
-            loc = f"{side_arr[i]} {zone_arr[i]} zone"
+            captions.append(f"Frontal chest radiograph: patchy airspace consolidation in the {loc_arr[i]}, "
+                            f"in keeping with pneumonia.")
+            loc = loc_arr[i]
         else:
             captions.append("Frontal chest radiograph: clear lungs, no focal consolidation; normal heart size.")
             loc = "none"
