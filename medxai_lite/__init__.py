@@ -12,11 +12,11 @@ __version__ = "0.1.0"
 from ._utils import cache_dir, device, set_seed
 from .data import denormalize, list_datasets, load_dataset, normalize
 from .explain import Explanation, explain, list_methods
-from .models import ARCHS, PAPER_ARCHS, PROFILES, get_model, get_trained_model, target_layer
+from .models import ARCHS, PAPER_ARCHS, PROFILES, cam_grid, get_model, get_trained_model, target_layer
 
 __all__ = [
     "__version__", "set_seed", "device", "cache_dir",
     "load_dataset", "list_datasets", "normalize", "denormalize",
-    "ARCHS", "PAPER_ARCHS", "PROFILES", "get_model", "target_layer", "get_trained_model",
+    "ARCHS", "PAPER_ARCHS", "PROFILES", "get_model", "target_layer", "cam_grid", "get_trained_model",
     "explain", "Explanation", "list_methods",
 ]

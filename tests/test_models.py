@@ -219,3 +219,37 @@ def test_precise_bn_is_a_training_setting(tmp_cache):
     assert k != train_mod.cache_key("phantom-skin", "resnet50", "cpu", 0, {**base, "precise_bn": 128})
     m = mx.get_trained_model("phantom-skin", "resnet18", progress=False, precise_bn=16, **TINY)
     assert m.report.settings["precise_bn"] == 16
+
+
+@pytest.mark.parametrize("arch", PAPER_ARCHS + ("resnet18",))
+def test_output_stride_16_doubles_the_cam_grid(arch):
+    from medxai_lite.models import cam_grid
+
+    torch.manual_seed(0)
+    plain = get_model(arch, num_classes=2)
+    fine = get_model(arch, num_classes=2, output_stride=16)
+    assert cam_grid(plain, arch, 224) == (7, 7) and cam_grid(fine, arch, 112) == (7, 7)
+    assert cam_grid(fine, arch, 224) == (14, 14)
+    # the same parameters: weights (e.g. ImageNet's) load into either
+    fine.load_state_dict(plain.state_dict())
+    assert fine.training            # cam_grid leaves the mode as it was
+    with torch.no_grad():
+        assert fine.eval()(torch.rand(1, 3, 112, 112)).shape == (1, 2)
+
+
+def test_resnet18_output_stride_keeps_the_receptive_field():
+    """layer4 of the stride-16 ResNet18 is dilated, so one output cell sees as far as before."""
+    torch.manual_seed(0)
+    fine = get_model("resnet18", num_classes=2, output_stride=16)
+    assert fine.layer4[0].conv1.stride == (1, 1) and fine.layer4[0].downsample[0].stride == (1, 1)
+    assert fine.layer4[0].conv2.dilation == (2, 2) and fine.layer4[1].conv2.dilation == (2, 2)
+    assert fine.layer4[0].conv1.dilation == (1, 1)
+
+
+def test_output_stride_bad_values():
+    with pytest.raises(ValueError, match="output_stride"):
+        get_model("resnet18", 2, output_stride=8)
+    with pytest.raises(ValueError, match="output_stride"):
+        get_model("small_cnn", 2, output_stride=16)
+    with pytest.raises(ValueError, match="image_size"):
+        mx.cam_grid(get_model("resnet18", 2), "resnet18", 0)

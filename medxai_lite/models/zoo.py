@@ -2,7 +2,14 @@
 
 ``get_model(arch, num_classes, pretrained=False)`` builds a torchvision network with a fresh
 classification head; ``target_layer(model, arch)`` returns the layer whose activations the CAM
-family reads (the last convolutional block).
+family reads (the last convolutional block), and ``cam_grid(model, arch, image_size)`` the size
+of that layer's grid, which is all the spatial detail a CAM of that layer can show.
+
+The CAM grid is ``image_size / output_stride``. The ImageNet CNNs downsample by 32, so the
+Chaddad et al. experiment's ResNet50 at 224 px reads a 7 x 7 grid. ``output_stride=16`` removes
+the last downsampling step (Chen et al. 2017, DeepLab; torchvision's
+``replace_stride_with_dilation`` for the Bottleneck ResNets), which gives the same 7 x 7 grid at
+112 px for a quarter of the pixels: the ``cpu`` profile's setting.
 """
 from __future__ import annotations
 
@@ -13,12 +20,17 @@ from torch import nn
 
 from .._utils import check_choice
 
-__all__ = ["ARCHS", "PAPER_ARCHS", "get_model", "target_layer", "SmallCNN", "num_parameters"]
+__all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "get_model", "target_layer", "cam_grid", "grid_origin",
+           "SmallCNN", "num_parameters"]
 
 #: The four CNNs of the Chaddad et al. (2025) experiment.
 PAPER_ARCHS = ("resnet50", "densenet121", "vgg16", "efficientnet_b0")
 #: Every architecture ``get_model`` builds.
 ARCHS = PAPER_ARCHS + ("resnet18", "small_cnn")
+
+#: Output strides ``get_model`` builds: 32 (the networks as published), 16 or 8 (the last one or two
+#: downsampling steps removed).
+OUTPUT_STRIDES = (32, 16, 8)
 
 _TV_WEIGHTS = {
     "resnet18": "ResNet18_Weights",
@@ -84,8 +96,42 @@ def _load_pretrained(arch: str, timeout: float):
         socket.setdefaulttimeout(old)
 
 
+def _dilate(model: nn.Module, arch: str, output_stride: int) -> None:
+    """Turn the last stride-2 step (and for ``output_stride=8`` the one before) into stride 1, in place.
+
+    ResNets keep their receptive field by dilating the later 3x3 convolutions, as torchvision's
+    ``replace_stride_with_dilation`` does for Bottleneck blocks (BasicBlocks, which torchvision
+    refuses to dilate, get the same treatment here). DenseNet121 drops the last transitions'
+    pooling, VGG16 its last max-poolings, EfficientNet-B0 the stride of its last strided
+    stages. The weights' shapes do not change, so ImageNet weights still load.
+    """
+    steps = 1 if output_stride == 16 else 2
+    if arch == "resnet18":
+        dilation = 1
+        for stage in (model.layer3, model.layer4)[2 - steps:]:
+            first, *rest = stage
+            first.conv1.stride = (1, 1)
+            first.downsample[0].stride = (1, 1)
+            first.conv1.dilation = first.conv1.padding = (dilation, dilation)
+            dilation *= 2
+            for conv in [first.conv2] + [c for block in rest for c in (block.conv1, block.conv2)]:
+                conv.dilation = conv.padding = (dilation, dilation)
+    elif arch == "densenet121":
+        for name in ("transition3", "transition2")[:steps]:
+            getattr(model.features, name).pool = nn.Identity()
+    elif arch == "vgg16":
+        for index in (30, 23)[:steps]:     # the fifth and fourth max-pooling; the last block stays features[-1]
+            model.features[index] = nn.Identity()
+    elif arch == "efficientnet_b0":
+        for stage in (6, 4)[:steps]:       # the stride-2 depthwise convolutions of stages 6 and 4
+            for conv in model.features[stage][0].modules():
+                if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
+                    conv.stride = (1, 1)
+    # resnet50 is built dilated by torchvision itself (see get_model)
+
+
 def get_model(arch: str, num_classes: int, pretrained: bool = False, download_timeout: float = 5.0,
-              zero_init_residual: bool = False) -> nn.Module:
+              zero_init_residual: bool = False, output_stride: int = 32) -> nn.Module:
     """Build ``arch`` with a ``num_classes``-way head.
 
     ``pretrained=True`` loads ImageNet weights when they can be downloaded (timeout
@@ -94,6 +140,10 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
     last BatchNorm scale is zero; Goyal et al. 2017, "Accurate, large minibatch SGD", §5.1),
     which lets a deep ResNet trained from scratch learn in a few hundred steps. Networks without
     such blocks (DenseNet, VGG, EfficientNet, SmallCNN) are built as usual.
+    ``output_stride`` is 32 (the published network), 16 or 8 (the last one or two downsampling
+    steps removed, so the CAM grid doubles or quadruples in each direction; see the module
+    docstring). SmallCNN downsamples by 8 and
+    takes only the default.
 
     Example
     -------
@@ -104,10 +154,17 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
     check_choice("arch", arch, ARCHS)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
     if arch == "small_cnn":
+        if output_stride != 32:
+            raise ValueError("output_stride applies to the torchvision networks; small_cnn has a fixed stride of 8")
         return SmallCNN(num_classes)
     extra = {"zero_init_residual": True} if zero_init_residual and arch.startswith("resnet") else {}
+    if arch == "resnet50" and output_stride < 32:
+        extra["replace_stride_with_dilation"] = [False, output_stride == 8, True]
     model = getattr(torchvision.models, arch)(weights=None, **extra)
+    if output_stride < 32 and arch != "resnet50":
+        _dilate(model, arch, output_stride)
     if pretrained:
         state = _load_pretrained(arch, download_timeout)
         if state is not None:
@@ -135,6 +192,73 @@ def target_layer(model: nn.Module, arch: str) -> nn.Module:
     if arch == "densenet121":
         return model.features.norm5
     return model.features[-1]
+
+
+def cam_grid(model: nn.Module, arch: str, image_size: int) -> tuple[int, int]:
+    """``(h, w)`` of the target layer's activations for a square input of ``image_size`` pixels.
+
+    Measured by one forward pass of a zero image (a hook on :func:`target_layer`), so it is right
+    for any output stride. A CAM of that layer is an ``h x w`` grid upsampled to the input.
+
+    Example
+    -------
+    >>> cam_grid(get_model("resnet18", 2, output_stride=16).eval(), "resnet18", 112)
+    (7, 7)
+    """
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size must be an integer >= 8 pixels, got {image_size!r}")
+    shape = {}
+
+    def record(module, inputs, output):   # returns None: the output is left as it is
+        shape.setdefault("hw", tuple(output.shape[-2:]))
+
+    hook = target_layer(model, arch).register_forward_hook(record)
+    try:
+        dev = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=dev))
+        model.train(was_training)
+    finally:
+        hook.remove()
+    return shape["hw"]
+
+
+def grid_origin(arch: str | None, stride: int) -> float | None:
+    r"""Input-pixel coordinate of the receptive-field centre of cell 0 of a layer with ``stride``.
+
+    Cell :math:`j` of a layer that downsamples by :math:`S` sees an input window centred at
+    :math:`u_j = u_0 + jS`, with (Araujo et al. 2019, "Computing receptive fields of
+    convolutional neural networks", Distill, Eq. for the centre)
+
+    .. math:: u_0 = \sum_{l} \Big(\frac{k_l - 1}{2} - p_l\Big) \prod_{i<l} s_i
+
+    over the layers on the way (kernel :math:`k_l`, dilated; padding :math:`p_l`; stride
+    :math:`s_i`; pixel centres at integer coordinates). A convolution or max-pooling with
+    "same" padding (:math:`p = (k-1)/2`) adds nothing, so ResNets and EfficientNet-B0 have
+    :math:`u_0 = 0`: cell :math:`j` is centred on pixel :math:`jS`, not on the middle of the
+    :math:`j`-th block of :math:`S` pixels (:math:`jS + S/2 - 1/2`) where plain bilinear
+    upsampling puts it. That is half a cell, 7.5 px at stride 16 and 15.5 px at stride 32. VGG16
+    and SmallCNN downsample with 2 x 2 max-pooling (:math:`u_0 = S/2 - 1/2`, no shift);
+    DenseNet121's 2 x 2 average-pooling transitions add half their input stride each. ``None``
+    for an architecture outside the zoo (nothing known).
+
+    Example
+    -------
+    >>> grid_origin("resnet18", 16), grid_origin("vgg16", 16), grid_origin("densenet121", 16)
+    (0.0, 7.5, 6.0)
+    """
+    if arch is None:
+        return None
+    check_choice("arch", arch, ARCHS)
+    if not isinstance(stride, (int, float)) or stride < 1:
+        raise ValueError(f"stride must be a number >= 1, got {stride!r}")
+    if arch in ("vgg16", "small_cnn"):
+        return stride / 2 - 0.5
+    if arch == "densenet121":   # transitions after dense blocks 1, 2, 3 pool inputs of stride 4, 8, 16
+        return float(sum(t / 2 for t in (4, 8, 16) if 2 * t <= stride))
+    return 0.0
 
 
 def num_parameters(model: nn.Module) -> int:
