@@ -429,8 +429,15 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     red = np.array([0.72, 0.35, 0.33], F32)
     zones = fractal_noise(rng, n, size, beta=2.8)
     zones2 = fractal_noise(rng, n, size, beta=2.8)
-    network = np.cos(xx * 55 + 3 * tex) * np.cos(yy * 55 + 3 * zones)  # reticular pigment network
-    net = _smoothstep(0.2, 0.9, network) * _col(0.25 + 0.25 * rng.random(n))
+    # pigment network (the 7-point checklist, Argenziano et al. 1998): naevi show a typical one,
+    # fine, regular and even throughout the lesion; melanomas an atypical one, coarse, distorted
+    # and broken up into patches
+    typical = ~mel[:, None, None]
+    freq = np.where(typical, 55.0, 38.0)
+    warp = np.where(typical, 1.5, 7.0)
+    network = np.cos(xx * freq + warp * tex) * np.cos(yy * freq + warp * zones)
+    patches = np.where(typical, 1.0, _smoothstep(-0.2, 0.6, zones2))
+    net = _smoothstep(0.2, 0.9, network) * patches * _col(np.where(mel, 0.3, 0.45) + 0.2 * rng.random(n))
     cv = _col(colour)
     w_dark = np.minimum(np.clip(zones - 0.2, 0, 1) * (0.3 + 1.2 * cv), 0.9)
     w_blue = np.minimum(np.clip(zones2 - 0.6, 0, 1) * 2 * cv * cv, 0.8)
