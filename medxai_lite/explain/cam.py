@@ -9,6 +9,14 @@ or torchcam (``torchcam.methods``); none re-implements a method.
 Options shared by all but FullGrad: ``layer`` (a module, a dotted name from
 ``model.named_modules()``, or a list of those; default: ``target_layer(model, arch)``, the
 last convolutional block). ``raw`` holds the un-rectified weighted sum upsampled to the input.
+``align`` (default ``True``) upsamples each cell to the centre of its receptive field
+(:func:`upsample_registered`) rather than to the middle of its block of pixels, which is where
+the libraries' bilinear resize puts it: on a ResNet that is half a cell too far right and down
+(see :func:`medxai_lite.models.grid_origin`). ``align=False`` gives the libraries' own maps. ``extras["grid"]`` is the ``(h, w)`` grid the map
+was upsampled from (``extras["grids"]``: one per layer) and ``extras["cam"]`` the first layer's
+weighted sum on that grid, before any upsampling: its mean is what a GAP head averages (the
+registered upsampling clamps at the border, so the mean of ``raw`` can differ from it, whereas
+plain bilinear resizing preserves it).
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import torch.nn.functional as F
 
 from .registry import _Result, register
 
-__all__: list[str] = []  # adapters are reached through explain(); nothing to import from here
+__all__ = ["upsample_registered"]  # the adapters themselves are reached through explain()
 
 _CAM = "CAM-based"
 _NO_GAP_HEAD = ("VGG16's head is three Linear layers after a 7x7 adaptive pooling, not global average "
@@ -35,6 +43,52 @@ def _upsample(maps: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def upsample_registered(maps: torch.Tensor, size, stride, origin) -> torch.Tensor:
+    r"""Upsample grid maps [N, h, w] to [N, H, W] with each cell's value at its receptive-field centre.
+
+    Cell :math:`(i, j)` of a layer with stride :math:`S` is centred on input pixel
+    :math:`(o_y + iS,\; o_x + jS)` (``origin`` :math:`o`, from
+    :func:`medxai_lite.models.grid_origin`). Pixel :math:`x` therefore reads the grid at
+    :math:`u = (x - o) / S` by bilinear interpolation, clamped at the border. Plain bilinear
+    resizing (``align_corners=False``) is the special case :math:`o = S/2 - 1/2`.
+
+    ``stride`` and ``origin`` are numbers or ``(y, x)`` pairs.
+
+    Example
+    -------
+    >>> grid = torch.zeros(1, 2, 2); grid[0, 0, 0] = 1
+    >>> upsample_registered(grid, (4, 4), 2, 0.0)[0, 0, 0].item()   # pixel 0 is cell 0's centre
+    1.0
+    """
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    if maps.dim() != 3:
+        raise ValueError(f"maps must be [N, h, w]; got shape {tuple(maps.shape)}")
+    (H, W), (h, w) = tuple(size), maps.shape[-2:]
+    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else stride
+    oy, ox = (origin, origin) if isinstance(origin, (int, float)) else origin
+
+    def coords(n_out, n_in, s, o):
+        u = (torch.arange(n_out, dtype=torch.float32, device=maps.device) - o) / s
+        return torch.zeros_like(u) if n_in == 1 else (u.clamp(0, n_in - 1) / (n_in - 1)) * 2 - 1
+
+    gy, gx = coords(H, h, sy, oy), coords(W, w, sx, ox)
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)          # [H, W, (x, y)]
+    grid = grid.expand(len(maps), H, W, 2)
+    return F.grid_sample(maps[:, None], grid, mode="bilinear", align_corners=True)[:, 0]
+
+
+def _upsample_cam(low, call, align: bool) -> torch.Tensor:
+    """A layer's [N, h, w] CAM at input resolution: registered when ``align`` and the arch is known."""
+    from ..models.zoo import grid_origin
+
+    low = torch.as_tensor(low, dtype=torch.float32)
+    (H, W), (h, w) = call.size, low.shape[-2:]
+    oy, ox = grid_origin(call.arch, H / h), grid_origin(call.arch, W / w)
+    if not align or oy is None:
+        return _upsample(low, call.size)
+    return upsample_registered(low, call.size, (H / h, W / w), (oy, ox))
+
+
 def _unit(raw: torch.Tensor) -> torch.Tensor:
     """ReLU, then min-max to [0, 1] per image: the scaling both pytorch-grad-cam and torchcam use."""
     v = raw.clamp_min(0).flatten(1)
@@ -47,8 +101,13 @@ def _quiet():
     return contextlib.redirect_stderr(io.StringIO())
 
 
-def _pgc(call, cls_name: str, layer=None, *, eigen_smooth: bool = False, setup=None, **init) -> _Result:
-    """Run a pytorch-grad-cam class; keep its normalised maps and record the raw weighted sums."""
+def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: bool = False, setup=None,
+         **init) -> _Result:
+    """Run a pytorch-grad-cam class; record each layer's weighted sum before the library resizes it.
+
+    ``align=False`` keeps the library's normalised maps; ``align=True`` rebuilds them the way the
+    library does (ReLU, min-max per layer, mean over layers, min-max) from the registered sums.
+    """
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -56,12 +115,12 @@ def _pgc(call, cls_name: str, layer=None, *, eigen_smooth: bool = False, setup=N
     cam = getattr(pytorch_grad_cam, cls_name)(call.model, layers, **init)
     if setup is not None:
         setup(cam)
-    raws = []
+    lows = []
     get_cam_image = cam.get_cam_image
 
     def recording(*args, **kwargs):  # instance-level: the library's class is not patched
         out = get_cam_image(*args, **kwargs)
-        raws.append(_upsample(out, call.size))
+        lows.append(torch.as_tensor(out, dtype=torch.float32))
         return out
 
     cam.get_cam_image = recording
@@ -73,11 +132,17 @@ def _pgc(call, cls_name: str, layer=None, *, eigen_smooth: bool = False, setup=N
         cam.activations_and_grads.release()
     if call.targets is None:
         call.targets = cam.outputs.detach().argmax(1)
-    return _Result(raw=torch.stack(raws).mean(0), maps=maps)
+    ups = [_upsample_cam(low, call, align) for low in lows]
+    if align:
+        maps = _unit(ups[0]) if len(ups) == 1 else _unit(torch.stack([_unit(u) for u in ups]).mean(0))
+    grids = [tuple(int(v) for v in low.shape[-2:]) for low in lows]
+    return _Result(raw=torch.stack(ups).mean(0), maps=maps,
+                   extras={"grid": grids[0], "grids": grids, "cam": lows[0].numpy()})
 
 
-def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, **init) -> _Result:
-    """Run a torchcam extractor; several layers are fused with the extractor's own ``fuse_cams``."""
+def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, align: bool = True, **init) -> _Result:
+    """Run a torchcam extractor; several layers are fused as torchcam's ``fuse_cams`` does
+    (the extractor's own scaling, then the element-wise maximum at input resolution)."""
     from torchcam import methods
 
     names = [call.layer_name(m) for m in call.layers(layer)]
@@ -92,8 +157,13 @@ def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, **init) -> _R
     finally:
         extractor.remove_hooks()
     cams = [c.detach().float() for c in cams]
-    raw = extractor.fuse_cams(cams, target_shape=call.size) if fused else _upsample(cams[0], call.size)
-    return _Result(raw=raw, maps=_unit(raw))
+    if fused:
+        ups = [_upsample_cam(c, call, align) for c in type(extractor)._scale_cams(cams)]
+        raw = torch.stack(ups).amax(0)
+    else:
+        raw = _upsample_cam(cams[0], call, align)
+    grids = [tuple(int(v) for v in c.shape[-2:]) for c in cams]
+    return _Result(raw=raw, maps=_unit(raw), extras={"grid": grids[0], "grids": grids, "cam": cams[0].numpy()})
 
 
 def _stage_layers(call) -> list:
@@ -119,7 +189,7 @@ def _stage_layers(call) -> list:
 @register("cam", title="CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="fast",
           paper="Zhou et al. 2016, Learning Deep Features for Discriminative Localization (CVPR)",
           unsupported={"vgg16": _NO_GAP_HEAD})
-def _cam(call, layer=None):
+def _cam(call, layer=None, align: bool = True):
     r"""Class Activation Mapping: :math:`L^c = \sum_k w^c_k A^k` with :math:`w^c` the final linear layer's row.
 
     Exact only for networks whose last convolutional features go through global average
@@ -131,93 +201,93 @@ def _cam(call, layer=None):
     linears = [n for n, m in call.model.named_modules() if isinstance(m, nn.Linear)]
     if len(linears) != 1:
         raise ValueError(f"CAM needs exactly one Linear layer after global pooling; this model has {len(linears)}")
-    result = _torchcam(call, "CAM", layer, gradients=False, fc_layer=linears[0])
+    result = _torchcam(call, "CAM", layer, align=align, gradients=False, fc_layer=linears[0])
     return result
 
 
 @register("gradcam", title="Grad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True, cost="fast",
           paper="Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks (ICCV)")
-def _gradcam(call, layer=None, eigen_smooth: bool = False):
+def _gradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""Grad-CAM: :math:`w^c_k = \frac{1}{Z}\sum_{ij} \partial y^c / \partial A^k_{ij}` (pooled gradients).
 
     Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391 (pytorch-grad-cam ``GradCAM``).
     """
-    return _pgc(call, "GradCAM", layer, eigen_smooth=eigen_smooth)
+    return _pgc(call, "GradCAM", layer, align=align, eigen_smooth=eigen_smooth)
 
 
 @register("gradcampp", title="Grad-CAM++", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
           cost="fast", paper="Chattopadhay et al. 2018, Grad-CAM++ (WACV)")
-def _gradcampp(call, layer=None, eigen_smooth: bool = False):
+def _gradcampp(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""Grad-CAM++: :math:`w^c_k = \sum_{ij} \alpha^{kc}_{ij}\,\mathrm{ReLU}(\partial y^c/\partial A^k_{ij})`,
     :math:`\alpha = \frac{g^2}{2g^2 + \sum_{ab} A^k_{ab} g^3}` (higher-order terms from :math:`\exp(y^c)`).
 
     Chattopadhay et al. 2018, https://arxiv.org/abs/1710.11063 (pytorch-grad-cam ``GradCAMPlusPlus``).
     """
-    return _pgc(call, "GradCAMPlusPlus", layer, eigen_smooth=eigen_smooth)
+    return _pgc(call, "GradCAMPlusPlus", layer, align=align, eigen_smooth=eigen_smooth)
 
 
 @register("smooth_gradcampp", title="Smooth Grad-CAM++", family=_CAM, library="torchcam", needs_gradients=True,
           cost="medium", paper="Omeiza et al. 2019, Smooth Grad-CAM++ (arXiv:1908.01224)")
-def _smooth_gradcampp(call, layer=None, num_samples: int = 4, std: float = 0.3):
+def _smooth_gradcampp(call, layer=None, align: bool = True, num_samples: int = 4, std: float = 0.3):
     r"""Smooth Grad-CAM++: Grad-CAM++ with the gradient powers averaged over ``num_samples``
     noisy copies :math:`x + \mathcal{N}(0, \sigma^2)` (SmoothGrad applied to the weights).
 
     Omeiza et al. 2019, https://arxiv.org/abs/1908.01224 (torchcam ``SmoothGradCAMpp``).
     """
-    return _torchcam(call, "SmoothGradCAMpp", layer, gradients=False, num_samples=int(num_samples), std=float(std))
+    return _torchcam(call, "SmoothGradCAMpp", layer, align=align, gradients=False, num_samples=int(num_samples), std=float(std))
 
 
 @register("xgradcam", title="XGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
           cost="fast", paper="Fu et al. 2020, Axiom-based Grad-CAM (BMVC)")
-def _xgradcam(call, layer=None, eigen_smooth: bool = False):
+def _xgradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""XGrad-CAM: :math:`w^c_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}`
     (chosen to satisfy the sensitivity and conservation axioms).
 
     Fu et al. 2020, https://arxiv.org/abs/2008.02312 (pytorch-grad-cam ``XGradCAM``).
     """
-    return _pgc(call, "XGradCAM", layer, eigen_smooth=eigen_smooth)
+    return _pgc(call, "XGradCAM", layer, align=align, eigen_smooth=eigen_smooth)
 
 
 @register("scorecam", title="Score-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
           paper="Wang et al. 2020, Score-CAM (CVPR Workshops)")
-def _scorecam(call, layer=None, batch_size: int = 32):
+def _scorecam(call, layer=None, align: bool = True, batch_size: int = 32):
     r"""Score-CAM: :math:`w^c_k = \mathrm{softmax}_k\big(y^c(x \odot s(U(A^k))) - y^c(x)\big)`, with :math:`U`
     upsampling and :math:`s` min-max scaling; one forward pass per channel, ``batch_size``
     masked images per pass (channels of all images share the batches).
 
     Wang et al. 2020, https://arxiv.org/abs/1910.01279 (torchcam ``ScoreCAM``).
     """
-    return _torchcam(call, "ScoreCAM", layer, gradients=False, batch_size=int(batch_size))
+    return _torchcam(call, "ScoreCAM", layer, align=align, gradients=False, batch_size=int(batch_size))
 
 
 @register("sscam", title="SS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
           paper="Wang et al. 2020, SS-CAM: Smoothed Score-CAM (arXiv:2006.14255)")
-def _sscam(call, layer=None, num_samples: int = 4, std: float = 2.0, batch_size: int = 32):
+def _sscam(call, layer=None, align: bool = True, num_samples: int = 4, std: float = 2.0, batch_size: int = 32):
     r"""SS-CAM: Score-CAM whose scores are averaged over ``num_samples`` noisy masks
     :math:`s(U(A^k)) + \mathcal{N}(0,\sigma^2)`. Cost: ``num_samples`` x channels forward passes;
     the paper (and torchcam) use 35 samples, budgeted here to 4 for CPU runs.
 
     Wang et al. 2020, https://arxiv.org/abs/2006.14255 (torchcam ``SSCAM``).
     """
-    return _torchcam(call, "SSCAM", layer, gradients=False, batch_size=int(batch_size),
+    return _torchcam(call, "SSCAM", layer, align=align, gradients=False, batch_size=int(batch_size),
                      num_samples=int(num_samples), std=float(std))
 
 
 @register("iscam", title="IS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
           paper="Naidu et al. 2020, IS-CAM: Integrated Score-CAM (arXiv:2010.03023)")
-def _iscam(call, layer=None, num_samples: int = 4, batch_size: int = 32):
+def _iscam(call, layer=None, align: bool = True, num_samples: int = 4, batch_size: int = 32):
     r"""IS-CAM: Score-CAM integrated along the mask path,
     :math:`w^c_k = \mathrm{softmax}_k\big(\frac1N \sum_{i=1}^N y^c(x \odot \tfrac{i}{N} s(U(A^k))) - y^c(x)\big)`.
     Cost: ``num_samples`` x channels forward passes (torchcam default 10; budgeted to 4 here).
 
     Naidu et al. 2020, https://arxiv.org/abs/2010.03023 (torchcam ``ISCAM``).
     """
-    return _torchcam(call, "ISCAM", layer, gradients=False, batch_size=int(batch_size), num_samples=int(num_samples))
+    return _torchcam(call, "ISCAM", layer, align=align, gradients=False, batch_size=int(batch_size), num_samples=int(num_samples))
 
 
 @register("layercam", title="Layer-CAM", family=_CAM, library="torchcam", needs_gradients=True, cost="fast",
           paper="Jiang et al. 2021, LayerCAM (IEEE TIP)")
-def _layercam(call, layer=None, fuse_stages: bool = False):
+def _layercam(call, layer=None, align: bool = True, fuse_stages: bool = False):
     r"""Layer-CAM: position-wise weights,
     :math:`L^c = \mathrm{ReLU}(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k)`.
 
@@ -230,12 +300,12 @@ def _layercam(call, layer=None, fuse_stages: bool = False):
         if layer is not None:
             raise ValueError("pass either layer=[...] or fuse_stages=True, not both")
         layer = _stage_layers(call)
-    return _torchcam(call, "LayerCAM", layer, gradients=True)
+    return _torchcam(call, "LayerCAM", layer, align=align, gradients=True)
 
 
 @register("ablationcam", title="Ablation-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
           cost="slow", paper="Desai & Ramaswamy 2020, Ablation-CAM (WACV)")
-def _ablationcam(call, layer=None, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0):
+def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0):
     r"""Ablation-CAM: :math:`w^c_k = (y^c - y^c_{A^k=0}) / y^c`, the relative drop of the class score
     when channel :math:`k` is zeroed. ``batch_size`` ablated copies per forward pass;
     ``ratio_channels_to_ablate`` < 1 ablates only the channels pytorch-grad-cam ranks first.
@@ -246,41 +316,41 @@ def _ablationcam(call, layer=None, batch_size: int = 32, ratio_channels_to_ablat
 
     if not 0 < ratio_channels_to_ablate <= 1:
         raise ValueError(f"ratio_channels_to_ablate must be in (0, 1], got {ratio_channels_to_ablate!r}")
-    return _pgc(call, "AblationCAM", layer, ablation_layer=AblationLayer(), batch_size=int(batch_size),
+    return _pgc(call, "AblationCAM", layer, align=align, ablation_layer=AblationLayer(), batch_size=int(batch_size),
                 ratio_channels_to_ablate=float(ratio_channels_to_ablate))
 
 
 @register("eigencam", title="Eigen-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
           cost="fast", paper="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN)")
-def _eigencam(call, layer=None):
+def _eigencam(call, layer=None, align: bool = True):
     r"""Eigen-CAM: the projection of the activations on their first principal component,
     :math:`L = A\,v_1` with :math:`A = U \Sigma V^T`. Class-agnostic (the target is ignored) and the
     sign of :math:`v_1` is arbitrary.
 
     Muhammad & Yeasin 2020, https://arxiv.org/abs/2008.00299 (pytorch-grad-cam ``EigenCAM``).
     """
-    return _pgc(call, "EigenCAM", layer)
+    return _pgc(call, "EigenCAM", layer, align=align)
 
 
 @register("eigengradcam", title="EigenGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
           cost="fast", paper="pytorch-grad-cam (Gildenblat et al.): Eigen-CAM on gradient x activation")
-def _eigengradcam(call, layer=None):
+def _eigengradcam(call, layer=None, align: bool = True):
     r"""EigenGrad-CAM: the first principal component of :math:`\partial y^c/\partial A \odot A`, which
     makes Eigen-CAM class-specific. A variant introduced by pytorch-grad-cam
     (https://github.com/jacobgil/pytorch-grad-cam, ``EigenGradCAM``).
     """
-    return _pgc(call, "EigenGradCAM", layer)
+    return _pgc(call, "EigenGradCAM", layer, align=align)
 
 
 @register("hirescam", title="HiRes-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
           cost="fast", paper="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM (arXiv:2011.08891)")
-def _hirescam(call, layer=None, eigen_smooth: bool = False):
+def _hirescam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""HiRes-CAM: element-wise :math:`L^c = \sum_k \partial y^c/\partial A^k \odot A^k` (no spatial
     averaging of the gradients), provably faithful for CNNs ending in a linear layer.
 
     Draelos & Carin 2020, https://arxiv.org/abs/2011.08891 (pytorch-grad-cam ``HiResCAM``).
     """
-    return _pgc(call, "HiResCAM", layer, eigen_smooth=eigen_smooth)
+    return _pgc(call, "HiResCAM", layer, align=align, eigen_smooth=eigen_smooth)
 
 
 @register("fullgrad", title="FullGrad", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,

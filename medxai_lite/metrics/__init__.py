@@ -238,24 +238,24 @@ def _first(indices, k: int = 10) -> str:
 
 
 # The submodules import the helpers above from this package, so these imports stay last.
-from .localisation import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy  # noqa: E402
+from .localisation import pointing_ceiling, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy  # noqa: E402
 from .fidelity import (  # noqa: E402
     PerturbationCurves, aopc, confidence_change, confidence_increase, deletion, insertion,
     make_baseline, perturbation_curves, road_combined, road_lerf, road_morf,
 )
 from .sanity import (  # noqa: E402
     cascading_randomisation, independent_randomisation, label_randomisation, make_train_fn,
-    map_similarity, randomisable_layers, randomisation_similarity,
+    map_similarity, model_randomisation_table, randomisable_layers, randomisation_similarity,
 )
 from . import stats  # noqa: E402
 from .stats import bonferroni, bootstrap_ci, cohens_dz, holm, method_summary, paired_tests  # noqa: E402
 
 __all__ = [
     "METRICS", "CATEGORIES", "ON_CONSTANT", "register_metric", "list_metrics", "metrics_table",
-    "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game",
+    "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling",
     "deletion", "insertion", "aopc", "perturbation_curves", "PerturbationCurves", "make_baseline",
     "road_morf", "road_lerf", "road_combined", "confidence_change", "confidence_increase",
     "randomisation_similarity", "cascading_randomisation", "independent_randomisation",
-    "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers",
+    "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers", "model_randomisation_table",
     "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni", "bootstrap_ci",
 ]

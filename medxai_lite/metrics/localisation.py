@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from . import check_maps, check_masks, constant_maps, flag_undefined, register_metric
 
-__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"]
+__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling"]
 
 
 @register_metric("relevance_mass_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
@@ -167,4 +167,48 @@ def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float 
     peak = flat == flat.max(1, keepdims=True)
     out = (peak & near.reshape(n, -1)).sum(1) / peak.sum(1)
     out[const | empty] = np.nan
+    return out
+
+
+def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.ndarray:
+    r"""The best pointing game any map upsampled from a grid can reach, per image.
+
+    A map interpolated bilinearly from a grid takes its maximum at a grid node (a cell's
+    receptive-field centre, pixel :math:`(o_y + iS, o_x + jS)`), so it can only hit a lesion
+    that contains a node (within ``tolerance`` pixels):
+
+    .. math:: \mathrm{ceiling} = \mathbb{1}\big[\exists\, (i, j):\; d\big((o_y + iS, o_x + jS), M\big) \le \tau\big]
+
+    A lesion smaller than a cell that falls between nodes cannot be pointed at by any CAM of
+    that layer, however good the network. ``stride`` and ``origin`` are numbers or ``(y, x)``
+    pairs (see :func:`medxai_lite.models.grid_origin`; the origin is rounded to the nearest
+    pixel).
+
+    Returns
+    -------
+    np.ndarray float64 [N]: 1.0 where some node can hit, 0.0 where none can.
+
+    Example
+    -------
+    >>> masks = np.zeros((2, 16, 16), bool); masks[0, 7:10, 7:10] = True; masks[1, 1:3, 1:3] = True
+    >>> pointing_ceiling(masks, 8, 0.0)   # nodes at 0 and 8: the first lesion holds (8, 8)
+    array([1., 0.])
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W]; got shape {masks.shape}")
+    if isinstance(tolerance, bool) or not np.isscalar(tolerance) or not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a finite number of pixels >= 0; got {tolerance!r}")
+    (sy, sx) = (stride, stride) if np.isscalar(stride) else stride
+    (oy, ox) = (origin, origin) if np.isscalar(origin) else origin
+    if min(sy, sx) <= 0:
+        raise ValueError(f"stride must be positive; got {stride!r}")
+    H, W = masks.shape[1:]
+    ys = np.round(np.arange(oy, H, sy)).astype(int)
+    xs = np.round(np.arange(ox, W, sx)).astype(int)
+    ys, xs = ys[(ys >= 0) & (ys < H)], xs[(xs >= 0) & (xs < W)]
+    out = np.zeros(len(masks))
+    for k, m in enumerate(masks):
+        near = ndimage.distance_transform_edt(~m) <= tolerance if tolerance > 0 else m
+        out[k] = float(near[np.ix_(ys, xs)].any())
     return out

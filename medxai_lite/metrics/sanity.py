@@ -33,7 +33,7 @@ from . import check_images, check_maps, check_model, check_positive_int, check_t
 __all__ = [
     "SIMILARITIES", "map_similarity", "randomisable_layers", "randomise_layers",
     "cascading_randomisation", "independent_randomisation", "label_randomisation", "make_train_fn",
-    "randomisation_similarity",
+    "randomisation_similarity", "model_randomisation_table",
 ]
 
 #: Similarity measures between two sets of maps.
@@ -406,3 +406,63 @@ def randomisation_similarity(model, images, targets, maps, masks=None, *, explai
     work = copy.deepcopy(model)
     randomise_layers(work, randomisable_layers(model) if layers is None else list(layers), seed=seed)
     return map_similarity(maps, maps_of(work, images, targets), similarity)
+
+
+def model_randomisation_table(model, images, targets, methods: Sequence[str], *, method_options: dict | None = None,
+                              threshold: float = 0.5, seed: int = 0, on_error: str = "record"):
+    """The model-randomisation check (Adebayo et al. 2018, Sec. 3.1) for many methods at once.
+
+    For each method in ``methods``: the maps of ``model`` and of a copy with *every*
+    :func:`randomisable_layers` layer re-initialised (the last step of the cascading test) for
+    the same ``images`` and ``targets``, compared by Spearman rank correlation and SSIM
+    (:func:`map_similarity`), averaged over the images. A method whose maps keep a mean Spearman
+    correlation of at least ``threshold`` with the randomised model's *fails*: its maps do not
+    depend on what the network learnt. ``method_options`` maps a method to its
+    :func:`~medxai_lite.explain.explain` options (cost presets). ``on_error="record"`` puts a
+    method that cannot run on this model in the table with its error instead of raising.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per method: ``method, family, spearman, ssim, n, verdict,
+    seconds, error``; ``verdict`` is ``"passes"``, ``"fails"``, ``"undefined"`` (constant maps)
+    or ``"error"``.
+
+    Example
+    -------
+    >>> model_randomisation_table(model, images, None, ["gradcam", "guided_backprop"])
+    """
+    import time
+
+    import pandas as pd
+
+    from ..explain import METHODS, explain
+
+    check_choice("on_error", on_error, ("record", "raise"))
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    images, targets = _prepare(model, images, targets)
+    work = copy.deepcopy(model)
+    randomise_layers(work, randomisable_layers(model), seed=seed)
+    options = dict(method_options or {})
+    rows = []
+    for method in methods:
+        start = time.perf_counter()
+        try:
+            opts = options.get(method, {})
+            original = explain(method, model, images, targets, seed=seed, **opts).maps
+            randomised = explain(method, work, images, targets, seed=seed, **opts).maps
+        except Exception as exc:  # noqa: BLE001 - recorded in the table, as documented
+            if on_error == "raise":
+                raise
+            rows.append(dict(method=method, family=METHODS[method].family if method in METHODS else "",
+                             spearman=np.nan, ssim=np.nan, n=0, verdict="error",
+                             seconds=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        rho = map_similarity(original, randomised, "spearman")
+        ssim = map_similarity(original, randomised, "ssim")
+        mean_rho = float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan")
+        verdict = "undefined" if not np.isfinite(mean_rho) else ("fails" if mean_rho >= threshold else "passes")
+        rows.append(dict(method=method, family=METHODS[method].family, spearman=mean_rho,
+                         ssim=float(np.nanmean(ssim)), n=int(np.isfinite(rho).sum()), verdict=verdict,
+                         seconds=time.perf_counter() - start, error=""))
+    return pd.DataFrame(rows, columns=["method", "family", "spearman", "ssim", "n", "verdict", "seconds", "error"])

@@ -149,8 +149,13 @@ def bootstrap_ci(values, *, statistic: Callable = np.mean, confidence_level: flo
 
 
 def paired_tests(scores, *, alternative: str = "two-sided", correction: str = "holm", alpha: float = 0.05,
-                 confidence_level: float = 0.95, n_resamples: int = 9999, seed: int = 0):
+                 confidence_level: float = 0.95, n_resamples: int = 9999, seed: int = 0,
+                 reference: str | None = None):
     """Paired t-test, effect size and bootstrap interval for every pair of methods.
+
+    With ``reference`` (a method name), each other method is tested against it alone
+    (``method_a`` the method, ``method_b`` the reference) and the correction runs over those
+    comparisons: e.g. "does each CAM beat the random map?" with ``alternative="greater"``.
 
     For methods ``a`` and ``b`` with per-image scores on the same images: ``scipy.stats.ttest_rel``
     on ``a - b`` (images where either score is NaN are dropped, pairwise; ``n`` says how many
@@ -185,8 +190,13 @@ def paired_tests(scores, *, alternative: str = "two-sided", correction: str = "h
     table = _as_table(scores)
     if len(table) < 2:
         raise ValueError(f"scores must hold at least two methods to compare; got {list(table)}")
+    if reference is not None:
+        check_choice("reference", reference, list(table))
+        pairs = [(m, reference) for m in table if m != reference]
+    else:
+        pairs = list(itertools.combinations(table, 2))
     rows = []
-    for a, b in itertools.combinations(table, 2):
+    for a, b in pairs:
         x, y = table[a], table[b]
         ok = ~(np.isnan(x) | np.isnan(y))
         x, y = x[ok], y[ok]

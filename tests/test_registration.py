@@ -1,0 +1,135 @@
+"""Where a CAM cell sits on the image: receptive-field centres and registered upsampling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import medxai_lite as mx
+from medxai_lite.explain.cam import upsample_registered
+from medxai_lite.models import cam_grid, get_model, grid_origin, target_layer
+
+
+def _receptive_field_centre(model, arch, size):
+    """Centre of mass of |d(centre cell)/d(input)|, averaged over random images."""
+    torch.manual_seed(0)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    feats = {}
+    hook = target_layer(model, arch).register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    x = torch.rand(2, 3, size, size, requires_grad=True)
+    model(x)
+    hook.remove()
+    c = feats["a"].shape[-1] // 2
+    feats["a"][:, :, c, c].sum().backward()
+    w = x.grad.abs().sum((0, 1)).double()
+    pos = torch.arange(size, dtype=torch.float64)
+    return c, float((w.sum(1) * pos).sum() / w.sum()), float((w.sum(0) * pos).sum() / w.sum())
+
+
+@pytest.mark.parametrize("arch, output_stride", [("resnet18", 16), ("resnet18", 8), ("resnet50", 16),
+                                                 ("densenet121", 16), ("vgg16", 16), ("efficientnet_b0", 16)])
+def test_grid_origin_is_the_receptive_field_centre(arch, output_stride):
+    """Known answer from the network itself: the centre cell's input gradient is centred on origin + j*S."""
+    model = get_model(arch, 2, output_stride=output_stride).eval()
+    size = 20 * output_stride            # big enough that the image border barely pulls the centre
+    c, cy, cx = _receptive_field_centre(model, arch, size)
+    expected = grid_origin(arch, output_stride) + c * output_stride
+    assert abs(cy - expected) < 2.0 and abs(cx - expected) < 2.0, (cy, cx, expected)
+    # and plain bilinear upsampling would be off by S/2 - 1/2 - origin (7.5 px for a stride-16 ResNet)
+    if arch.startswith("resnet"):
+        assert abs(cy - (c * output_stride + output_stride / 2 - 0.5)) > output_stride / 2 - 2.5
+
+
+def test_upsample_registered_known_answers():
+    grid = torch.zeros(1, 4, 4)
+    grid[0, 1, 2] = 1.0
+    up = upsample_registered(grid, (16, 16), 4, 0.0)
+    assert up.shape == (1, 16, 16)
+    assert tuple(np.unravel_index(int(up[0].argmax()), (16, 16))) == (4, 8)   # cell (1, 2) -> pixel (4, 8)
+    assert up[0, 4, 10].item() == pytest.approx(0.5)                          # half-way to the next cell
+    # origin S/2 - 1/2 reproduces plain bilinear resizing exactly
+    plain = torch.nn.functional.interpolate(grid[:, None], size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(upsample_registered(grid, (16, 16), 4, 1.5), plain, atol=1e-6)
+    # a 1 x 1 grid is a constant map
+    assert torch.equal(upsample_registered(torch.full((2, 1, 1), 3.0), (5, 5), 5, 0.0), torch.full((2, 5, 5), 3.0))
+    with pytest.raises(ValueError, match="maps"):
+        upsample_registered(torch.zeros(4, 4), (8, 8), 2, 0.0)
+
+
+def test_grid_origin_bad_input():
+    assert grid_origin(None, 16) is None
+    with pytest.raises(ValueError, match="arch"):
+        grid_origin("alexnet", 16)
+    with pytest.raises(ValueError, match="stride"):
+        grid_origin("resnet18", 0)
+
+
+@pytest.mark.parametrize("method", ["hirescam", "layercam"])
+def test_aligned_cam_peaks_on_the_cell_the_model_reads(method):
+    """A model whose class score reads one cell of a 7 x 7 grid: a position-wise CAM (HiRes-CAM via
+    pytorch-grad-cam, Layer-CAM via torchcam) aligned peaks on that cell's receptive-field centre;
+    the library's own resize puts the peak half a cell further down and right."""
+    torch.manual_seed(0)
+    model = get_model("resnet18", 2, output_stride=16).eval()
+    assert cam_grid(model, "resnet18", 112) == (7, 7)
+    x = torch.randn(1, 3, 112, 112)
+
+    class OneCell(torch.nn.Module):
+        """Logit 1 is the sum over channels of layer4 at cell (2, 5); logit 0 is zero."""
+
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, images):
+            feats = {}
+            h = self.body.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+            self.body(images)
+            h.remove()
+            score = feats["a"][:, :, 2, 5].sum(1)
+            return torch.stack([torch.zeros_like(score), score], 1)
+
+    wrapped = OneCell(model).eval()
+    aligned = mx.explain(method, wrapped, x, targets=[1], arch="resnet18", layer="body.layer4")
+    library = mx.explain(method, wrapped, x, targets=[1], arch="resnet18", layer="body.layer4", align=False)
+    peak = lambda m: np.unravel_index(int(m.maps[0].argmax()), m.maps[0].shape)
+    assert tuple(peak(aligned)) == (32, 80)                 # 16 * (2, 5): the cell's receptive-field centre
+    py, px = peak(library)
+    assert 39 <= py <= 40 and 87 <= px <= 88                # 7.5 px further down and right
+
+
+def test_pointing_ceiling_known_answers():
+    from medxai_lite.metrics import pointing_ceiling, pointing_game
+
+    masks = np.zeros((3, 32, 32), bool)
+    masks[0, 14:19, 14:19] = True        # holds node (16, 16)
+    masks[1, 4:7, 4:7] = True            # between nodes 0 and 8: no node inside
+    masks[2, 9:12, 9:12] = True          # 2 px from node (8, 8)
+    assert pointing_ceiling(masks, 8, 0.0).tolist() == [1.0, 0.0, 0.0]
+    assert pointing_ceiling(masks, 8, 0.0, tolerance=3).tolist() == [1.0, 1.0, 1.0]   # (6, 6) is 2.8 px from (8, 8)
+    # the ceiling binds: any map upsampled from the 4 x 4 grid misses the second lesion
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        maps = upsample_registered(torch.from_numpy(rng.random((3, 4, 4), dtype=np.float32)), (32, 32), 8, 0.0)
+        assert np.all(pointing_game(None, None, None, maps.numpy(), masks) <= pointing_ceiling(masks, 8, 0.0))
+    with pytest.raises(ValueError, match="masks"):
+        pointing_ceiling(np.zeros((4, 4), bool), 8, 0.0)
+    with pytest.raises(ValueError, match="tolerance"):
+        pointing_ceiling(masks, 8, 0.0, tolerance=-1)
+
+
+def test_paired_tests_against_a_reference():
+    from medxai_lite.metrics import paired_tests
+
+    rng = np.random.default_rng(1)
+    random_map = rng.normal(0, 1, 30)
+    table = {"good": random_map + 1.0 + rng.normal(0, 0.1, 30), "same": random_map + rng.normal(0, 0.1, 30),
+             "random": random_map}
+    t = paired_tests(table, reference="random", alternative="greater")
+    assert list(t.method_a) == ["good", "same"] and set(t.method_b) == {"random"}
+    assert t.set_index("method_a").loc["good", "significant"] and not t.set_index("method_a").loc["same", "significant"]
+    # Holm over the two comparisons only: the smaller p doubles
+    assert t.p_holm.min() == pytest.approx(min(1.0, 2 * t.p.min()))
+    with pytest.raises(ValueError, match="reference"):
+        paired_tests(table, reference="nope")
