@@ -165,12 +165,42 @@ def test_profiles():
     assert not mx.PROFILES["cpu"]["pretrained"]
 
 
+#: Targets the default models do not meet yet, measured (see the CAM chapter's scores):
+#: - brain MRI, strict pointing game: most lesions are smaller than one 16 px cell of the 7 x 7
+#:   grid and many hold no cell centre, where every upsampled CAM peaks (metrics.pointing_ceiling);
+#: - skin, relevance mass: Grad-CAM for the benign class spreads over the surrounding skin.
+KNOWN_MISSES = {("phantom-brain-mri", "pointing_game"), ("phantom-skin", "rma_ratio")}
+
+
+def _default_model_figures(dataset):
+    from medxai_lite.data import lesion_batch
+    from medxai_lite.metrics import pointing_game, relevance_mass_accuracy
+
+    model = mx.get_trained_model(dataset, progress=False)          # the book's default model
+    size = model.report.settings["image_size"]
+    test = mx.load_dataset(dataset, "test", image_size=size, n=model.report.settings["n_test"])
+    batch = lesion_batch(test, 32)
+    x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
+    maps = mx.explain("gradcam", model, x, targets=y).maps             # true class, default layer
+    random = np.random.default_rng(0).random(maps.shape).astype(np.float32)
+    rma = np.nanmean(relevance_mass_accuracy(None, x, y, maps, masks))
+    return {"accuracy": model.report.test["accuracy"],
+            "pointing_game": np.nanmean(pointing_game(None, x, y, maps, masks)),
+            "rma_ratio": rma / np.nanmean(relevance_mass_accuracy(None, x, y, random, masks))}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
-def test_resnet18_reaches_90_percent_on_every_phantom(dataset):
-    """The cpu profile's promise: ResNet18 >= 90 % test accuracy (shares the book's cache)."""
-    model = mx.get_trained_model(dataset, "resnet18", "cpu", progress=False)
-    assert model.report.test["accuracy"] >= 0.90, model.report.summary()
+@pytest.mark.parametrize("figure, target", [("accuracy", 0.90), ("pointing_game", 0.80), ("rma_ratio", 2.0)])
+def test_default_models_can_be_right(dataset, figure, target, request):
+    """The cpu profile's promise on the book's default models (shares the book's cache): test
+    accuracy >= 0.90, and Grad-CAM for the true class on the first 32 lesion images pointing
+    into the lesion >= 80 % of the time with >= 2x the relevance mass of a random map.
+    (Training time is a benchmark figure: benchmarks/bench_default_models.py.)"""
+    if (dataset, figure) in KNOWN_MISSES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="measured below target; see KNOWN_MISSES"))
+    value = _default_model_figures(dataset)[figure]
+    assert value >= target, f"{dataset}: {figure} {value:.3f} < {target}"
 
 
 def test_zero_init_residual_makes_every_resnet_block_the_identity():
@@ -248,7 +278,7 @@ def test_resnet18_output_stride_keeps_the_receptive_field():
 
 def test_output_stride_bad_values():
     with pytest.raises(ValueError, match="output_stride"):
-        get_model("resnet18", 2, output_stride=8)
+        get_model("resnet18", 2, output_stride=4)
     with pytest.raises(ValueError, match="output_stride"):
         get_model("small_cnn", 2, output_stride=16)
     with pytest.raises(ValueError, match="image_size"):

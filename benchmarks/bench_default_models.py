@@ -1,0 +1,61 @@
+"""Can the book's default models' explanations be right, and what do they cost to train?
+
+Trains (or, with ``--cached``, loads) the ``cpu`` profile's default model of each phantom and
+prints, per phantom: training seconds, test accuracy, Grad-CAM's strict and tolerant pointing
+game on the first 32 test images with a lesion (true class, default layer), the ceiling of the
+strict pointing game for the CAM grid, relevance mass accuracy and its ratio to a random map.
+The targets: accuracy >= 0.90, pointing game >= 0.8, RMA >= 2x random, the three models
+trained in at most three times the 64 px ResNet18s' 135 s.
+
+    python benchmarks/bench_default_models.py            # retrains into a temporary cache
+    python benchmarks/bench_default_models.py --cached   # uses $MEDXAI_CACHE
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cached", action="store_true", help="load from $MEDXAI_CACHE instead of retraining")
+    args = parser.parse_args()
+    if not args.cached:
+        os.environ["MEDXAI_CACHE"] = tempfile.mkdtemp(prefix="medxai-bench-")
+
+    import numpy as np
+
+    import medxai_lite as mx
+    from medxai_lite.data import lesion_batch
+    from medxai_lite.metrics import pointing_ceiling, pointing_game, relevance_mass_accuracy
+    from medxai_lite.models import grid_origin
+
+    total = 0.0
+    print(f"{'phantom':20s} {'train s':>8s} {'acc':>6s} {'PG':>6s} {'PG tol':>7s} {'ceiling':>8s} {'RMA':>6s} "
+          f"{'random':>7s} {'ratio':>6s}")
+    for name in ("phantom-brain-mri", "phantom-skin", "phantom-chest-xray"):
+        start = time.perf_counter()
+        model = mx.get_trained_model(name, progress=False)
+        wall = time.perf_counter() - start
+        total += model.report.seconds
+        size = model.report.settings["image_size"]
+        test = mx.load_dataset(name, "test", image_size=size, n=model.report.settings["n_test"])
+        batch = lesion_batch(test, 32)
+        x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
+        maps = mx.explain("gradcam", model, x, targets=y).maps
+        stride = size / mx.cam_grid(model, "resnet18", size)[0]
+        rnd = np.random.default_rng(0).random(maps.shape).astype(np.float32)
+        rma = np.nanmean(relevance_mass_accuracy(None, x, y, maps, masks))
+        rma_r = np.nanmean(relevance_mass_accuracy(None, x, y, rnd, masks))
+        print(f"{name:20s} {model.report.seconds:8.1f} {model.report.test['accuracy']:6.3f} "
+              f"{np.nanmean(pointing_game(None, x, y, maps, masks)):6.3f} "
+              f"{np.nanmean(pointing_game(None, x, y, maps, masks, tolerance=15 * size / 224)):7.3f} "
+              f"{pointing_ceiling(masks, stride, grid_origin('resnet18', stride)).mean():8.3f} "
+              f"{rma:6.3f} {rma_r:7.3f} {rma / rma_r:6.2f}   (wall {wall:.0f} s)")
+    print(f"training, three models: {total:.0f} s (target <= 405 s, three times 135 s)")
+
+
+if __name__ == "__main__":
+    main()
