@@ -51,6 +51,9 @@ def _bench(args) -> int:
     print(acc[["dataset", "arch", "accuracy", "macro_f1"]].to_string(index=False, float_format="%.3f"))
     summary = res.cam_summary[res.cam_summary["class"] == "all"]
     print(summary.drop(columns="class").to_string(index=False, float_format="%.3f"))
+    from .bench import reproduction_summary
+
+    print(reproduction_summary(res).to_string(index=False))
     return 0
 
 

@@ -57,7 +57,8 @@ from IPython.display import display
 from itables import init_notebook_mode, show
 
 import medxai_lite as mx
-from medxai_lite.bench import PUBLISHED_CONFIDENCE, run_benchmark, train_models
+from medxai_lite.bench import PUBLISHED_CONFIDENCE, reproduction_summary, run_benchmark, train_models
+from medxai_lite.models import cam_grid
 
 if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
     pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -78,13 +79,37 @@ result = run_benchmark(data, profile, datasets=datasets, archs=archs, methods=me
 meta = result.meta
 print(f"tables in {result.folder}")
 print(f"device: {meta['device']}; computed in {meta['wall_seconds']:.0f} s (" + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in meta['phase_seconds'].items()) + ")")
+cam_arch = meta["settings"]["cam_arch"]
+cam_model = models[(meta["settings"]["datasets"][0], cam_arch)]
+size = cam_model.report.settings["image_size"]
+grid = cam_grid(cam_model, cam_arch, size)
+print(f"{cam_arch} at {size} px, output stride {cam_model.report.settings.get('output_stride', 32)}: "
+      f"the CAMs read a {grid[0]} x {grid[1]} grid of {size // grid[0]} px cells "
+      "(the paper's ResNet50 at 224 px: 7 x 7 cells of 32 px)")
+
+# %% [markdown]
+# ## What reproduced and what did not
+#
+# Each row is computed from the tables of this run: the published findings the abstract of
+# Chaddad et al. states, and the precondition that makes any CAM score worth reading (the maps
+# must beat a random map of the same grain). On phantom data a number measured on real images
+# can only be rehearsed, never reproduced; the verdict says so.
+
+# %%
+verdict_colours = {"reproduced": "#d9f2d9", "holds": "#d9f2d9", "ordering only": "#fff3cd",
+                   "not comparable": "#e2e3e5", "not run": "#e2e3e5", "not reproduced": "#f8d7da",
+                   "does not hold": "#f8d7da"}
+(reproduction_summary(result).style.hide(axis="index")
+ .map(lambda v: f"background-color: {verdict_colours.get(v, 'white')}", subset=["verdict"])
+ .set_caption("What reproduced and what did not (computed from this run)"))
 
 # %% [markdown]
 # ## Table A: four CNNs on three datasets
 #
 # Test accuracy and macro-F1 of each network, with the published ResNet50 figure on the
-# real skin-cancer data beside ours. Our networks start from random weights and see 64 px
-# phantoms for a few epochs; the published ones started from ImageNet weights at full size.
+# real skin-cancer data beside ours. Our networks start from random weights and see small
+# phantoms (the image size and output stride printed above) for a few epochs; the published
+# ones started from ImageNet weights at full size.
 # Training from scratch on a few hundred images only works with two standard aids, both
 # recorded in the settings: ResNet blocks start as the identity (`zero_init_residual`) and the
 # BatchNorm statistics are recomputed on the training set before each validation
@@ -113,7 +138,9 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 # ## Table B: the five CAM methods on ResNet50
 #
 # Mean ROAD (combined MoRF/LeRF), mean change in the target probability when the image is
-# multiplied by the map, and the fraction of images whose probability rises. The row
+# multiplied by the map, the fraction of images whose probability rises, and two localisation
+# scores the paper could not compute without masks: the pointing game and relevance mass
+# accuracy against the true lesion (on the images that have one). The row
 # `random_map` is a reference that is not in the paper: random maps with the same coarse grain
 # as the CAMs (noise on the target layer's grid, upsampled), scored on the same images. A
 # method's score means something only by its distance from that row. The published glioma
@@ -123,10 +150,12 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 # %%
 scores, summary = result.scores, result.cam_summary
 overall = summary[summary["class"] == "all"]
-table_b = overall.pivot(index="method", columns="dataset", values=["road_combined", "confidence_change",
-                                                                 "confidence_increase", "map_mean"])
+columns = [c for c in ["road_combined", "confidence_change", "confidence_increase", "pointing_game",
+                       "relevance_mass_accuracy", "map_mean"] if c in overall]
+table_b = overall.pivot(index="method", columns="dataset", values=columns)
+per_dataset = scores.groupby("dataset")["image"].nunique()
 display(table_b.style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
-        .set_caption(f"Table B: ROAD and confidence, mean over {int(result.scores['image'].nunique())} images per dataset"))
+        .set_caption("Table B: mean over " + ", ".join(f"{n} images of {d}" for d, n in per_dataset.items())))
 for metric, caption in [("road_combined", "Mean ROAD (combined) per class"),
                         ("confidence_change", "Mean confidence change per class")]:
     per_class = summary[summary["class"] != "all"].pivot_table(index=["dataset", "class"], columns="method",
@@ -143,7 +172,8 @@ display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
 # %%
 from medxai_lite.bench import RANDOM_REFERENCE
 
-gap = overall.set_index(["dataset", "method"])[["road_combined", "confidence_change"]]
+gap = overall.set_index(["dataset", "method"])[[c for c in ["road_combined", "confidence_change", "pointing_game"]
+                                                 if c in overall]]
 gap = gap - gap.xs(RANDOM_REFERENCE, level="method")
 gap = gap.drop(RANDOM_REFERENCE, level="method").unstack("dataset")
 display(gap.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1)
@@ -153,11 +183,33 @@ print("per-image ROAD scores left out because the map was constant:",
       ", ".join(f"{m} {int(n)}" for m, n in undefined.items() if n) or "none")
 
 # %% [markdown]
+# ## Do the CAMs beat a random map?
+#
+# Before comparing the methods with each other, each one is tested against the random
+# reference on the same images: a one-sided paired t-test (is the method's mean score higher?)
+# on the pointing game and on ROAD, with Holm's correction over the five methods of each
+# dataset and score. A method that does not beat random on a dataset has nothing to say there,
+# whatever its rank among the others.
+
+# %%
+vs = result.vs_random
+if vs.empty:
+    print("No comparison with the random reference in this run.")
+else:
+    wins = vs.assign(beats=vs.p_holm <= 0.05).pivot_table(index="method_a", columns=["metric", "dataset"],
+                                                          values="beats", aggfunc="first")
+    display(wins.replace({True: "yes", False: "no"}).style
+            .map(lambda v: "background-color: #d9f2d9" if v == "yes" else "background-color: #f8d7da")
+            .set_caption("Beats the random map (one-sided paired t-test, Holm-adjusted p <= 0.05)"))
+    show(vs[["dataset", "metric", "method_a", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "t",
+             "d_z", "p", "p_holm", "significant"]].rename(columns={"method_a": "method", "mean_b": "mean_random"})
+         .round(4), classes="display compact", pageLength=10)
+
+# %% [markdown]
 # The column `map_mean` in Table B is not a score: it is the mean of the [0, 1] map, the share
 # of the image that multiplying by the map keeps. Multiplying a normalised image by a map sets
-# every pixel the map ignores to the dataset's mean colour, and at 64 px the ResNet50's last
-# block is a 2 x 2 grid, so the maps are soft blobs over a quarter or more of the image. The
-# figure below plots each method's confidence change against how much of the image its maps
+# every pixel the map ignores to the dataset's mean colour, and on the coarse grid printed at
+# the top of the page the maps are soft blobs that keep much of the image. The figure below plots each method's confidence change against how much of the image its maps
 # keep, the random reference included.
 
 # %%
@@ -185,7 +237,9 @@ for d in ref.index:
 # much of the image a map keeps, and a method can raise it by spreading its map. ROAD, which
 # imputes removed pixels from their neighbours and compares removing the most and the least
 # relevant pixels, is less exposed to that. The published positive figures come from
-# pretrained networks at 224 px, whose 7 x 7 maps can keep the lesion and little else.
+# pretrained networks at 224 px, whose 7 x 7 maps can keep the lesion and little else, on
+# images a pretrained network has seen the like of; a network trained from scratch on a few
+# hundred phantoms meets the mean-coloured background as something new.
 
 # %% [markdown]
 # The maps behind Table B: the five methods on two test images of each dataset, from the
@@ -197,7 +251,6 @@ from medxai_lite.bench import BENCH_BUDGETS
 from medxai_lite.data import lesion_batch
 from medxai_lite.viz import method_grid
 
-cam_arch = meta["settings"]["cam_arch"]
 for d in meta["settings"]["datasets"]:
     model = models[(d, cam_arch)]   # the networks the training step returned
     test = mx.load_dataset(d, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
@@ -213,11 +266,10 @@ for d in meta["settings"]["datasets"]:
     plt.show()
 
 # %% [markdown]
-# At 64 px the last block of a ResNet50 is a 2 x 2 grid, so a CAM can only choose among four
-# soft quadrants, and a network trained from scratch on a few hundred images may light the
-# same quadrant whatever the lesion's position (the CAM chapter shows the same effect on a
-# ResNet18, and how earlier layers fare). Read Table B with these maps in view: a score can
-# rank maps that do not localise anything.
+# The grid printed at the top of the page is all the detail these maps have: each cell is
+# upsampled to the centre of its receptive field (see the CAM chapter for why that matters).
+# Read Table B with these maps in view: a score can rank maps that localise nothing, which is
+# why the test against the random reference comes first.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))

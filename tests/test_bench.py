@@ -41,7 +41,7 @@ def test_tiny_run_writes_every_table_and_reuses_it(tiny, monkeypatch):
     res = bench.run_benchmark("phantom", "tiny", **KW)
     files = sorted(p.name for p in res.folder.iterdir())
     assert files == sorted(["accuracy.csv", "per_class_f1.csv", "scores.csv", "cam_summary.csv", "ttests.csv",
-                            "timing.csv", "extended.csv", "meta.json"])
+                            "vs_random.csv", "timing.csv", "extended.csv", "meta.json"])
     # Table A: our two networks plus the published figure, labelled with its source
     ours = res.accuracy.dropna(subset=["macro_f1"]).set_index("arch")
     assert set(ours.index) == {"small_cnn", "resnet18"}
@@ -51,8 +51,15 @@ def test_tiny_run_writes_every_table_and_reuses_it(tiny, monkeypatch):
     assert bench.bench_model("phantom-chest-xray", "small_cnn", "tiny").report.settings["n_train"] == 32
     published = res.accuracy[res.accuracy["macro_f1"].isna()]
     assert published["accuracy"].tolist() == [0.8631] and "Chaddad" in published["source"].iloc[0]
-    # scores: 4 images x (3 methods + the random reference) x (3 metrics + the map's mean), tidy
-    assert len(res.scores) == 4 * 4 * 4 and set(res.scores["metric"]) == {*bench._CAM_METRICS, bench.MAP_MEAN}
+    # scores: 4 images x (3 methods + the random reference) x (3 metrics + 2 localisation + the map's mean)
+    assert len(res.scores) == 4 * 4 * 6
+    assert set(res.scores["metric"]) == {*bench._CAM_METRICS, *bench._CAM_LOCALISATION, bench.MAP_MEAN}
+    # where masks are known, every scored image carries a lesion, so localisation is defined on all
+    pg = res.scores[res.scores.metric == "pointing_game"]
+    assert set(pg["class"]) == {"pneumonia"} and pg["value"].notna().all()
+    # every method against the random reference, one-sided, on both scores
+    assert set(res.vs_random["method_b"]) == {bench.RANDOM_REFERENCE}
+    assert set(res.vs_random["metric"]) == set(bench.VS_RANDOM_METRICS) and len(res.vs_random) == 2 * 3
     means = res.scores[res.scores.metric == bench.MAP_MEAN]["value"]
     assert ((means >= 0) & (means <= 1)).all()
     assert (res.cam_summary["road_n_undefined"] >= 0).all()
@@ -60,7 +67,10 @@ def test_tiny_run_writes_every_table_and_reuses_it(tiny, monkeypatch):
     # the reference is neither timed nor tested: the tests compare the paper's methods
     assert bench.RANDOM_REFERENCE not in set(res.timing["method"])
     assert bench.RANDOM_REFERENCE not in set(res.ttests["method_a"]) | set(res.ttests["method_b"])
-    assert set(res.cam_summary["class"]) >= {"all", "normal", "pneumonia"}
+    summary = bench.reproduction_summary(res)
+    assert list(summary.columns) == ["finding", "published", "this run", "verdict"]
+    assert summary.verdict.iloc[0] == "not comparable"       # phantom accuracy vs the published real-data figure
+    assert set(res.cam_summary["class"]) == {"all", "pneumonia"}
     # the t-tests are scipy's on the same per-image arrays
     s = res.scores[res.scores.metric == "confidence_change"].pivot(index="image", columns="method", values="value")
     row = res.ttests[(res.ttests.metric == "confidence_change") & (res.ttests.method_a == "gradcampp")
@@ -133,9 +143,28 @@ def test_random_maps_have_the_grain_of_the_target_layer():
     maps = bench.random_maps(model, "resnet18", x, seed=1)
     assert maps.shape == (3, 64, 64) and maps.dtype == np.float32
     assert np.allclose(maps.min(axis=(1, 2)), 0) and np.allclose(maps.max(axis=(1, 2)), 1)
-    # layer4 of a ResNet18 is 2x2 at 64 px: bilinear upsampling leaves each 16x16 corner flat
+    # layer4 of a (stride-32) ResNet18 is 2x2 at 64 px: bilinear upsampling leaves each 16x16 corner flat
     for corner in (maps[:, :16, :16], maps[:, :16, -16:], maps[:, -16:, :16], maps[:, -16:, -16:]):
         assert np.ptp(corner, axis=(1, 2)).max() < 1e-6
     assert np.array_equal(maps, bench.random_maps(model, "resnet18", x, seed=1))
     assert not np.allclose(maps, bench.random_maps(model, "resnet18", x, seed=2))
     assert not model.layer4._forward_hooks   # the hook is removed
+
+
+@pytest.mark.slow
+def test_cams_beat_the_random_reference_on_a_small_run(tmp_cache, monkeypatch):
+    """The benchmark's precondition on a small but real run: chest films, a stride-16 ResNet18
+    (4 x 4 grid at 64 px), two CAMs against the random map on the pointing game."""
+    small = dict(train=dict(image_size=64, output_stride=16, n_train=240, n_val=48, n_test=64, epochs=3, lr=3e-3,
+                            zero_init_residual=True, precise_bn=64),
+                 arch_train={}, n_images=16, method_options={}, extended_images=2, extended_options={}, steps=4)
+    monkeypatch.setitem(bench.BENCH_BUDGETS, "small", small)
+    monkeypatch.setitem(train_mod.PROFILES, "small", dict(train_mod.PROFILES["cpu"]))
+    res = bench.run_benchmark("phantom", "small", datasets=["phantom-chest-xray"], archs=["resnet18"],
+                              cam_arch="resnet18", methods=["gradcampp", "layercam"], extended=False, progress=False)
+    pg = res.vs_random[res.vs_random.metric == "pointing_game"]
+    if pg.n.min() < 6:
+        pytest.skip(f"only {pg.n.min()} lesion images: too few for the paired test's power")
+    assert res.accuracy.dropna(subset=["macro_f1"]).accuracy.iloc[0] >= 0.8
+    assert pg.significant.all(), pg[["method_a", "mean_a", "mean_b", "p_holm"]]
+    assert (pg.mean_a > pg.mean_b).all()
