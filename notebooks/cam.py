@@ -42,6 +42,7 @@ profile = "cpu"
 seed = 0
 arch = "resnet18"
 n_images = 2                      # images per dataset in the grids
+n_score = 32                      # lesion images per dataset scored against the true masks
 # sample budgets of the costly methods (one forward pass per channel and sample)
 slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_samples": 1, "batch_size": 128},
                 "scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
@@ -56,7 +57,7 @@ from IPython.display import display
 
 import medxai_lite as mx
 from medxai_lite.data import lesion_batch
-from medxai_lite.explain import compatibility_matrix, explain, list_methods, methods_table
+from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.viz import explore, explorer_figure, method_grid, overlay
 
 mx.set_seed(seed)
@@ -99,14 +100,16 @@ short.style.map(lambda v: "background-color: #d9f2d9" if v == "yes" else "backgr
 #
 # A ResNet18 per dataset (trained once, then read from the cache), two test images with a
 # lesion each, every CAM-family method explaining the predicted class. The cyan line is the
-# true lesion. At the `cpu` profile's 64 px, the last residual block of a ResNet18 is a 2 x 2
-# grid, so these maps can only say *which quadrant* mattered; the layer study below shows the
-# price of looking earlier.
+# true lesion. The grid each map is upsampled from is printed first: at the `cpu` profile's
+# 112 px and output stride 16, the last residual block of a ResNet18 is the same 7 x 7 grid as
+# the Chaddad et al. ResNet50's at 224 px.
 
 # %%
 timings = []
 for name in datasets:
     model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
+    h, w = mx.cam_grid(model, arch, model.report.settings["image_size"])
+    print(f"{name}: {arch} at {model.report.settings['image_size']} px, the CAM layer is a {h} x {w} grid")
     test, batch = lesion_images(name, model, n_images)
     results = {}
     for method in CAMS:
@@ -140,13 +143,69 @@ plt.show()
 times.style.format("{:.3f}")
 
 # %% [markdown]
+# ## Can the maps be right? Scores against the true lesion
+#
+# Every CAM-family method of the `fast` cost class on the first `n_score` test images with a
+# lesion of each dataset, explaining the true class, scored with the pointing game (is the
+# map's maximum inside the lesion?) and relevance mass accuracy (RMA, the share of the map's mass
+# inside it) {cite}`zhang2018topdown,arras2022clevr`. Two references sit beside them: a random
+# map on the same 7 x 7 grid (`random`), and the *ceiling* of the strict pointing game for that
+# grid (`ceiling`): a map upsampled from a grid peaks on a cell centre, so a lesion holding no
+# cell centre cannot be hit by any CAM of that layer. Grad-CAM is also shown with the libraries'
+# own upsampling (`gradcam, library resize`), which puts every cell half a cell too far right
+# and down (see the previous page).
+
+# %%
+from medxai_lite.bench import random_maps
+from medxai_lite.metrics import pointing_ceiling, pointing_game, relevance_mass_accuracy
+from medxai_lite.models import grid_origin
+
+fast_cams = [m for m in CAMS if METHODS[m].cost == "fast" and METHODS[m].supports(arch)]
+score_rows = []
+for name in datasets:
+    model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
+    test, batch = lesion_images(name, model, n_score)
+    if "mask" not in batch:
+        print(f"{name}: no lesion masks, nothing to score against")
+        continue
+    x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
+    size = x.shape[-1]
+    stride = size / mx.cam_grid(model, arch, size)[0]
+    maps = {m: explain(m, model, x, targets=y).maps for m in fast_cams}
+    maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
+    maps["random"] = random_maps(model, arch, x, seed=seed)
+    for method, m in maps.items():
+        score_rows.append({"dataset": name, "method": method,
+                           "pointing game": np.nanmean(pointing_game(None, x, y, m, masks, on_constant="nan")),
+                           "RMA": np.nanmean(relevance_mass_accuracy(None, x, y, m, masks, on_constant="nan"))})
+    score_rows.append({"dataset": name, "method": "ceiling",
+                       "pointing game": pointing_ceiling(masks, stride, grid_origin(arch, stride)).mean(),
+                       "RMA": np.nan})
+cam_scores = pd.DataFrame(score_rows).pivot(index="method", columns="dataset", values=["pointing game", "RMA"])
+order = [m for m in fast_cams + ["gradcam, library resize", "random", "ceiling"] if m in cam_scores.index]
+cam_scores.loc[order].style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis", vmin=0, vmax=1)
+
+# %%
+pg = cam_scores["pointing game"]
+for name in pg.columns:
+    beats = [m for m in fast_cams if m in pg.index and pg.loc[m, name] > pg.loc["random", name]]
+    print(f"{name}: {len(beats)} of {len(fast_cams)} methods point better than the random map; Grad-CAM "
+          f"{pg.loc['gradcam', name]:.2f} aligned vs {pg.loc['gradcam, library resize', name]:.2f} with the "
+          f"library resize; ceiling {pg.loc['ceiling', name]:.2f}")
+
+# %% [markdown]
+# Where the ceiling is low, the lesions are smaller than a cell: no CAM of this layer can point
+# at them strictly, however good the network, and the gap between a method and the ceiling is
+# what the method can still be blamed for. Where a method scores at or below the random map,
+# it is not localising the lesion on that dataset.
+#
 # ## The choice of layer
 #
-# Moving the target layer earlier trades meaning for resolution: `layer2` of a ResNet18 sees
-# 8 x 8 cells at 64 px, `layer3` 4 x 4, `layer4` 2 x 2. Grad-CAM's channel weights come from
-# average gradients, which lose their meaning in early layers; Layer-CAM weights each location
-# by its own positive gradient and stays usable there {cite}`jiang2021layercam`, and it can fuse
-# several stages into one map.
+# Moving the target layer earlier trades meaning for resolution. With output stride 16,
+# `layer3` and `layer4` of the book's ResNet18 share the 7 x 7 grid, and `layer2` has 14 x 14
+# cells. Grad-CAM's channel weights come from average gradients, which lose their meaning in
+# early layers; Layer-CAM weights each location by its own positive gradient and stays usable
+# there {cite}`jiang2021layercam`, and it can fuse several stages into one map.
 
 # %%
 model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
@@ -166,12 +225,9 @@ plt.show()
 # accuracy of the evaluation chapter) makes the comparison a number:
 
 # %%
-def mass_inside(maps, masks):
-    maps, masks = np.asarray(maps), np.asarray(masks, dtype=bool)
-    return (maps * masks).sum((1, 2)) / np.maximum(maps.sum((1, 2)), 1e-12)
-
 if "mask" in batch:
-    inside = pd.DataFrame({k: mass_inside(v.maps, batch["mask"]) for k, v in cols.items()},
+    inside = pd.DataFrame({k: relevance_mass_accuracy(None, None, None, v.maps, batch["mask"].numpy(),
+                                                      on_constant="nan") for k, v in cols.items()},
                           index=[f"image {i}" for i in range(len(batch["image"]))]).T
     display(inside.style.format("{:.2f}"))
 
@@ -234,9 +290,9 @@ corr.describe().loc[["mean", "min"]].style.format("{:.4f}")
 # ```
 #
 # A map "points" at the lesion when its maximum lies inside the true mask. For Grad-CAM at
-# `layer3` and at `layer4`, compute the fraction of 32 lesion-bearing test images whose maximum
-# falls inside the mask. Which layer points better here, and why might the answer change at
-# 224 px?
+# `layer2`, `layer3` and `layer4`, compute the fraction of 32 lesion-bearing test images whose
+# maximum falls inside the mask, together with the grid of each layer. Which layer points best
+# here, and what do the grids predict?
 #
 # ```{exercise-end}
 # ```
@@ -250,18 +306,25 @@ corr.describe().loc[["mean", "min"]].style.format("{:.4f}")
 _, batch32 = lesion_images(dataset, model, 32)
 if "mask" in batch32 and arch.startswith("resnet"):
     masks32 = batch32["mask"].numpy()
-    for layer in ("layer3", "layer4"):
+    hit_rates = {}
+    for layer in ("layer2", "layer3", "layer4"):
         maps = explain("gradcam", model, batch32["image"], layer=layer).maps
         peaks = maps.reshape(len(maps), -1).argmax(1)
         hits = masks32.reshape(len(maps), -1)[np.arange(len(maps)), peaks]
-        print(f"{layer}: the peak lies in the lesion for {hits.mean():.0%} of {len(maps)} images")
+        grid = explain("gradcam", model, batch32["image"][:1], layer=layer).extras.get("grid")
+        hit_rates[layer] = hits.mean()
+        print(f"{layer} ({grid[0]} x {grid[1]} grid): the peak lies in the lesion for "
+              f"{hits.mean():.0%} of {len(maps)} images")
+    best = max(hit_rates, key=hit_rates.get)
+    print(f"Best here: {best}.")
 
 # %% [markdown]
-# At 64 px, `layer4` has only four cells, so its upsampled peak sits at the centre of a
-# quadrant and often misses a small lesion even when the right quadrant lit up; `layer3`
-# resolves four times as many cells. At 224 px the last block has 7 x 7 cells and the gap
-# narrows, while the late layer's stronger class selectivity starts to pay off. The
-# evaluation chapter turns this check into the pointing game and scores it on every method.
+# The printed line above gives this run's answer. Two forces pull in opposite directions: an
+# earlier layer has a finer grid (here `layer2` has four times the cells of `layer3` and
+# `layer4`, which share the 7 x 7 grid because the last stage is dilated rather than strided),
+# so its peak can land inside a lesion smaller than a 7 x 7 cell; but Grad-CAM's averaged
+# gradients describe early channels poorly, so the early map may light up edges that are not
+# class evidence. The evaluation chapter scores every method this way, beside a random map.
 #
 # ```{solution-end}
 # ```

@@ -53,19 +53,26 @@ road_percentiles = (20, 50, 80)   # ROAD keeps this share (%) of the pixels at e
 methods = ["gradcam", "layercam", "integrated_gradients", "saliency", "guided_backprop"]
 fidelity_methods = ["gradcam", "integrated_gradients", "saliency"]
 sanity_methods = ["gradcam", "saliency", "guided_backprop", "integrated_gradients"]
-# layercam at layer2: an 8 x 8 grid at 64 px, where the last block is only 2 x 2 (ResNets; see the CAM chapter)
-method_options = {"integrated_gradients": {"n_steps": 16}, "scorecam": {"batch_size": 128},
-                  "layercam": {"layer": "layer2"}}
+randomisation_threshold = 0.5     # mean Spearman at or above this after full randomisation: the method fails
+n_randomisation = 2               # images of the every-method randomisation table
+sanity_skip = ["xrai"]            # XRAI's segmentation dominates its cost; see the gradient chapter
+# cost presets of the slow methods in the every-method randomisation table
+sanity_presets = {"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
+                  "sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_samples": 1, "batch_size": 128},
+                  "smooth_gradcampp": {"num_samples": 2}, "smoothgrad": {"nt_samples": 4},
+                  "integrated_gradients": {"n_steps": 16}, "deepshap": {"n_noise": 2}}
+method_options = {"integrated_gradients": {"n_steps": 16}, "scorecam": {"batch_size": 128}}
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import ndimage
 import pandas as pd
 from IPython.display import display
 
 import medxai_lite as mx
 from medxai_lite.data import lesion_batch
-from medxai_lite.explain import METHODS, explain
+from medxai_lite.explain import METHODS, explain, list_methods
 from medxai_lite.metrics import (
     cascading_randomisation, confidence_change, confidence_increase, metrics_table, paired_tests,
     perturbation_curves, pointing_game, randomisable_layers, relevance_mass_accuracy, relevance_rank_accuracy,
@@ -119,8 +126,9 @@ metrics_table()
 # relevance mass accuracy (RMA) and relevance rank accuracy (RRA) {cite}`arras2022clevr`, and
 # with the pointing game {cite}`zhang2018topdown`, once strictly and once with the tolerance of
 # the original paper (15 px at 224 px, scaled to the image size). The row `chance` is the
-# expected score of a random map, which for all four metrics is the share of the image that the
-# lesion covers: the number to beat.
+# expected score of a random map: for RMA, RRA and the strict pointing game the share of the image
+# that the lesion covers, and for the tolerant pointing game the share covered by the lesion grown
+# by the tolerance (a peak anywhere in that band counts as a hit). That is the number to beat.
 
 # %%
 runs = {}                # dataset -> model, test set, batch, maps per method
@@ -151,9 +159,12 @@ for name in datasets:
         if caught:   # the metrics score such maps NaN and warn; one line per method instead of three warnings
             print(f"{name}, {method}: {n_constant(m)} of {len(m)} maps are constant "
                   "(no positive relevance, no peak): scored NaN and left out of the means")
-    area = masks.reshape(len(masks), -1).mean(1)          # share of the image inside the lesion
+    # chance: the share of the image a random peak must land in; with a tolerance that region is the
+    # lesion grown by the tolerance, not the lesion itself
+    area = masks.reshape(len(masks), -1).mean(1)
+    grown = np.stack([ndimage.distance_transform_edt(~m) <= tolerance for m in masks]).reshape(len(masks), -1).mean(1)
     for metric in scorers:
-        for i, v in enumerate(area):
+        for i, v in enumerate(grown if "±" in metric else area):
             loc_rows.append(dict(dataset=name, method="chance", image=i, metric=metric, value=v))
 
 loc = pd.DataFrame(loc_rows)
@@ -190,17 +201,32 @@ if not loc.empty:
     plt.show()
 
 # %% [markdown]
-# Three things to look for. First, Grad-CAM on the last block of a 64 px ResNet18 works on a
-# 2 x 2 grid (see the CAM chapter): once upsampled, its peak sits in the middle of a quadrant
-# and its mass covers a quarter of the image, so on small lesions it scores at or near chance,
-# and its map is sometimes entirely zero (no positive evidence for the true class), which
-# leaves every localisation score undefined. Layer-CAM on the 8 x 8 grid of `layer2` shows how
-# much of that is resolution. Second, the pixel-level gradient maps often win the pointing game
+# Three things to look for. First, a CAM of the last block can only be as sharp as that block's
+# grid: once upsampled, its maximum always sits on a cell centre, so a lesion that contains no
+# cell centre cannot be hit in the strict pointing game however good the network. The cell
+# below measures that ceiling on these images (`metrics.pointing_ceiling`) beside Grad-CAM's
+# score and the chance level. Second, the pixel-level gradient maps often win the pointing game
 # while their RMA stays modest: a single sharp peak on the lesion is all the pointing game asks
 # for, whereas RMA counts every speck of relevance elsewhere in the image. Third, always read a
-# score against the `chance` row: a lesion that fills a tenth of the image gives a random map
-# an RMA of about 0.1.
-#
+# score against the `chance` row.
+
+# %%
+from medxai_lite.metrics import pointing_ceiling
+from medxai_lite.models import cam_grid, grid_origin
+
+for name, run in runs.items():
+    if "mask" not in run["batch"] or "gradcam" not in run["maps"]:
+        continue
+    masks = run["batch"]["mask"].numpy()
+    size = masks.shape[-1]
+    h, w = cam_grid(run["model"], arch, size)
+    stride = size / h
+    ceiling = pointing_ceiling(masks, stride, grid_origin(arch, stride))
+    pg = np.nanmean(pointing_game(None, run["batch"]["image"], None, run["maps"]["gradcam"], masks))
+    print(f"{name}: Grad-CAM reads a {h} x {w} grid ({stride:.0f} px cells); strict pointing game {pg:.2f}, "
+          f"ceiling for that grid {ceiling.mean():.2f}, chance {masks.reshape(len(masks), -1).mean():.2f}")
+
+# %% [markdown]
 # ## Deletion and insertion
 #
 # The `n_fidelity` first images of `dataset`. **Deletion** {cite}`petsiuk2018rise` replaces the
@@ -441,6 +467,37 @@ last = sanity[sanity.step == sanity.step.max()].groupby(["method", "metric"]).va
 last.columns = [f"{c} after full randomisation" for c in last.columns]
 last["constant maps after full randomisation"] = [n_constant(sanity_maps[m][-1]) for m in last.index]
 last.loc[sanity_methods].style.format("{:.2f}", subset=list(last.columns[:2]))
+
+# %% [markdown]
+# ### Every method of the registry, model randomised
+#
+# The same check for every visual method the package offers, at the model's own resolution:
+# each method explains `n_randomisation` images on the trained network and on a copy whose every
+# weight layer is re-initialised (the last step of the cascading test). A mean Spearman rank
+# correlation of at least `randomisation_threshold` between the two sets of maps marks the
+# method as failing: its maps do not depend on what the network learnt. Adebayo et al.
+# {cite}`adebayo2018sanity` found Guided Backprop and Guided Grad-CAM insensitive in this way;
+# the table says what this run finds. Slow methods run with the cost presets named in the
+# parameters cell.
+
+# %%
+from medxai_lite.metrics import model_randomisation_table
+
+every_method = [m for m in list_methods() if m not in sanity_skip]
+randomisation = model_randomisation_table(model, xs[:n_randomisation], ts[:n_randomisation], every_method,
+                                          method_options=sanity_presets, threshold=randomisation_threshold,
+                                          seed=seed)
+failing = randomisation[randomisation.verdict == "fails"].method.tolist()
+print(f"{len(randomisation)} methods on {arch}, {min(len(xs), n_randomisation)} images of {dataset}: "
+      f"{len(failing)} fail (mean Spearman >= {randomisation_threshold}): {', '.join(failing) or 'none'}")
+other = randomisation[~randomisation.verdict.isin(["passes", "fails"])]
+for _, r in other.iterrows():
+    print(f"{r.method}: {r.verdict} {r.error}")
+(randomisation.sort_values("spearman", ascending=False)
+ .style.format({"spearman": "{:.2f}", "ssim": "{:.2f}", "seconds": "{:.1f}"}).hide(axis="index")
+ .map(lambda v: {"fails": "background-color: #f8d7da", "passes": "background-color: #d9f2d9"}.get(v, ""),
+      subset=["verdict"])
+ .set_caption("Model randomisation: similarity of the maps before and after re-initialising every layer"))
 
 # %% [markdown]
 # ## Are the differences real? Paired t-tests

@@ -94,6 +94,67 @@ if "caption" in item:
     print("question/answer pairs:", item["qa"][:3])
 
 # %% [markdown]
+# ### How large are the lesions?
+#
+# An explanation can only be judged against a lesion of realistic size: a map that hits a lesion
+# covering half the image proves little, and a network cannot be asked to point at a lesion far
+# smaller than what it can resolve. The phantoms draw each lesion's area from a log-normal
+# distribution calibrated on the real datasets' masks or boxes (`LESION_SIZES`):
+#
+# * **brain MRI**: tumour sizes per class of the figshare set of Cheng et al.
+#   {cite}`cheng2015enhanced` (512 x 512 slices). No per-class mask statistics are published; the
+#   medians are estimates from that set's tumour bounding boxes, an ellipse filling about
+#   $\pi/4$ of its box. Pituitary tumours are the smallest, gliomas the largest;
+# * **dermoscopy**: lesions cover 21.4 % of the image on average in the ISIC 2018 segmentation
+#   masks {cite}`abraham2019focal`, which hold the HAM10000 images {cite}`tschandl2018ham10000`,
+#   with a wide, right-skewed spread; melanomas are larger than naevi (the D of the ABCD rule);
+# * **chest X-ray**: the RSNA Pneumonia Detection Challenge {cite}`shih2019augmenting` has
+#   9,555 boxes on 6,012 positive films, one or two per film (two on about 55 %, nearly always one
+#   per lung), each about 220 x 330 px of a 1,024 px film: 7-8 % of the image per box, an
+#   inscribed opacity about $\pi/4$ of that.
+#
+# The table gives the calibrated distribution of each class (share of the image at the default
+# difficulty); the histograms measure the generated masks of the test split against it. On a
+# public dataset with masks (`figshare-brain-tumor`, `ham10000`) the same cell measures the real
+# masks instead, so the calibration can be checked wherever the data is at hand.
+
+# %%
+from IPython.display import display
+
+from medxai_lite.data.phantoms import LESION_SIZES, lesion_shares
+
+display(pd.DataFrame([{"dataset": d, "class": c, "median share": v["median"], "log-normal sigma": v["sigma"],
+                       "range": f"{v['low']:.1%} - {v['high']:.1%}", "source": v["source"]}
+                      for (d, c), v in LESION_SIZES.items()])
+        .style.format({"median share": "{:.1%}", "log-normal sigma": "{:.2f}"}).hide(axis="index")
+        .set_caption("Calibrated lesion sizes (per pneumonia opacity; a film has one or two)"))
+fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.4), squeeze=False)
+for ax, name in zip(axes[0], datasets):
+    ds = mx.load_dataset(name, split="test", image_size=128, n=400, seed=seed)
+    masks = getattr(ds, "masks", None)
+    if masks is None:   # a public dataset: read the masks item by item, where it has them
+        items = [ds[i] for i in range(len(ds))]
+        masks = np.stack([it["mask"].numpy() for it in items]) if all("mask" in it for it in items) else None
+    if masks is None:
+        ax.set_axis_off()
+        ax.set_title(f"{name}: no masks")
+        continue
+    shares = lesion_shares(masks)
+    for c, cls in enumerate(ds.classes):
+        part = shares[(ds.labels == c) & (shares > 0)]
+        if len(part):
+            ax.hist(100 * part, bins=np.logspace(-1, 2, 31), alpha=0.6,
+                    label=f"{cls} (median {100 * np.median(part):.1f} %)")
+    ax.set_xscale("log")
+    ax.set_xlabel("lesion share of the image (%, log scale)")
+    ax.set_ylabel("test images")
+    ax.set_title(name)
+    ax.legend(fontsize=7)
+fig.suptitle("Lesion sizes of the test split", fontsize=11)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## 2. Training the default models
 #
 # `get_trained_model(dataset, arch, profile)` trains a network once and stores its weights in
@@ -131,7 +192,10 @@ plt.show()
 # \partial y^c / \partial A^k_{ij}$, and keeps the positive part of the weighted sum,
 # $L^c = \mathrm{ReLU}(\sum_k \alpha_k^c A^k)$. `medxai_lite.target_layer` names the layer for
 # each architecture (the last residual block of a ResNet). Below, one test image with a lesion
-# per modality, explained for its true class; the cyan line is the true lesion.
+# per modality, explained for its true class; the cyan line is the true lesion. The cell calls
+# pytorch-grad-cam directly, then the same method through `medxai_lite.explain`, which places
+# each cell of the 7 x 7 grid on the centre of its receptive field instead of the middle of
+# its block of pixels (the CAM chapter explains the difference); the figure shows the latter.
 
 # %%
 from pytorch_grad_cam import GradCAM
@@ -149,11 +213,16 @@ for ax, name in zip(axes[0], datasets):
     item = test[i]
     x = item["image"][None].to(mx.device())
     with GradCAM(model=model, target_layers=[mx.target_layer(model, arch)]) as cam:
-        heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(item["label"])])[0]
+        library_heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(item["label"])])[0]
+    heat = mx.explain("gradcam", model, x, targets=[item["label"]]).maps[0]   # the same CAM, registered
+    shift = np.subtract(np.unravel_index(library_heat.argmax(), library_heat.shape),
+                        np.unravel_index(heat.argmax(), heat.shape))
     prob = torch.softmax(model(x), 1)[0, item["label"]].item()
     overlay(ax, item["image"], heat, mask=item["mask"].numpy() if "mask" in item else None,
             title=f"{name}\n{test.classes[item['label']]} (p = {prob:.2f})")
-fig.suptitle(f"Grad-CAM of {arch} for the true class, {size} px", fontsize=11)
+    print(f"{name}: the library's own resize puts the peak {shift[0]:+d} px down, {shift[1]:+d} px right")
+grid = mx.cam_grid(model, arch, size)
+fig.suptitle(f"Grad-CAM of {arch} for the true class, {size} px, a {grid[0]} x {grid[1]} grid", fontsize=11)
 fig.tight_layout()
 plt.show()
 
@@ -196,13 +265,12 @@ plt.show()
 # ```
 
 # %% [markdown]
-# At the CPU profile's 64 px a ResNet18's last block is only 2 x 2 cells, so the map is coarse:
-# it can say which part of the image mattered, not trace the lesion's edge. Look also at
-# *where* the maps point: if they favour the same cell whatever the lesion's position, the map
-# reflects the network's geometry at this resolution more than the lesion, even though the
-# predictions are right. That is exactly why explanations have to be checked, not just looked
-# at: the CAM chapter shows how the layer choice and the resolution change the picture, and
-# the evaluation chapter scores such maps against the true masks and runs the sanity checks.
+# The map is as coarse as the grid printed in the title: it can say which part of the image
+# mattered, not trace the lesion's edge. Look also at *where* the maps point: a map that
+# favours the same place whatever the lesion's position reflects the network's geometry more
+# than the lesion, even when the predictions are right. That is why explanations have to be
+# checked, not just looked at: the CAM chapter scores every CAM against the true lesions and a
+# random map, and the evaluation chapter adds the fidelity metrics and the sanity checks.
 #
 # ## What next
 #

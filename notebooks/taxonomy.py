@@ -73,8 +73,8 @@ fig.show()
 # ## How many methods per family, and when they appeared
 #
 # The same table as a static figure: the number of methods the survey discusses in each family,
-# and the publication year of each method's original paper. The CAM and perturbation families
-# are the largest; text- and concept-based explanations are the youngest.
+# and the publication year of each method's original paper. Which families are largest and which
+# are youngest is read off the table below, printed by the run rather than written in advance.
 
 # %%
 family_order = [f for _, f in FAMILIES]
@@ -97,6 +97,16 @@ ax2.set_title("When the methods appeared")
 ax2.grid(axis="x", alpha=0.3)
 fig.tight_layout()
 plt.show()
+
+years_by_family = dated.assign(year=dated["year"].astype(int)).groupby("family")["year"]
+by_family = pd.DataFrame({"methods": counts, "median year": years_by_family.median(),
+                          "first": years_by_family.min(), "latest": years_by_family.max()}).reindex(family_order)
+largest = counts.sort_values(ascending=False)
+youngest = by_family["median year"].sort_values(ascending=False)
+print(f"Largest families: {largest.index[0]} ({largest.iloc[0]} methods), {largest.index[1]} ({largest.iloc[1]}).")
+print(f"Youngest by median year of the original papers: {youngest.index[0]} ({youngest.iloc[0]:.0f}), "
+      f"{youngest.index[1]} ({youngest.iloc[1]:.0f}); oldest: {youngest.index[-1]} ({youngest.iloc[-1]:.0f}).")
+by_family.style.format({"median year": "{:.0f}"})
 
 # %% [markdown]
 # ## The full table
