@@ -79,7 +79,7 @@ BENCH_BUDGETS = {
                 # and does not learn from scratch in any budget the chapter can afford: it gets a token run
                 arch_train={"vgg16": dict(n_train=64, epochs=1, lr=1e-4)},
                 n_images=16, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.05, "batch_size": 128}},
-                extended_images=3,
+                extended_images=2,
                 extended_options={"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
                                   "sscam": {"num_samples": 1, "batch_size": 128},
                                   "iscam": {"num_samples": 1, "batch_size": 128},

@@ -131,7 +131,7 @@ for name in datasets:
 
 # %%
 times = pd.DataFrame(timings).pivot_table(index="method", columns="dataset", values="seconds per image")
-times = times.loc[times.mean(1).sort_values().index]
+times = times.loc[times.mean(axis=1).sort_values().index]
 fig, ax = plt.subplots(figsize=(8, 5))
 times.plot.barh(ax=ax, logx=True)
 ax.set_xlabel("seconds per image (log scale)")
@@ -181,12 +181,13 @@ for name in datasets:
     score_rows.append({"dataset": name, "method": "ceiling",
                        "pointing game": pointing_ceiling(masks, stride, grid_origin(arch, stride)).mean(),
                        "RMA": np.nan})
-cam_scores = pd.DataFrame(score_rows).pivot(index="method", columns="dataset", values=["pointing game", "RMA"])
+cam_scores = pd.DataFrame(score_rows, columns=["dataset", "method", "pointing game", "RMA"]).pivot(
+    index="method", columns="dataset", values=["pointing game", "RMA"])
 order = [m for m in fast_cams + ["gradcam, library resize", "random", "ceiling"] if m in cam_scores.index]
 cam_scores.loc[order].style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis", vmin=0, vmax=1)
 
 # %%
-pg = cam_scores["pointing game"]
+pg = cam_scores["pointing game"] if score_rows else pd.DataFrame()
 for name in pg.columns:
     beats = [m for m in fast_cams if m in pg.index and pg.loc[m, name] > pg.loc["random", name]]
     print(f"{name}: {len(beats)} of {len(fast_cams)} methods point better than the random map; Grad-CAM "

@@ -483,7 +483,7 @@ last.loc[sanity_methods].style.format("{:.2f}", subset=list(last.columns[:2]))
 # %%
 from medxai_lite.metrics import model_randomisation_table
 
-every_method = [m for m in list_methods() if m not in sanity_skip]
+every_method = [m for m in list_methods() if m not in sanity_skip and METHODS[m].supports(arch)]
 randomisation = model_randomisation_table(model, xs[:n_randomisation], ts[:n_randomisation], every_method,
                                           method_options=sanity_presets, threshold=randomisation_threshold,
                                           seed=seed)

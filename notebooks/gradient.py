@@ -113,7 +113,7 @@ for name in datasets:
 
 # %%
 times = pd.DataFrame(timings).pivot_table(index="method", columns="dataset", values="seconds per image")
-times = times.loc[times.mean(1).sort_values().index]
+times = times.loc[times.mean(axis=1).sort_values().index]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 times.plot.barh(ax=ax, logx=True)
 ax.set_xlabel("seconds per image (log scale)")
