@@ -446,13 +446,12 @@ def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
     else:
         mine = {m: float(glioma.loc[glioma.method == m, "confidence_increase"].mean()) for m in published}
         order_pub = sorted(published, key=published.get, reverse=True)
-        order_ours = sorted(mine, key=mine.get, reverse=True)
+        ordered = all(mine[a] > mine[b] for a, b in zip(order_pub, order_pub[1:]))   # strictly, ties do not count
         close = all(abs(mine[m] - published[m]) <= 0.05 for m in published)
         rows.append(("glioma confidence increase, XGrad-CAM > Grad-CAM++ > Layer-CAM",
                      ", ".join(f"{m} {v:.2f}" for m, v in published.items()),
                      ", ".join(f"{m} {mine[m]:.2f}" for m in published),
-                     "reproduced" if order_ours == order_pub and close else
-                     ("ordering only" if order_ours == order_pub else "not reproduced")))
+                     "reproduced" if ordered and close else ("ordering only" if ordered else "not reproduced")))
     vs = result.vs_random
     methods = result.meta["settings"]["methods"]
     for metric in VS_RANDOM_METRICS:
