@@ -185,6 +185,9 @@ def target_layer(model: nn.Module, arch: str) -> nn.Module:
 
     ResNets: ``layer4[-1]``; DenseNet121: ``features.norm5`` (the final BatchNorm, after which a
     ReLU and pooling follow); VGG16 and EfficientNet-B0: ``features[-1]``; SmallCNN: ``features[-1]``.
+    Its grid is ``image_size / output_stride`` cells a side: 7 x 7 for the ``cpu`` profile's
+    models (112 px, stride 16) and for the published networks at 224 px (stride 32), 2 x 2 for
+    the published networks at 64 px. :func:`cam_grid` measures it for any model.
     """
     check_choice("arch", arch, ARCHS)
     if arch.startswith("resnet"):
