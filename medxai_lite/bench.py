@@ -207,15 +207,18 @@ def _eval_batch(dataset: str, size: int, n: int, seed: int, need_lesion: bool):
     if getattr(test, "masks", None) is not None:
         # masks known (the phantoms): every scored image carries a lesion, the same number of each
         # lesion class where possible, so that localisation is defined on all of them
-        has = test.masks.reshape(len(test), -1).any(1)
-        per = [list(np.flatnonzero((test.labels == c) & has)) for c in range(len(test.classes))]
-        idx = [i for group in zip(*[p for p in per if p]) for i in group]
+        idx = _balanced(test, test.masks.reshape(len(test), -1).any(1))
         if len(idx) >= n:
             return test, test.batch(sorted(idx[:n]))
     # stratified: the same number of images of every class where possible
-    per = [list(np.flatnonzero(test.labels == c)) for c in range(len(test.classes))]
-    idx = [i for group in zip(*[p for p in per if p]) for i in group] or list(range(len(test)))
+    idx = _balanced(test, np.ones(len(test), bool)) or list(range(len(test)))
     return test, test.batch(sorted(idx[:n]))
+
+
+def _balanced(test, keep) -> list[int]:
+    """Indices of the ``keep`` items, interleaved class by class (one of each class in turn)."""
+    per = [list(np.flatnonzero((test.labels == c) & keep)) for c in range(len(test.classes))]
+    return [i for group in zip(*[p for p in per if p]) for i in group]
 
 
 def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
