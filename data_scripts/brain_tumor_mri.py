@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 try:
-    from medxai_lite.data.public import main_for
+    from medxai_lite.cli import main_for
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from medxai_lite.data.public import main_for
+    from medxai_lite.cli import main_for
 
 if __name__ == "__main__":
     sys.exit(main_for("brain-tumor-mri"))

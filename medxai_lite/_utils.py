@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -15,6 +16,7 @@ __all__ = [
     "device",
     "cache_dir",
     "atomic_path",
+    "atomic_dir",
     "check_choice",
     "check_images",
     "check_eval_model",
@@ -97,6 +99,50 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike, *, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a new empty folder beside ``final``; put it at ``final`` only if the block succeeds.
+
+    The folder is built under a hidden temporary name in the same parent folder
+    (``.<name>.<random><suffix>``), so that nothing half-built ever sits under the final name.
+    When the block succeeds the folder is renamed to ``final``; an existing ``final`` is first
+    moved aside under a hidden name, and removed once the new folder is in place. When the
+    block raises (``KeyboardInterrupt`` included), the temporary folder is removed, any
+    previous ``final`` is left as it was, and the error propagates.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "tables"
+    >>> with atomic_dir(out) as tmp:
+    ...     _ = (tmp / "a.csv").write_text("x")
+    >>> sorted(p.name for p in out.iterdir())
+    ['a.csv']
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=suffix))
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            if old.exists():  # left behind by an interrupted earlier run with the same process id
+                shutil.rmtree(old)
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old is not None:
+                os.replace(old, final)  # put the previous folder back
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def check_choice(param: str, value, choices: Iterable) -> None:
     """Raise ``ValueError`` naming ``param`` and the valid choices when ``value`` is not one of them."""
     choices = list(choices)
@@ -146,3 +192,57 @@ def check_eval_model(model, used_by: str = "explanations"):
             f"{used_by} need fixed BatchNorm statistics and no dropout. Call model.eval() first "
             "(the mode is never switched for you).")
     return model
+
+
+def minmax_scale(x, batch: bool = True):
+    """Rescale to [0, 1] by ``(x - min) / (max - min)``; a constant input becomes all zeros.
+
+    Works on NumPy arrays and torch tensors alike and returns the same kind. With ``batch``
+    (default) the first axis indexes images and each is scaled on its own; otherwise the whole
+    array is one map. The book's one min-max: CAM maps, ``sign=...`` scaling, similarity of
+    maps in the sanity checks and the 8-bit conversion of public images all use it.
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        flat = x.reshape(x.shape[0], -1) if batch else x.reshape(1, -1)
+        lo = flat.amin(1, keepdim=True)
+        span = flat.amax(1, keepdim=True) - lo
+        out = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-30), torch.zeros_like(flat))
+        return out.reshape(x.shape)
+    x = np.asarray(x)
+    flat = x.reshape(x.shape[0], -1) if batch else x.reshape(1, -1)
+    lo = flat.min(1, keepdims=True)
+    span = flat.max(1, keepdims=True) - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1), 0)
+    return out.astype(np.result_type(x.dtype, np.float32), copy=False).reshape(x.shape)
+
+
+def check_targets(targets, n: int, num_classes: int | None = None):
+    """Class indices as an int64 CPU tensor [n]: one int is repeated for every image.
+
+    Raises ``TypeError`` naming ``targets`` for non-integer values and ``ValueError`` for a
+    wrong count, shape, or (with ``num_classes``) an index outside ``0 .. num_classes - 1``.
+    ``None`` is the caller's business (usually: the predicted class).
+    """
+    import torch
+
+    try:
+        values = targets.detach().cpu() if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"targets must be an int or a sequence of N = {n} ints; got {targets!r}") from exc
+    if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+        raise TypeError(f"targets must be integers (class indices); got dtype {values.dtype}")
+    if values.ndim > 1:
+        raise ValueError(f"targets must be an int or a sequence of N = {n} ints; got shape {list(values.shape)}")
+    values = values.long().reshape(-1)
+    if values.numel() == 1 and n > 1:
+        values = values.expand(n).clone()
+    if values.numel() != n:
+        raise ValueError(f"targets must have one entry per image (N = {n}); got {values.numel()}")
+    if num_classes is not None:
+        bad = sorted({int(v) for v in values if not 0 <= int(v) < num_classes})
+        if bad:
+            raise ValueError(f"targets out of range: {bad}; valid class indices are 0 .. {num_classes - 1}")
+    return values

@@ -43,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._utils import cache_dir, check_choice, device
+from ._utils import atomic_dir, cache_dir, check_choice, device
 
 __all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
            "MAP_MEAN", "EXTENDED_ARCH", "RANDOM_REFERENCE", "VS_RANDOM_METRICS", "BenchmarkResult", "run_benchmark", "load_results",
@@ -476,18 +476,10 @@ def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
 
 def _write(folder: Path, tables: dict, meta: dict) -> None:
     """Write every table into a temporary sibling folder, then rename it into place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_dir(folder) as tmp:
         for name, table in tables.items():
             table.to_csv(tmp / f"{name}.csv", index=False)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_results(folder: str | os.PathLike) -> BenchmarkResult:

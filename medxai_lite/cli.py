@@ -5,14 +5,33 @@
     medxai bench [--data phantom|real] [--profile cpu|paper] [--methods ...] [--archs ...] [--datasets ...]
                                          the Chaddad et al. benchmark; writes CSV/JSON tables
     medxai data list|fetch|verify|prepare NAME   the public datasets
+
+:func:`main` is the ``medxai`` console script. :func:`register_cli` adds the ``data``
+commands to a parser (``medxai`` uses it), and :func:`main_for` is the entry point of each
+``data_scripts/<name>.py`` (fetch one dataset, or ``--verify`` / ``--prepare-only``). A known
+failure (no network, a checksum mismatch, missing Kaggle credentials, ...) ends as exit code
+1 or 2 and a one-line message, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Sequence
 
-__all__ = ["main", "build_parser"]
+from .data.download import ArchiveError, ChecksumError, DownloadError, KaggleCredentialsError
+from .data.fetch import (
+    DATA_ENV,
+    MIRROR_ENV,
+    _download_dir,
+    data_root,
+    fetch,
+    prepare_public,
+    verify_public,
+)
+from .data.specs import PUBLIC_DATASETS, get_spec
+
+__all__ = ["main", "build_parser", "register_cli", "main_for"]
 
 
 def _info(args) -> int:
@@ -57,9 +76,131 @@ def _bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .data.public import register_cli
+# --------------------------------------------------------------------------- medxai data
 
+_KNOWN_ERRORS = (FileNotFoundError, ValueError, DownloadError, ChecksumError, ArchiveError,
+                 KaggleCredentialsError, OSError, ImportError)
+
+
+def _cmd_list(args) -> int:
+    root = data_root(args.root)
+    print(f"data root: {root}")
+    for spec in PUBLIC_DATASETS.values():
+        state = "prepared" if (root / spec.name / "manifest.json").is_file() else (
+            "downloaded" if _download_dir(root, spec.name).is_dir() else "-")
+        print(f"\n{spec.name}  [{state}]\n  {spec.title}; {spec.modality}; {len(spec.classes)} classes "
+              f"({', '.join(spec.classes)}); masks: {'yes' if spec.has_masks else 'no'}; "
+              f"about {spec.approx_size_bytes / (1 << 30):.1f} GiB\n  licence: {spec.licence}\n"
+              f"  sources: {', '.join(spec.source_labels)} ({spec.homepage})\n  cite: {spec.citation}")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    report = fetch(args.name, args.root, source=args.source, mirror=args.mirror, max_size=args.max_size,
+                   force=args.force, progress=not args.quiet)
+    root = data_root(args.root)
+    if report is None:
+        print(f"{args.name} is already prepared in {root / args.name} (use --force to rebuild)")
+    else:
+        print(report.summary())
+        print(f"written to {root / args.name}")
+    return 0
+
+
+def _cmd_prepare(args) -> int:
+    report = prepare_public(args.name, args.root, max_size=args.max_size, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    result = verify_public(args.name, args.root)
+    for line in result["checked"]:
+        print(f"ok: {line}")
+    for line in result["problems"]:
+        print(f"problem: {line}", file=sys.stderr)
+    return 0 if result["ok"] else 1
+
+
+def _guard(func):
+    def run(args) -> int:
+        try:
+            return func(args)
+        except _KNOWN_ERRORS as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=None,
+                   help=f"data folder (default: ${DATA_ENV}, else ./DATA)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_fetch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="auto",
+                   help="auto (default), or a source label: github, kaggle, figshare, dataverse, mendeley")
+    p.add_argument("--mirror", default=None,
+                   help=f"base URL serving <mirror>/<name>/<file> (default: ${MIRROR_ENV})")
+    p.add_argument("--max-size", type=int, default=512, dest="max_size",
+                   help="longer image side after preparation in pixels; 0 keeps the original (default 512)")
+    p.add_argument("--force", action="store_true", help="prepare again even if already prepared")
+
+
+def register_cli(subparsers) -> argparse.ArgumentParser:
+    """Add ``data list | fetch NAME | verify NAME | prepare NAME`` to a ``medxai`` CLI.
+
+    Each leaf sets ``func`` (``args -> int`` exit code). Returns the ``data`` parser.
+    """
+    data = subparsers.add_parser("data", help="download, verify and prepare the public datasets",
+                                 description="Public datasets: " + ", ".join(PUBLIC_DATASETS))
+    sub = data.add_subparsers(dest="data_command", metavar="{list,fetch,verify,prepare}")
+    sub.required = True
+    names = list(PUBLIC_DATASETS)
+    p = sub.add_parser("list", help="list the datasets, their licences and what is on disk")
+    _add_common(p)
+    p.set_defaults(func=_guard(_cmd_list))
+    p = sub.add_parser("fetch", help="download, verify, extract and prepare a dataset")
+    p.add_argument("name", choices=names)
+    _add_common(p)
+    _add_fetch_args(p)
+    p.set_defaults(func=_guard(_cmd_fetch))
+    p = sub.add_parser("verify", help="check downloads against recorded checksums and the prepared folder")
+    p.add_argument("name", choices=names)
+    _add_common(p)
+    p.set_defaults(func=_guard(_cmd_verify))
+    p = sub.add_parser("prepare", help="(re)build the prepared folder from the downloaded files")
+    p.add_argument("name", choices=names)
+    _add_common(p)
+    p.add_argument("--max-size", type=int, default=512, dest="max_size",
+                   help="longer image side in pixels; 0 keeps the original (default 512)")
+    p.set_defaults(func=_guard(_cmd_prepare))
+    return data
+
+
+def main_for(name: str, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``data_scripts/<name>.py``: fetch (default), ``--verify`` or ``--prepare-only``."""
+    spec = get_spec(name)
+    parser = argparse.ArgumentParser(description=f"Fetch and prepare {spec.title} ({spec.licence}).")
+    _add_common(parser)
+    _add_fetch_args(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--verify", action="store_true", help="only verify what is on disk")
+    mode.add_argument("--prepare-only", action="store_true", help="only (re)prepare the downloaded files")
+    args = parser.parse_args(argv)
+    args.name = name
+    if args.verify:
+        return _guard(_cmd_verify)(args)
+    if args.prepare_only:
+        return _guard(_cmd_prepare)(args)
+    return _guard(_cmd_fetch)(args)
+
+
+# --------------------------------------------------------------------------- parser, entry point
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medxai", description="MedXAI book helper: data, models, explanations.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("info", help="list datasets, architectures and profiles")

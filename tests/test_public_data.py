@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from medxai_lite.cli import register_cli
 from medxai_lite.data import public
 from medxai_lite.data.download import (
     ChecksumError,
@@ -41,7 +42,6 @@ from medxai_lite.data.public import (
     fetch,
     load_public,
     prepare_public,
-    register_cli,
     verify_public,
 )
 
@@ -570,3 +570,25 @@ def test_fetch_through_the_figshare_api_then_verify_offline(server, root, built,
     assert fetch("figshare-local", root, progress=False, force=True).total == 12
     assert len(server.requests) == before
     assert verify_public("figshare-local", root)["ok"]
+
+
+def test_verify_reports_structured_findings(server, root, built):
+    from medxai_lite.data.fetch import VerifyStatus
+
+    fx.serve(server, "isic-benign-malignant", built["isic-benign-malignant"])
+    fetch("isic-benign-malignant", root, mirror=server.url, progress=False)
+    result = verify_public("isic-benign-malignant", root)
+    assert result["ok"] and all(f.status is VerifyStatus.OK for f in result["findings"])
+    assert result["checked"] == [f.message for f in result["findings"]]
+    # One prepared image gone, one download changed, one unfinished download left over.
+    next((root / "isic-benign-malignant" / "train" / "benign").glob("*.png")).unlink()
+    zip_path = next((root / "downloads" / "isic-benign-malignant").glob("*.zip"))
+    zip_path.write_bytes(zip_path.read_bytes() + b"x")
+    (root / "downloads" / "isic-benign-malignant" / "more.zip.part").write_bytes(b"x")
+    result = verify_public("isic-benign-malignant", root)
+    statuses = [f.status for f in result["findings"]]
+    assert not result["ok"]
+    assert VerifyStatus.COUNT_MISMATCH in statuses and VerifyStatus.CHECKSUM_CHANGED in statuses
+    assert VerifyStatus.UNFINISHED in statuses and VerifyStatus.OK not in statuses
+    assert result["problems"] == [f.message for f in result["findings"]]
+    assert any("train/benign" in p and "manifest says" in p for p in result["problems"])

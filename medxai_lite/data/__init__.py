@@ -22,7 +22,7 @@ def list_datasets() -> list[str]:
     """Names ``load_dataset`` accepts: the phantoms, then the public datasets."""
     names = list(PHANTOMS)
     try:
-        from .public import PUBLIC_DATASETS
+        from .specs import PUBLIC_DATASETS
         names += list(PUBLIC_DATASETS)
     except ImportError:  # pragma: no cover - public registry optional
         pass

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
 import shutil
 import stat
 import tarfile
-import tempfile
 import time
 import warnings
 import zipfile
@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .._utils import atomic_path
+from .._utils import atomic_dir, atomic_path
 
 __all__ = [
     "DownloadError",
@@ -291,6 +291,108 @@ def _progress(total: int | None, initial: int, desc: str, enabled: bool) -> Iter
         bar.close()
 
 
+class _PartialDownload:
+    """One file on its way into ``<dest>.part``, across the attempts of :func:`download`.
+
+    Keeps what one attempt tells the next: the total size once a response announced it, and
+    whether the server ever answered (when it never did, the machine is most likely offline).
+    """
+
+    def __init__(self, url: str, dest: Path, *, total: int | None, session, timeout: tuple[float, float],
+                 progress: bool):
+        self.url, self.dest, self.total = url, dest, total
+        self.part = dest.with_name(dest.name + ".part")
+        self.session, self.timeout, self.progress = session, timeout, progress
+        self.connected = False
+
+    def attempt(self) -> None:
+        """Make one request for the bytes ``<dest>.part`` lacks and append them to it.
+
+        Returns when the ``.part`` file holds the whole file. Raises :class:`_Retry` when
+        another attempt may succeed (a 5xx or 429 answer, a transfer cut short; a ``.part``
+        file the server cannot resume is deleted first), :class:`DownloadError` for an HTTP
+        error that no retry fixes, the ``requests`` connection, timeout and chunked-encoding
+        errors when the network fails, and ``OSError`` when the disk is too full.
+        """
+        dest, part = self.dest, self.part
+        have = part.stat().st_size if part.exists() else 0
+        if self.total is not None:
+            check_disk_space(dest.parent, self.total - have, what=dest.name)
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        with self.session.get(self.url, stream=True, headers=headers, allow_redirects=True,
+                              timeout=self.timeout) as r:
+            self.connected = True
+            if r.status_code == 416 and have:
+                # The range starts at or past the end: complete if the size says so, else stale.
+                cr = r.headers.get("Content-Range", "")
+                size = int(cr.rsplit("/", 1)[1]) if re.search(r"/\d+$", cr) else self.total
+                if size is not None and have == size:
+                    return
+                part.unlink()
+                raise _Retry("the server refused to resume; starting over")
+            if r.status_code in _RETRY_STATUS:
+                raise _Retry(f"HTTP {r.status_code} {r.reason}")
+            if r.status_code >= 400:
+                raise DownloadError(f"HTTP {r.status_code} {r.reason} for {self.url}")
+            mode = "wb"
+            if have and r.status_code == 206:
+                m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", r.headers.get("Content-Range", ""))
+                if not m or int(m.group(1)) != have:
+                    part.unlink()
+                    raise _Retry("the server answered a different byte range; starting over")
+                if m.group(3) != "*":
+                    self.total = int(m.group(3))
+                mode = "ab"
+            else:
+                have = 0  # a plain 200: the whole body, from the start
+                length = r.headers.get("Content-Length")
+                if length and length.isdigit():
+                    self.total = int(length)
+            if self.total is not None:
+                check_disk_space(dest.parent, self.total - have, what=dest.name)
+            with open(part, mode) as fh, _progress(self.total, have, dest.name, self.progress) as bar:
+                for chunk in r.iter_content(chunk_size=_NET_CHUNK):
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+        size = part.stat().st_size
+        if self.total is not None and size < self.total:
+            raise _Retry(f"transfer ended early ({size} of {self.total} bytes)")
+        if self.total is not None and size > self.total:
+            part.unlink()
+            raise _Retry(f"received {size} bytes, more than the {self.total} announced; starting over")
+
+    def give_up(self, exc: BaseException, attempts: int) -> DownloadError:
+        """The error to raise when the last allowed attempt failed with ``exc``."""
+        if not self.connected:
+            return OfflineError(_offline_message(self.url, exc))
+        kept = f"; the partial file {self.part} is kept and the next run resumes from it" \
+            if self.part.exists() else ""
+        return DownloadError(f"giving up on {self.url} after {attempts} attempts: {exc}{kept}")
+
+
+def _finish(part: Path, dest: Path, *, checksum: str | None, lock: ChecksumLock | None, lock_key: str,
+            source: str, what: str) -> None:
+    """Check the complete ``part`` file, rename it to ``dest``, and record it in ``lock`` on first use.
+
+    On a checksum mismatch the ``part`` file is deleted (its bytes are wrong, not merely
+    incomplete) and :class:`ChecksumError` propagates.
+    """
+    try:
+        _check_file(part, checksum=checksum, lock=None, lock_key=lock_key, source=source, what=what)
+        if lock is not None:
+            entry = lock.get(lock_key)
+            if entry is not None:
+                _check_file(part, checksum=None, lock=lock, lock_key=lock_key, source=source, what=what)
+    except ChecksumError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    if lock is not None and lock.get(lock_key) is None:
+        lock.record(lock_key, file_digest(dest), dest.stat().st_size, source)
+
+
 def download(
     url: str,
     dest: str | os.PathLike,
@@ -336,92 +438,28 @@ def download(
     if dest.exists():
         _check_file(dest, checksum=checksum, lock=lock, lock_key=lock_key, source=url, what=what)
         return dest
-    part = dest.with_name(dest.name + ".part")
-    total = expected_size
     sess = session or requests.Session()
-    attempt = 0
-    ever_connected = False
+    transfer = _PartialDownload(url, dest, total=expected_size, session=sess,
+                                timeout=(connect_timeout, read_timeout), progress=progress)
     try:
-        while True:
-            have = part.stat().st_size if part.exists() else 0
-            if total is not None:
-                check_disk_space(dest.parent, total - have, what=dest.name)
-            headers = {"Accept-Encoding": "identity"}
-            if have:
-                headers["Range"] = f"bytes={have}-"
+        for failures in itertools.count(1):
             try:
-                with sess.get(url, stream=True, headers=headers, allow_redirects=True,
-                              timeout=(connect_timeout, read_timeout)) as r:
-                    ever_connected = True
-                    if r.status_code == 416 and have:
-                        # The range starts at or past the end: complete if the size says so, else stale.
-                        cr = r.headers.get("Content-Range", "")
-                        size = int(cr.rsplit("/", 1)[1]) if re.search(r"/\d+$", cr) else total
-                        if size is not None and have == size:
-                            break
-                        part.unlink()
-                        raise _Retry("the server refused to resume; starting over")
-                    if r.status_code in _RETRY_STATUS:
-                        raise _Retry(f"HTTP {r.status_code} {r.reason}")
-                    if r.status_code >= 400:
-                        raise DownloadError(f"HTTP {r.status_code} {r.reason} for {url}")
-                    mode = "wb"
-                    if have and r.status_code == 206:
-                        m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", r.headers.get("Content-Range", ""))
-                        if not m or int(m.group(1)) != have:
-                            part.unlink()
-                            raise _Retry("the server answered a different byte range; starting over")
-                        if m.group(3) != "*":
-                            total = int(m.group(3))
-                        mode = "ab"
-                    else:
-                        have = 0  # a plain 200: the whole body, from the start
-                        length = r.headers.get("Content-Length")
-                        if length and length.isdigit():
-                            total = int(length)
-                    if total is not None:
-                        check_disk_space(dest.parent, total - have, what=dest.name)
-                    with open(part, mode) as fh, _progress(total, have, dest.name, progress) as bar:
-                        for chunk in r.iter_content(chunk_size=_NET_CHUNK):
-                            fh.write(chunk)
-                            bar.update(len(chunk))
-                size = part.stat().st_size
-                if total is not None and size < total:
-                    raise _Retry(f"transfer ended early ({size} of {total} bytes)")
-                if total is not None and size > total:
-                    part.unlink()
-                    raise _Retry(f"received {size} bytes, more than the {total} announced; starting over")
+                transfer.attempt()
                 break
             except (_Retry, requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
-                if not ever_connected and _is_dns_failure(exc):
+                if not transfer.connected and _is_dns_failure(exc):
                     raise OfflineError(_offline_message(url, exc)) from exc
-                attempt += 1
-                if attempt > retries:
-                    if not ever_connected:
-                        raise OfflineError(_offline_message(url, exc)) from exc
-                    kept = f"; the partial file {part} is kept and the next run resumes from it" \
-                        if part.exists() else ""
-                    raise DownloadError(f"giving up on {url} after {attempt} attempts: {exc}{kept}") from exc
-                wait = backoff * 2 ** (attempt - 1)
+                if failures > retries:
+                    raise transfer.give_up(exc, failures) from exc
+                wait = backoff * 2 ** (failures - 1)
                 warnings.warn(f"{dest.name}: {exc}; retrying in {wait:.1f} s "
-                              f"(attempt {attempt + 1} of {retries + 1})", RuntimeWarning, stacklevel=2)
+                              f"(attempt {failures + 1} of {retries + 1})", RuntimeWarning, stacklevel=2)
                 time.sleep(wait)
     finally:
         if session is None:
             sess.close()
-    try:
-        _check_file(part, checksum=checksum, lock=None, lock_key=lock_key, source=url, what=what)
-        if lock is not None:
-            entry = lock.get(lock_key)
-            if entry is not None:
-                _check_file(part, checksum=None, lock=lock, lock_key=lock_key, source=url, what=what)
-    except ChecksumError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, dest)
-    if lock is not None and lock.get(lock_key) is None:
-        lock.record(lock_key, file_digest(dest), dest.stat().st_size, url)
+    _finish(transfer.part, dest, checksum=checksum, lock=lock, lock_key=lock_key, source=url, what=what)
     return dest
 
 
@@ -520,25 +558,20 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
             raise ArchiveError(f"{archive.name} is corrupt ({exc})", archive) from exc
         check_disk_space(dest.parent, sum(size for _, _, size in plan), what=f"extracting {archive.name}")
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
         try:
-            for parts, member, _ in plan:
-                target = tmp.joinpath(*parts)
-                is_dir = member.is_dir() if isinstance(member, zipfile.ZipInfo) else member.isdir()
-                if is_dir:
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = arc.open(member) if isinstance(arc, zipfile.ZipFile) else arc.extractfile(member)
-                with src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-            os.replace(tmp, dest)
+            with atomic_dir(dest) as tmp:
+                for parts, member, _ in plan:
+                    target = tmp.joinpath(*parts)
+                    is_dir = member.is_dir() if isinstance(member, zipfile.ZipInfo) else member.isdir()
+                    if is_dir:
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = arc.open(member) if isinstance(arc, zipfile.ZipFile) else arc.extractfile(member)
+                    with src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, _CHUNK)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise ArchiveError(f"{archive.name} is corrupt ({exc})", archive) from exc
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return dest
 
 
