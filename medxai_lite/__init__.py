@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 from ._utils import cache_dir, device, set_seed
 from .data import denormalize, list_datasets, load_dataset, normalize
-from .explain import Explanation, explain, list_methods
+from . import explain  # the subpackage, callable as the verb: mx.explain("gradcam", model, images)
+from .explain import Explanation, list_methods
 from .models import ARCHS, PAPER_ARCHS, PROFILES, cam_grid, get_model, get_trained_model, target_layer
 
 __all__ = [

@@ -26,13 +26,13 @@ import io
 import torch
 import torch.nn.functional as F
 
-from .registry import _Result, register
+from ..models.zoo import stage_layers
+from .registry import AdapterResult, register, to_unit
 
 __all__ = ["upsample_registered"]  # the adapters themselves are reached through explain()
 
 _CAM = "CAM-based"
-_NO_GAP_HEAD = ("VGG16's head is three Linear layers after a 7x7 adaptive pooling, not global average "
-                "pooling followed by one Linear layer, so class weights cannot be applied to the feature maps")
+_NO_GAP_HEAD = "the class weights cannot be applied to the feature maps"
 
 
 def _upsample(maps: torch.Tensor, size) -> torch.Tensor:
@@ -91,9 +91,7 @@ def _upsample_cam(low, call, align: bool) -> torch.Tensor:
 
 def _unit(raw: torch.Tensor) -> torch.Tensor:
     """ReLU, then min-max to [0, 1] per image: the scaling both pytorch-grad-cam and torchcam use."""
-    v = raw.clamp_min(0).flatten(1)
-    lo, hi = v.amin(1, keepdim=True), v.amax(1, keepdim=True)
-    return torch.where(hi > lo, (v - lo) / (hi - lo).clamp_min(1e-30), torch.zeros_like(v)).reshape(raw.shape)
+    return to_unit(raw, "positive", "minmax")
 
 
 def _quiet():
@@ -102,7 +100,7 @@ def _quiet():
 
 
 def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: bool = False, setup=None,
-         **init) -> _Result:
+         **init) -> AdapterResult:
     """Run a pytorch-grad-cam class; record each layer's weighted sum before the library resizes it.
 
     ``align=False`` keeps the library's normalised maps; ``align=True`` rebuilds them the way the
@@ -136,11 +134,11 @@ def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: b
     if align:
         maps = _unit(ups[0]) if len(ups) == 1 else _unit(torch.stack([_unit(u) for u in ups]).mean(0))
     grids = [tuple(int(v) for v in low.shape[-2:]) for low in lows]
-    return _Result(raw=torch.stack(ups).mean(0), maps=maps,
+    return AdapterResult(raw=torch.stack(ups).mean(0), maps=maps,
                    extras={"grid": grids[0], "grids": grids, "cam": lows[0].numpy()})
 
 
-def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, align: bool = True, **init) -> _Result:
+def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, align: bool = True, **init) -> AdapterResult:
     """Run a torchcam extractor; several layers are fused as torchcam's ``fuse_cams`` does
     (the extractor's own scaling, then the element-wise maximum at input resolution)."""
     from torchcam import methods
@@ -163,24 +161,14 @@ def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, align: bool =
     else:
         raw = _upsample_cam(cams[0], call, align)
     grids = [tuple(int(v) for v in c.shape[-2:]) for c in cams]
-    return _Result(raw=raw, maps=_unit(raw), extras={"grid": grids[0], "grids": grids, "cam": cams[0].numpy()})
+    return AdapterResult(raw=raw, maps=_unit(raw), extras={"grid": grids[0], "grids": grids, "cam": cams[0].numpy()})
 
 
 def _stage_layers(call) -> list:
     """One layer per resolution stage of a zoo model (for Layer-CAM's multi-layer fusion)."""
-    model, arch = call.model, call.arch
-    if arch is None:
+    if call.arch is None:
         raise ValueError("fuse_stages=True needs a zoo model (arch); pass layer=[...] instead")
-    if arch.startswith("resnet"):
-        return [model.layer1[-1], model.layer2[-1], model.layer3[-1], model.layer4[-1]]
-    if arch == "densenet121":
-        f = model.features
-        return [f.denseblock1, f.denseblock2, f.denseblock3, f.norm5]
-    if arch == "vgg16":
-        return [model.features[i] for i in (15, 22, 29)]
-    if arch == "efficientnet_b0":
-        return [model.features[i] for i in (2, 3, 5, 8)]
-    return list(model.features)
+    return stage_layers(call.model, call.arch)
 
 
 # --------------------------------------------------------------------------- the methods
@@ -188,7 +176,7 @@ def _stage_layers(call) -> list:
 
 @register("cam", title="CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="fast",
           paper="Zhou et al. 2016, Learning Deep Features for Discriminative Localization (CVPR)",
-          unsupported={"vgg16": _NO_GAP_HEAD})
+          requires={"gap_linear_head": _NO_GAP_HEAD}, scale="minmax")
 def _cam(call, layer=None, align: bool = True):
     r"""Class Activation Mapping: :math:`L^c = \sum_k w^c_k A^k` with :math:`w^c` the final linear layer's row.
 
@@ -206,7 +194,7 @@ def _cam(call, layer=None, align: bool = True):
 
 
 @register("gradcam", title="Grad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True, cost="fast",
-          paper="Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks (ICCV)")
+          paper="Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks (ICCV)", scale="minmax")
 def _gradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""Grad-CAM: :math:`w^c_k = \frac{1}{Z}\sum_{ij} \partial y^c / \partial A^k_{ij}` (pooled gradients).
 
@@ -216,7 +204,7 @@ def _gradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
 
 
 @register("gradcampp", title="Grad-CAM++", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
-          cost="fast", paper="Chattopadhay et al. 2018, Grad-CAM++ (WACV)")
+          cost="fast", paper="Chattopadhay et al. 2018, Grad-CAM++ (WACV)", scale="minmax")
 def _gradcampp(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""Grad-CAM++: :math:`w^c_k = \sum_{ij} \alpha^{kc}_{ij}\,\mathrm{ReLU}(\partial y^c/\partial A^k_{ij})`,
     :math:`\alpha = \frac{g^2}{2g^2 + \sum_{ab} A^k_{ab} g^3}` (higher-order terms from :math:`\exp(y^c)`).
@@ -227,7 +215,7 @@ def _gradcampp(call, layer=None, align: bool = True, eigen_smooth: bool = False)
 
 
 @register("smooth_gradcampp", title="Smooth Grad-CAM++", family=_CAM, library="torchcam", needs_gradients=True,
-          cost="medium", paper="Omeiza et al. 2019, Smooth Grad-CAM++ (arXiv:1908.01224)")
+          cost="medium", paper="Omeiza et al. 2019, Smooth Grad-CAM++ (arXiv:1908.01224)", scale="minmax", presets={"quick": {"num_samples": 2}})
 def _smooth_gradcampp(call, layer=None, align: bool = True, num_samples: int = 4, std: float = 0.3):
     r"""Smooth Grad-CAM++: Grad-CAM++ with the gradient powers averaged over ``num_samples``
     noisy copies :math:`x + \mathcal{N}(0, \sigma^2)` (SmoothGrad applied to the weights).
@@ -238,7 +226,7 @@ def _smooth_gradcampp(call, layer=None, align: bool = True, num_samples: int = 4
 
 
 @register("xgradcam", title="XGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
-          cost="fast", paper="Fu et al. 2020, Axiom-based Grad-CAM (BMVC)")
+          cost="fast", paper="Fu et al. 2020, Axiom-based Grad-CAM (BMVC)", scale="minmax")
 def _xgradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""XGrad-CAM: :math:`w^c_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}`
     (chosen to satisfy the sensitivity and conservation axioms).
@@ -249,7 +237,7 @@ def _xgradcam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
 
 
 @register("scorecam", title="Score-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
-          paper="Wang et al. 2020, Score-CAM (CVPR Workshops)")
+          paper="Wang et al. 2020, Score-CAM (CVPR Workshops)", scale="minmax", presets={"quick": {"batch_size": 128}})
 def _scorecam(call, layer=None, align: bool = True, batch_size: int = 32):
     r"""Score-CAM: :math:`w^c_k = \mathrm{softmax}_k\big(y^c(x \odot s(U(A^k))) - y^c(x)\big)`, with :math:`U`
     upsampling and :math:`s` min-max scaling; one forward pass per channel, ``batch_size``
@@ -261,7 +249,7 @@ def _scorecam(call, layer=None, align: bool = True, batch_size: int = 32):
 
 
 @register("sscam", title="SS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
-          paper="Wang et al. 2020, SS-CAM: Smoothed Score-CAM (arXiv:2006.14255)")
+          paper="Wang et al. 2020, SS-CAM: Smoothed Score-CAM (arXiv:2006.14255)", scale="minmax", presets={"quick": {"num_samples": 1, "batch_size": 128}})
 def _sscam(call, layer=None, align: bool = True, num_samples: int = 4, std: float = 2.0, batch_size: int = 32):
     r"""SS-CAM: Score-CAM whose scores are averaged over ``num_samples`` noisy masks
     :math:`s(U(A^k)) + \mathcal{N}(0,\sigma^2)`. Cost: ``num_samples`` x channels forward passes;
@@ -274,7 +262,7 @@ def _sscam(call, layer=None, align: bool = True, num_samples: int = 4, std: floa
 
 
 @register("iscam", title="IS-CAM", family=_CAM, library="torchcam", needs_gradients=False, cost="slow",
-          paper="Naidu et al. 2020, IS-CAM: Integrated Score-CAM (arXiv:2010.03023)")
+          paper="Naidu et al. 2020, IS-CAM: Integrated Score-CAM (arXiv:2010.03023)", scale="minmax", presets={"quick": {"num_samples": 1, "batch_size": 128}})
 def _iscam(call, layer=None, align: bool = True, num_samples: int = 4, batch_size: int = 32):
     r"""IS-CAM: Score-CAM integrated along the mask path,
     :math:`w^c_k = \mathrm{softmax}_k\big(\frac1N \sum_{i=1}^N y^c(x \odot \tfrac{i}{N} s(U(A^k))) - y^c(x)\big)`.
@@ -286,7 +274,7 @@ def _iscam(call, layer=None, align: bool = True, num_samples: int = 4, batch_siz
 
 
 @register("layercam", title="Layer-CAM", family=_CAM, library="torchcam", needs_gradients=True, cost="fast",
-          paper="Jiang et al. 2021, LayerCAM (IEEE TIP)")
+          paper="Jiang et al. 2021, LayerCAM (IEEE TIP)", scale="minmax")
 def _layercam(call, layer=None, align: bool = True, fuse_stages: bool = False):
     r"""Layer-CAM: position-wise weights,
     :math:`L^c = \mathrm{ReLU}(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k)`.
@@ -304,7 +292,7 @@ def _layercam(call, layer=None, align: bool = True, fuse_stages: bool = False):
 
 
 @register("ablationcam", title="Ablation-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
-          cost="slow", paper="Desai & Ramaswamy 2020, Ablation-CAM (WACV)")
+          cost="slow", paper="Desai & Ramaswamy 2020, Ablation-CAM (WACV)", scale="minmax", presets={"quick": {"batch_size": 128}})
 def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0):
     r"""Ablation-CAM: :math:`w^c_k = (y^c - y^c_{A^k=0}) / y^c`, the relative drop of the class score
     when channel :math:`k` is zeroed. ``batch_size`` ablated copies per forward pass;
@@ -321,7 +309,7 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
 
 
 @register("eigencam", title="Eigen-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
-          cost="fast", paper="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN)")
+          cost="fast", paper="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN)", scale="minmax")
 def _eigencam(call, layer=None, align: bool = True):
     r"""Eigen-CAM: the projection of the activations on their first principal component,
     :math:`L = A\,v_1` with :math:`A = U \Sigma V^T`. Class-agnostic (the target is ignored) and the
@@ -333,7 +321,7 @@ def _eigencam(call, layer=None, align: bool = True):
 
 
 @register("eigengradcam", title="EigenGrad-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
-          cost="fast", paper="pytorch-grad-cam (Gildenblat et al.): Eigen-CAM on gradient x activation")
+          cost="fast", paper="pytorch-grad-cam (Gildenblat et al.): Eigen-CAM on gradient x activation", scale="minmax")
 def _eigengradcam(call, layer=None, align: bool = True):
     r"""EigenGrad-CAM: the first principal component of :math:`\partial y^c/\partial A \odot A`, which
     makes Eigen-CAM class-specific. A variant introduced by pytorch-grad-cam
@@ -343,7 +331,7 @@ def _eigengradcam(call, layer=None, align: bool = True):
 
 
 @register("hirescam", title="HiRes-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
-          cost="fast", paper="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM (arXiv:2011.08891)")
+          cost="fast", paper="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM (arXiv:2011.08891)", scale="minmax")
 def _hirescam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
     r"""HiRes-CAM: element-wise :math:`L^c = \sum_k \partial y^c/\partial A^k \odot A^k` (no spatial
     averaging of the gradients), provably faithful for CNNs ending in a linear layer.
@@ -354,7 +342,7 @@ def _hirescam(call, layer=None, align: bool = True, eigen_smooth: bool = False):
 
 
 @register("fullgrad", title="FullGrad", family=_CAM, library="pytorch-grad-cam", needs_gradients=True,
-          cost="medium", paper="Srinivas & Fleuret 2019, Full-Gradient Representation (NeurIPS)")
+          cost="medium", paper="Srinivas & Fleuret 2019, Full-Gradient Representation (NeurIPS)", scale="minmax")
 def _fullgrad(call):
     r"""FullGrad: :math:`S = \psi(|\nabla_x y^c \odot x|) + \sum_{l}\sum_{k} \psi(|\nabla_{b} y^c \odot b^l_k|)`,
     the input-gradient term plus every bias-gradient term (BatchNorm shifts included),
@@ -376,4 +364,4 @@ def _fullgrad(call):
         cam.activations_and_grads.release()
     if call.targets is None:
         call.targets = cam.outputs.detach().argmax(1)
-    return _Result(raw=summed[0], maps=maps)
+    return AdapterResult(raw=summed[0], maps=maps)

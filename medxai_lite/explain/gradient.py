@@ -17,103 +17,33 @@ of the model without in-place operations or re-used ReLU modules.
 """
 from __future__ import annotations
 
-import math
-import warnings
-
 import numpy as np
 import torch
 
 from ._surgery import for_relevance
-from .registry import METHODS, UnsupportedArchitectureError, _Result, register
+from .captum_tools import attribute as _attribute
+from .captum_tools import attribution_result as _result
+from .captum_tools import channel_sum as _channel_sum
+from .captum_tools import gradient_image as _gradient_image
+from .captum_tools import reference as _baseline
+from .captum_tools import shap_background as _shap_background
+from .registry import METHODS, AdapterResult, UnsupportedArchitectureError, register
 
 __all__: list[str] = []  # adapters are reached through explain()
 
 _GRAD = "Gradient-based"
-_NO_RELU = ("EfficientNet-B0 has no ReLU (it uses SiLU); the {} rule is defined on ReLU units, so captum "
-            "would silently return the plain gradient")
-_EFFNET_DEEPLIFT = ("captum's DeepLIFT has no multiplier rule for SiLU or the squeeze-excitation product, so "
-                    "attributions do not sum to f(x) - f(baseline) (summation-to-delta fails)")
-_EFFNET_LRP = ("no conservative LRP rule for SiLU and the squeeze-excitation product: relevance does not sum to "
-               "the logit (it explodes, sum R / logit ~ 1e3)")
-_EPS_BN = ("the epsilon rule on every layer is not conservative through BatchNorm: sum R / logit is far from 1 "
+# consequences; the refusal message puts the architecture's spec (what it lacks) in front of them
+_NO_RELU = "captum's {} rule, defined on ReLU units, would silently return the plain gradient"
+_DEEPLIFT_RULES = ("captum's DeepLIFT has no multiplier rule for these and attributions do not sum to "
+                   "f(x) - f(baseline) (summation-to-delta fails)")
+_LRP_RULES = ("no conservative LRP rule exists for these: relevance does not sum to the logit "
+              "(it explodes, sum R / logit ~ 1e3)")
+_EPS_BN = ("the epsilon rule on every layer is not conservative: sum R / logit is far from 1 "
            "(1e2 to 1e8 measured); use 'lrp_composite'")
 _SMOOTHABLE = ("saliency", "deconvnet", "guided_backprop", "guided_gradcam", "integrated_gradients", "deeplift")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _gradient_image(attributions: torch.Tensor) -> torch.Tensor:
-    return attributions.detach().abs().amax(1)
-
-
-def _channel_sum(attributions: torch.Tensor) -> torch.Tensor:
-    return attributions.detach().sum(1)
-
-
-def _result(attributions: torch.Tensor, reduce, delta=None) -> _Result:
-    extras = {"attributions": attributions.detach().float().cpu().numpy()}
-    if delta is not None:
-        extras["convergence_delta"] = delta.detach().float().cpu().numpy().reshape(-1)
-    return _Result(raw=reduce(attributions), extras=extras)
-
-
-def _attribute(call, method, *, smooth: bool = False, nt_samples: int = 8, noise_level: float = 0.15, **kwargs):
-    """``method.attribute(images, target=targets, **kwargs)``, optionally through a SmoothGrad noise tunnel."""
-    targets = call.require_targets()
-    x = call.inputs(True)
-    with warnings.catch_warnings():
-        # captum announces on every call that it sets temporary hooks on activations
-        warnings.filterwarnings("ignore", message=r".*hooks", category=UserWarning)
-        if smooth:
-            from captum.attr import NoiseTunnel
-
-            if int(nt_samples) < 1 or not noise_level > 0:
-                raise ValueError(f"nt_samples must be >= 1 and noise_level > 0; got {nt_samples!r}, {noise_level!r}")
-            kwargs.pop("return_convergence_delta", None)
-            stdev = float(noise_level) * float(x.detach().max() - x.detach().min())
-            return NoiseTunnel(method).attribute(x, nt_type="smoothgrad", nt_samples=int(nt_samples),
-                                                 stdevs=stdev, target=targets, **kwargs), None
-        out = method.attribute(x, target=targets, **kwargs)
-    return out if isinstance(out, tuple) else (out, None)
-
-
-def _baseline(images: torch.Tensor, baseline, blur_sigma: float | None = None) -> torch.Tensor:
-    """A reference image per input: ``"black"`` (each channel's minimum in that image: black
-    whatever the normalisation), ``"zero"``, ``"mean"`` (each channel's mean colour), ``"blur"``
-    (Gaussian blur, sigma = ``blur_sigma`` or a tenth of the image side), or a tensor broadcastable
-    to the images."""
-    if isinstance(baseline, torch.Tensor):
-        try:
-            return torch.broadcast_to(baseline.to(images), images.shape).clone()
-        except RuntimeError as exc:
-            raise ValueError(f"baseline tensor of shape {list(baseline.shape)} does not broadcast to images "
-                             f"{list(images.shape)}") from exc
-    if baseline == "zero":
-        return torch.zeros_like(images)
-    if baseline == "black":
-        return images.amin(dim=(2, 3), keepdim=True).expand_as(images).clone()
-    if baseline == "mean":
-        return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
-    if baseline == "blur":
-        from torchvision.transforms.functional import gaussian_blur
-
-        side = min(images.shape[-2:])
-        sigma = float(blur_sigma) if blur_sigma is not None else side / 10
-        radius = max(1, min(math.ceil(3 * sigma), side - 1))
-        return gaussian_blur(images, kernel_size=[2 * radius + 1] * 2, sigma=[sigma, sigma])
-    raise ValueError(f"unknown baseline {baseline!r}; valid choices: black, zero, mean, blur, or a tensor")
-
-
-def _shap_background(images: torch.Tensor, n_noise: int) -> torch.Tensor:
-    """Default DeepSHAP reference set: black, mean colour and blurred versions of the batch's mean
-    image, plus ``n_noise`` noisy copies of the mean colour (std 0.5 x the batch's spread)."""
-    mean_image = images.mean(0, keepdim=True)
-    refs = [_baseline(mean_image, b) for b in ("black", "mean", "blur")]
-    colour = refs[1]
-    noise = torch.randn((int(n_noise),) + tuple(images.shape[1:]), device=images.device, dtype=images.dtype)
-    refs.append(colour + 0.5 * images.std() * noise)
-    return torch.cat(refs)
 
 
 def _check_unit(name: str, value, choices) -> None:
@@ -141,7 +71,7 @@ def _saliency(call, smooth: bool = False, nt_samples: int = 8, noise_level: floa
 
 @register("deconvnet", title="DeconvNet", family=_GRAD, library="captum", needs_gradients=True, cost="fast",
           paper="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks (ECCV)",
-          sign="absolute", unsupported={"efficientnet_b0": _NO_RELU.format("DeconvNet")})
+          sign="absolute", requires={"relu": _NO_RELU.format("DeconvNet")})
 def _deconvnet(call, smooth: bool = False, nt_samples: int = 8, noise_level: float = 0.15):
     r"""DeconvNet: backpropagate through each ReLU as :math:`R_{in} = \mathrm{ReLU}(R_{out})`, ignoring
     the forward mask. Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901 (captum ``Deconvolution``).
@@ -156,7 +86,7 @@ def _deconvnet(call, smooth: bool = False, nt_samples: int = 8, noise_level: flo
 @register("guided_backprop", title="Guided Backpropagation", family=_GRAD, library="captum",
           needs_gradients=True, cost="fast",
           paper="Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net (ICLR Workshop)",
-          sign="absolute", unsupported={"efficientnet_b0": _NO_RELU.format("guided-backpropagation")})
+          sign="absolute", requires={"relu": _NO_RELU.format("guided-backpropagation")})
 def _guided_backprop(call, smooth: bool = False, nt_samples: int = 8, noise_level: float = 0.15):
     r"""Guided backpropagation: through each ReLU pass only positive gradients at positive inputs,
     :math:`R_{in} = \mathbb{1}[x > 0]\,\mathrm{ReLU}(R_{out})`.
@@ -172,7 +102,7 @@ def _guided_backprop(call, smooth: bool = False, nt_samples: int = 8, noise_leve
 
 @register("guided_gradcam", title="Guided Grad-CAM", family=_GRAD, library="captum", needs_gradients=True,
           cost="fast", paper="Selvaraju et al. 2017, Grad-CAM (ICCV)", sign="absolute",
-          unsupported={"efficientnet_b0": _NO_RELU.format("guided-backpropagation")})
+          requires={"relu": _NO_RELU.format("guided-backpropagation")})
 def _guided_gradcam(call, layer=None, smooth: bool = False, nt_samples: int = 8, noise_level: float = 0.15):
     r"""Guided Grad-CAM: guided backpropagation multiplied element-wise by the upsampled Grad-CAM
     of ``layer``, :math:`M = GB \odot U(L^c_{Grad\text{-}CAM})`.
@@ -192,7 +122,7 @@ def _guided_gradcam(call, layer=None, smooth: bool = False, nt_samples: int = 8,
 
 @register("integrated_gradients", title="Integrated Gradients", family=_GRAD, library="captum",
           needs_gradients=True, cost="medium",
-          paper="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks (ICML)", sign="absolute")
+          paper="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks (ICML)", sign="absolute", presets={"quick": {"n_steps": 16}})
 def _integrated_gradients(call, baseline="black", n_steps: int = 32, blur_sigma: float | None = None,
                           internal_batch_size: int = 64, smooth: bool = False, nt_samples: int = 8,
                           noise_level: float = 0.15):
@@ -216,7 +146,7 @@ def _integrated_gradients(call, baseline="black", n_steps: int = 32, blur_sigma:
 
 
 @register("xrai", title="XRAI", family=_GRAD, library="saliency (PAIR)", needs_gradients=True, cost="slow",
-          paper="Kapishnikov et al. 2019, XRAI: Better Attributions Through Regions (ICCV)", sign="minmax")
+          paper="Kapishnikov et al. 2019, XRAI: Better Attributions Through Regions (ICCV)", sign="all", scale="minmax", presets={"quick": {"steps": 8}})
 def _xrai(call, steps: int = 32, algorithm: str = "fast", batch_size: int = 32):
     r"""XRAI: over-segment the image (Felzenszwalb at several scales), then grow a region ranking
     by the Integrated-Gradients gain per area, :math:`\mathrm{gain}(S) = \sum_{i \in S} IG_i / |S|`,
@@ -243,12 +173,12 @@ def _xrai(call, steps: int = 32, algorithm: str = "fast", batch_size: int = 32):
     maps = [xrai.GetMask(image.permute(1, 2, 0).cpu().numpy(), call_model, {"target": int(t)},
                          batch_size=int(batch_size), extra_parameters=params)
             for image, t in zip(call.images, targets)]
-    return _Result(raw=np.stack(maps).astype(np.float32))
+    return AdapterResult(raw=np.stack(maps).astype(np.float32))
 
 
 @register("deeplift", title="DeepLIFT", family=_GRAD, library="captum", needs_gradients=True, cost="fast",
           paper="Shrikumar et al. 2017, Learning Important Features Through Propagating Activation Differences (ICML)",
-          sign="absolute", unsupported={"efficientnet_b0": _EFFNET_DEEPLIFT})
+          sign="absolute", requires={"relu": _DEEPLIFT_RULES})
 def _deeplift(call, baseline="black", blur_sigma: float | None = None, smooth: bool = False, nt_samples: int = 8,
               noise_level: float = 0.15):
     r"""DeepLIFT (rescale rule): multipliers :math:`m = \Delta y / \Delta x` per non-linearity, chained
@@ -268,7 +198,7 @@ def _deeplift(call, baseline="black", blur_sigma: float | None = None, smooth: b
 
 @register("deepshap", title="DeepSHAP", family=_GRAD, library="captum", needs_gradients=True, cost="medium",
           paper="Lundberg & Lee 2017, A Unified Approach to Interpreting Model Predictions (NeurIPS)",
-          sign="absolute", unsupported={"efficientnet_b0": _EFFNET_DEEPLIFT})
+          sign="absolute", requires={"relu": _DEEPLIFT_RULES}, presets={"quick": {"n_noise": 2}})
 def _deepshap(call, baselines=None, n_noise: int = 5):
     r"""DeepSHAP: DeepLIFT averaged over a reference distribution, :math:`\phi_i = \mathbb{E}_{x'}[C_i(x, x')]`,
     so :math:`\sum_i \phi_i = y^c(x) - \mathbb{E}_{x'}[y^c(x')]`. ``baselines``: a tensor
@@ -294,7 +224,7 @@ def _deepshap(call, baselines=None, n_noise: int = 5):
 
 
 @register("smoothgrad", title="SmoothGrad", family=_GRAD, library="captum", needs_gradients=True, cost="medium",
-          paper="Smilkov et al. 2017, SmoothGrad: removing noise by adding noise (ICML Workshop)", sign="absolute")
+          paper="Smilkov et al. 2017, SmoothGrad: removing noise by adding noise (ICML Workshop)", sign="absolute", presets={"quick": {"nt_samples": 4}})
 def _smoothgrad(call, base: str = "saliency", nt_samples: int = 8, noise_level: float = 0.15,
                 base_options: dict | None = None):
     r"""SmoothGrad: :math:`\hat M(x) = \frac1n\sum_{k=1}^n M(x + \mathcal N(0, \sigma^2))` over ``nt_samples``
@@ -313,17 +243,18 @@ def _smoothgrad(call, base: str = "saliency", nt_samples: int = 8, noise_level: 
 
 
 def _canonizers(arch: str | None) -> list:
+    """The zennit canonizers the architecture's spec names (``ArchSpec.canonizer``)."""
     from zennit.canonizers import SequentialMergeBatchNorm
     from zennit.torchvision import ResNetCanonizer
 
-    if arch in ("resnet18", "resnet50"):
-        return [ResNetCanonizer()]
-    if arch in ("vgg16", "small_cnn"):
-        return [SequentialMergeBatchNorm()]
-    return []  # DenseNet: BatchNorm precedes its convolution, nothing to merge (zennit's Pass rule)
+    from ..models.zoo import arch_spec
+
+    kind = None if arch is None else arch_spec(arch).canonizer
+    # DenseNet: BatchNorm precedes its convolution, nothing to merge (zennit's Pass rule)
+    return {"resnet": [ResNetCanonizer()], "merge_bn": [SequentialMergeBatchNorm()]}.get(kind, [])
 
 
-def _lrp(call, composite) -> _Result:
+def _lrp(call, composite) -> AdapterResult:
     from zennit.attribution import Gradient
 
     targets = call.require_targets()
@@ -340,8 +271,7 @@ def _lrp(call, composite) -> _Result:
 @register("lrp_epsilon", title="LRP-epsilon", family=_GRAD, library="zennit", needs_gradients=True, cost="fast",
           paper="Bach et al. 2015, On Pixel-Wise Explanations by Layer-Wise Relevance Propagation (PLoS ONE)",
           sign="absolute",
-          unsupported={a: _EPS_BN for a in ("resnet18", "resnet50", "densenet121", "small_cnn")}
-          | {"efficientnet_b0": _EFFNET_LRP})
+          requires={"relu": _LRP_RULES, "batchnorm_free": _EPS_BN})
 def _lrp_epsilon(call, epsilon: float = 1e-6, ignore_bias: bool = True):
     r"""LRP with the epsilon rule on every convolution and linear layer,
     :math:`R_i = \sum_j \frac{x_i w_{ij}}{\epsilon + \sum_{i'} x_{i'} w_{i'j}} R_j`, starting from
@@ -365,7 +295,7 @@ def _lrp_epsilon(call, epsilon: float = 1e-6, ignore_bias: bool = True):
           paper="Montavon et al. 2019, Layer-Wise Relevance Propagation: An Overview (LNCS 11700); "
                 "Kohlbrenner et al. 2020, Towards Best Practice in Explaining Neural Network Decisions "
                 "with LRP (IJCNN)",
-          sign="absolute", unsupported={"efficientnet_b0": _EFFNET_LRP})
+          sign="absolute", requires={"relu": _LRP_RULES})
 def _lrp_composite(call, epsilon: float = 1e-6, ignore_bias: bool = True):
     r"""LRP with zennit's ``EpsilonPlusFlat`` composite: flat rule on the first layer, z+ rule
     :math:`R_i = \sum_j \frac{x_i w^+_{ij}}{\sum_{i'} x_{i'} w^+_{i'j}} R_j` on the other convolutions, epsilon

@@ -4,8 +4,21 @@ Each method is a small *adapter* (a few lines around a library call) registered 
 ``@register(name, family=..., library=..., ...)``. ``explain(method, model, images, targets)``
 validates the input, works out the architecture, refuses what the registry says cannot work,
 runs the adapter inside a guard that removes every hook and restores every parameter's
-``.grad`` / ``requires_grad`` (also after an error), and returns an :class:`Explanation` whose
-``maps`` all share one contract: ``float32 [N, H, W]`` in ``[0, 1]`` at input resolution.
+``.grad`` / ``requires_grad`` (also after an error), and returns an :class:`Explanation`.
+
+What a method returns is its *output kind* (:data:`OUTPUT_KINDS`), each with one contract that
+``explain`` checks on every call: ``"map"`` (``maps`` float32 [N, H, W] in [0, 1] at input
+resolution: every pixel-attribution method), ``"concepts"`` (a score per image and named
+concept), ``"examples"`` (indices of reference items per image, nearest first) and ``"text"``
+(one string per image).
+
+Extending the registry
+----------------------
+A new family is one new module whose adapters are decorated with :func:`register` and return
+an :class:`AdapterResult`, plus one import line in ``medxai_lite/explain/__init__.py``. The
+captum plumbing that gradient- and perturbation-style adapters share is in
+:mod:`medxai_lite.explain.captum_tools`; reference images are in :mod:`medxai_lite.baselines`;
+what each architecture supports is in :data:`medxai_lite.models.ARCH_SPECS`.
 
 Example
 -------
@@ -27,12 +40,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice, check_eval_model, check_images
+from .._utils import check_choice, check_eval_model, check_images, check_targets, minmax_scale
+from ..models.zoo import infer_arch
 
 __all__ = [
+    "AdapterResult",
+    "Call",
     "Explanation",
     "MethodInfo",
     "METHODS",
+    "OUTPUT_KINDS",
+    "OutputKind",
+    "PRESETS",
+    "SIGNS",
+    "SCALES",
+    "unregister",
     "UnsupportedArchitectureError",
     "register",
     "explain",
@@ -41,12 +63,20 @@ __all__ = [
     "compatibility_matrix",
     "infer_arch",
     "hook_guard",
+    "to_unit",
 ]
 
 #: Cost classes, from one or two passes ("fast") to one pass per channel or sample ("slow").
 COSTS = ("fast", "medium", "slow")
-#: How a method turns its raw map into ``maps`` in [0, 1] (see :func:`_to_unit`).
-SIGNS = ("positive", "absolute", "negative", "all", "minmax")
+#: Which part of a raw map counts as relevance (see :func:`to_unit`): its positive part, its
+#: negative part, its magnitude, or all of it (signed).
+SIGNS = ("positive", "absolute", "negative", "all")
+#: How the rectified map is brought into [0, 1] (see :func:`to_unit`): divided by its maximum
+#: (0 stays 0; a signed map is centred on 0.5) or min-max scaled.
+SCALES = ("max", "minmax")
+#: Named option sets every method carries: ``"quick"`` (the cheapest setting that still shows the
+#: method's behaviour: tests, the benchmark's extended grid) and ``"book"`` (the chapters' setting).
+PRESETS = ("quick", "book")
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -55,7 +85,9 @@ class UnsupportedArchitectureError(ValueError):
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """One registry entry. ``unsupported`` maps an architecture to the reason it is refused."""
+    """One registry entry. ``unsupported`` maps an architecture to the reason it is refused
+    (the explicit ``unsupported=`` of :func:`register` plus every architecture whose
+    :class:`~medxai_lite.models.ArchSpec` lacks a capability named in ``requires``)."""
 
     name: str
     title: str
@@ -64,10 +96,14 @@ class MethodInfo:
     needs_gradients: bool
     cost: str
     paper: str
-    func: Callable[..., "_Result"]
+    func: Callable[..., "AdapterResult"]
     sign: str = "positive"
     unsupported: Mapping[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    output: str = "map"
+    scale: str = "max"
+    requires: Mapping[str, str] = field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def supports(self, arch: str | None) -> bool:
         """Whether ``arch`` is supported (an unknown architecture, ``None``, is not refused)."""
@@ -105,25 +141,63 @@ def register(
     needs_gradients: bool,
     cost: str,
     paper: str,
+    output: str = "map",
     sign: str = "positive",
+    scale: str = "max",
+    requires: Mapping[str, str] | None = None,
     unsupported: Mapping[str, str] | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator adding an adapter ``func(call, **options) -> _Result`` to the registry.
+    """Decorator adding an adapter ``func(call, **options) -> AdapterResult`` to the registry.
 
     The adapter's keyword parameters (after ``call``) are the method's options; ``explain``
-    rejects any other option by name. Example
+    rejects any other option by name.
+
+    Parameters
+    ----------
+    family : str
+        One of the survey's families, :data:`medxai_lite.taxonomy.FAMILIES`.
+    output : str
+        The output kind, a key of :data:`OUTPUT_KINDS` (default ``"map"``).
+    sign, scale : str
+        How a ``"map"`` method's raw maps become ``maps`` (:data:`SIGNS`, :data:`SCALES`).
+    requires : dict, optional
+        ``{capability: consequence}``: the method needs an architecture with that capability
+        (:data:`medxai_lite.models.CAPABILITIES`); each zoo architecture that lacks it is
+        refused with the spec's explanation and ``consequence``.
+    unsupported : dict, optional
+        ``{arch: reason}`` for refusals no capability describes (a measured failure).
+    presets : dict, optional
+        ``{"quick": {...}, "book": {...}}`` option sets (:data:`PRESETS`); a missing one is ``{}``
+        (the adapter's defaults).
+
+    Example
     -------
     >>> @register("my_method", title="My method", family="Gradient-based", library="captum",
-    ...           needs_gradients=True, cost="fast", paper="Doe 2024")
+    ...           needs_gradients=True, cost="fast", paper="Doe 2024", presets={"quick": {"steps": 2}})
     ... def _my_method(call, steps: int = 8):
     ...     ...
     """
+    from ..models.zoo import ARCH_SPECS, CAPABILITIES
+    from ..taxonomy import FAMILIES
+
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    if not isinstance(family, str) or not family:
-        raise ValueError(f"family must be a non-empty string, got {family!r}")
+    check_choice("family", family, [f for _, f in FAMILIES])
+    check_choice("output", output, OUTPUT_KINDS)
     check_choice("cost", cost, COSTS)
     check_choice("sign", sign, SIGNS)
+    check_choice("scale", scale, SCALES)
+    for capability in requires or {}:
+        check_choice("requires", capability, CAPABILITIES)
+    for arch in unsupported or {}:
+        check_choice("unsupported", arch, ARCH_SPECS)
+    for preset in presets or {}:
+        check_choice("presets", preset, PRESETS)
+    refused = {arch: f"{spec.title}: {spec.lacks.get(cap, f'it lacks {cap!r}')}, so {why}"
+               for arch, spec in ARCH_SPECS.items()
+               for cap, why in reversed(list((requires or {}).items())) if not spec.has(cap)}
+    refused.update(unsupported or {})
 
     def decorate(func: Callable) -> Callable:
         known = _REGISTRY.get(name)
@@ -133,15 +207,30 @@ def register(
             raise ValueError(f"method {name!r} is already registered by {known.func.__module__}")
         # (the same adapter registering again is a module reload, e.g. autoreload in a notebook)
         params = list(inspect.signature(func).parameters.values())[1:]
+        options = tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD)
+        sets = {p: dict((presets or {}).get(p, {})) for p in PRESETS}
+        for preset, values in sets.items():
+            wrong = sorted(set(values) - set(options))
+            if wrong:
+                raise ValueError(f"presets[{preset!r}] of method {name!r} names unknown option(s) "
+                                 f"{', '.join(map(repr, wrong))}; valid options: {', '.join(options) or '(none)'}")
         _REGISTRY[name] = MethodInfo(
             name=name, title=title, family=family, library=library,
             needs_gradients=needs_gradients, cost=cost, paper=paper, func=func, sign=sign,
-            unsupported=types.MappingProxyType(dict(unsupported or {})),
-            options=tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD),
+            unsupported=types.MappingProxyType(refused), options=options, output=output, scale=scale,
+            requires=types.MappingProxyType(dict(requires or {})),
+            presets=types.MappingProxyType({p: types.MappingProxyType(v) for p, v in sets.items()}),
         )
         return func
 
     return decorate
+
+
+def unregister(name: str) -> MethodInfo:
+    """Remove ``name`` from the registry and return its entry (for experiments and tests)."""
+    info = _check_method(name)
+    del _REGISTRY[name]
+    return info
 
 
 def list_methods(family: str | None = None) -> list[str]:
@@ -161,7 +250,7 @@ def methods_table(family: str | None = None):
 
     rows = [
         {"method": m.name, "title": m.title, "family": m.family, "library": m.library,
-         "needs_gradients": m.needs_gradients, "cost": m.cost, "paper": m.paper,
+         "output": m.output, "needs_gradients": m.needs_gradients, "cost": m.cost, "paper": m.paper,
          "options": ", ".join(m.options)}
         for m in (_REGISTRY[n] for n in list_methods(family))
     ]
@@ -199,11 +288,13 @@ class Explanation:
 
     Attributes
     ----------
-    maps : np.ndarray, float32 [N, H, W]
-        Relevance in [0, 1] at input resolution, one map per image (1 = most relevant).
-    raw : np.ndarray, float32 [N, H, W]
-        The same maps before normalisation (signed where the method is signed, e.g. the
-        channel sum of Integrated Gradients, DeepLIFT or LRP relevance, whose total is the
+    maps : np.ndarray, float32 [N, H, W], or None
+        ``"map"`` methods: relevance in [0, 1] at input resolution, one map per image
+        (1 = most relevant), made from ``raw`` as ``sign`` and ``scale`` say. ``None`` for the
+        other output kinds.
+    raw : np.ndarray, float32 [N, H, W], or None
+        The same maps before rectification and scaling (signed where the method is signed, e.g.
+        the channel sum of Integrated Gradients, DeepLIFT or LRP relevance, whose total is the
         explained logit difference; the un-rectified weighted sum of feature maps for CAMs).
     method, family : str
     targets : np.ndarray, int64 [N]
@@ -213,14 +304,20 @@ class Explanation:
     arch : str or None
         The architecture the call was checked against.
     options : dict
-        The options that were passed.
+        The options the method ran with (a preset's, then those passed).
     extras : dict
         Method-specific outputs, e.g. ``"attributions"`` (float32 [N, C, H, W]) for the
         gradient family or ``"convergence_delta"`` for Integrated Gradients and DeepLIFT.
+    kind : str
+        The output kind (:data:`OUTPUT_KINDS`).
+    value : object
+        The checked output of a non-map kind (see :data:`OUTPUT_KINDS`); ``None`` for maps.
+    sign, scale : str or None
+        How ``maps`` were made from ``raw`` (``None`` for non-map kinds).
     """
 
-    maps: np.ndarray
-    raw: np.ndarray
+    maps: np.ndarray | None
+    raw: np.ndarray | None
     method: str
     family: str
     targets: np.ndarray
@@ -228,25 +325,110 @@ class Explanation:
     arch: str | None = None
     options: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
+    kind: str = "map"
+    value: Any = None
+    sign: str | None = None
+    scale: str | None = None
 
     def __len__(self) -> int:
-        return len(self.maps)
+        return len(self.targets)
 
     def __repr__(self) -> str:
-        return (f"Explanation(method={self.method!r}, family={self.family!r}, maps={tuple(self.maps.shape)}, "
+        what = f"maps={tuple(self.maps.shape)}" if self.maps is not None else f"kind={self.kind!r}"
+        return (f"Explanation(method={self.method!r}, family={self.family!r}, {what}, "
                 f"arch={self.arch!r}, seconds={self.seconds:.3f})")
 
 
 @dataclass
-class _Result:
-    """What an adapter hands back. ``raw`` [N, H, W] at input resolution (tensor or array);
-    ``maps`` only when the library already normalised them; ``targets`` when the library chose
-    the predicted class itself."""
+class AdapterResult:
+    """What an adapter hands back to :func:`explain`.
 
-    raw: Any
+    ``"map"`` methods set ``raw`` [N, H, W] (tensor or array; any grid, resized to the input
+    bilinearly when smaller), and ``maps`` only when the library already normalised them in the
+    method's own ``sign``/``scale``. Other output kinds set ``value`` (see
+    :data:`OUTPUT_KINDS`). ``targets`` when the library chose the predicted class itself;
+    ``extras`` for anything method-specific.
+    """
+
+    raw: Any = None
     maps: Any = None
     targets: Any = None
     extras: dict = field(default_factory=dict)
+    value: Any = None
+
+
+# --------------------------------------------------------------------------- output kinds
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """An output kind: its contract in words and the function that enforces it.
+
+    ``check(value, n)`` returns the value in canonical form or raises ``ValueError`` saying
+    what the contract wants; ``explain`` calls it on every result of a method of this kind.
+    """
+
+    name: str
+    contract: str
+    check: Callable[[Any, int], Any]
+
+
+def _contract_error(kind: str, what: str) -> ValueError:
+    return ValueError(f"a {kind!r} method must return {OUTPUT_KINDS[kind].contract}; {what}")
+
+
+def _check_concepts(value, n: int) -> dict:
+    if not isinstance(value, Mapping) or not {"names", "scores"} <= set(value):
+        raise _contract_error("concepts", f"got {type(value).__name__}")
+    names = tuple(value["names"])
+    scores = np.asarray(value["scores"], dtype=np.float32)
+    if not names or not all(isinstance(c, str) and c for c in names) or len(set(names)) != len(names):
+        raise _contract_error("concepts", f"names must be distinct non-empty strings; got {names!r}")
+    if scores.shape != (n, len(names)):
+        raise _contract_error("concepts", f"scores have shape {list(scores.shape)}, expected [{n}, {len(names)}]")
+    if not np.isfinite(scores).all():
+        raise _contract_error("concepts", "scores contain NaN or infinite values")
+    return {**value, "names": names, "scores": scores}
+
+
+def _check_examples(value, n: int) -> dict:
+    if not isinstance(value, Mapping) or not {"indices", "distances"} <= set(value):
+        raise _contract_error("examples", f"got {type(value).__name__}")
+    indices = np.asarray(value["indices"])
+    distances = np.asarray(value["distances"], dtype=np.float64)
+    if indices.ndim != 2 or indices.shape[0] != n or indices.shape[1] < 1:
+        raise _contract_error("examples", f"indices have shape {list(indices.shape)}, expected [{n}, k >= 1]")
+    if not np.issubdtype(indices.dtype, np.integer) or (indices < 0).any():
+        raise _contract_error("examples", "indices must be non-negative integers")
+    if distances.shape != indices.shape or not np.isfinite(distances).all():
+        raise _contract_error("examples", f"distances must be finite with the shape of indices, got {list(distances.shape)}")
+    if (np.diff(distances, axis=1) < 0).any():
+        raise _contract_error("examples", "distances must be sorted, nearest first, in every row")
+    return {**value, "indices": indices.astype(np.int64), "distances": distances}
+
+
+def _check_text(value, n: int) -> list:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _contract_error("text", f"got {type(value).__name__}")
+    texts = list(value)
+    if len(texts) != n or not all(isinstance(t, str) for t in texts):
+        raise _contract_error("text", f"got {len(texts)} items of types {sorted({type(t).__name__ for t in texts})}")
+    return texts
+
+
+def _check_map(value, n: int):  # maps are checked inside explain (resizing, scaling); see there
+    return value
+
+
+#: The output kinds a method may declare with ``register(..., output=...)``.
+OUTPUT_KINDS: Mapping[str, OutputKind] = types.MappingProxyType({k.name: k for k in (
+    OutputKind("map", "float32 maps [N, H, W] in [0, 1] at input resolution (raw maps [N, h, w] from the adapter)",
+               _check_map),
+    OutputKind("concepts", "{'names': K distinct strings, 'scores': finite float [N, K]}", _check_concepts),
+    OutputKind("examples", "{'indices': int >= 0 [N, k], 'distances': finite float [N, k] sorted nearest first}",
+               _check_examples),
+    OutputKind("text", "a list of N strings", _check_text),
+)})
 
 
 class Call:
@@ -328,28 +510,6 @@ def _resolve_layer(model: nn.Module, layer) -> nn.Module:
 # --------------------------------------------------------------------------- validation
 
 
-def infer_arch(model: nn.Module) -> str | None:
-    """The zoo architecture ``model`` is built like, from its class; ``None`` when unknown.
-
-    torchvision ResNet with Bottleneck blocks -> ``"resnet50"``, with BasicBlocks ->
-    ``"resnet18"``; DenseNet -> ``"densenet121"``; VGG -> ``"vgg16"``; EfficientNet ->
-    ``"efficientnet_b0"``; :class:`~medxai_lite.models.zoo.SmallCNN` -> ``"small_cnn"``.
-    """
-    from torchvision.models import VGG, DenseNet, EfficientNet, ResNet
-    from torchvision.models.resnet import Bottleneck
-
-    from ..models.zoo import SmallCNN
-
-    if isinstance(model, SmallCNN):
-        return "small_cnn"
-    if isinstance(model, ResNet):
-        return "resnet50" if isinstance(model.layer1[0], Bottleneck) else "resnet18"
-    for cls, arch in ((DenseNet, "densenet121"), (VGG, "vgg16"), (EfficientNet, "efficientnet_b0")):
-        if isinstance(model, cls):
-            return arch
-    return None
-
-
 def _check_method(method) -> MethodInfo:
     if not isinstance(method, str) or method not in _REGISTRY:
         raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(_REGISTRY)}")
@@ -387,27 +547,11 @@ def _num_classes(model: nn.Module) -> int | None:
 def _check_targets(targets, n: int, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
     if targets is None:
         return None
-    try:
-        values = targets.detach().cpu() if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"targets must be None, an int or a sequence of N = {n} ints; got {targets!r}") from exc
-    if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
-        raise TypeError(f"targets must be integers (class indices); got dtype {values.dtype}")
-    values = values.long().reshape(-1) if values.ndim <= 1 else values
-    if values.ndim != 1:
-        raise ValueError(f"targets must be an int or a sequence of N = {n} ints; got shape {list(values.shape)}")
-    if values.numel() == 1 and n > 1:
-        values = values.expand(n).clone()
-    if values.numel() != n:
-        raise ValueError(f"targets must have one entry per image (N = {n}); got {values.numel()}")
     num_classes = _num_classes(model)
     if num_classes is None:
         with torch.no_grad():
             num_classes = model(images[:1]).shape[-1]
-    bad = [int(v) for v in values if not 0 <= int(v) < num_classes]
-    if bad:
-        raise ValueError(f"targets out of range: {bad}; valid class indices are 0 .. {num_classes - 1}")
-    return values.to(images.device)
+    return check_targets(targets, n, num_classes).to(images.device)
 
 
 # --------------------------------------------------------------------------- the guard
@@ -484,30 +628,34 @@ def _as_tensor(x, device) -> torch.Tensor:
     return x.detach().to(device=device, dtype=torch.float32)
 
 
-def _to_unit(raw: torch.Tensor, sign: str) -> torch.Tensor:
-    """Maps in [0, 1] from raw maps [N, H, W]: rectify as ``sign`` says, divide by the image max.
+def to_unit(raw: torch.Tensor, sign: str = "positive", scale: str = "max") -> torch.Tensor:
+    """Maps in [0, 1] from raw maps [N, H, W]: first rectify as ``sign`` says, then scale.
 
-    ``positive``: max(raw, 0); ``absolute``: |raw|; ``negative``: max(-raw, 0); these keep 0 at
-    0. ``minmax``: (raw - min) / (max - min). ``all``: 0.5 + raw / (2 max|raw|), so 0.5 is
-    neutral. An all-zero map stays all zero.
+    ``sign``: ``"positive"`` keeps max(raw, 0), ``"negative"`` max(-raw, 0), ``"absolute"``
+    |raw|, ``"all"`` keeps raw as it is (signed). ``scale``: ``"max"`` divides by the image's
+    largest magnitude, so 0 stays 0 (a signed map becomes 0.5 + raw / (2 max|raw|): 0.5 is
+    neutral); ``"minmax"`` maps the image's minimum to 0 and its maximum to 1 (the CAM
+    libraries' scaling). An all-zero (or constant, for min-max) map becomes all zero (0.5 for a
+    signed map under ``"max"``).
     """
+    check_choice("sign", sign, SIGNS)
+    check_choice("scale", scale, SCALES)
     flat = raw.flatten(1)
-    if sign == "minmax":
-        lo = flat.amin(1, keepdim=True)
-        span = flat.amax(1, keepdim=True) - lo
-        out = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-30), torch.zeros_like(flat))
+    v = {"positive": flat.clamp_min(0), "absolute": flat.abs(), "negative": (-flat).clamp_min(0), "all": flat}[sign]
+    if scale == "minmax":
+        out = minmax_scale(v)
     elif sign == "all":
-        scale = flat.abs().amax(1, keepdim=True)
-        out = torch.where(scale > 0, 0.5 + flat / (2 * scale.clamp_min(1e-30)), torch.full_like(flat, 0.5))
+        top = v.abs().amax(1, keepdim=True)
+        out = torch.where(top > 0, 0.5 + v / (2 * top.clamp_min(1e-30)), torch.full_like(v, 0.5))
     else:
-        v = {"positive": flat.clamp_min(0), "absolute": flat.abs(), "negative": (-flat).clamp_min(0)}[sign]
         top = v.amax(1, keepdim=True)
         out = torch.where(top > 0, v / top.clamp_min(1e-30), torch.zeros_like(v))
     return out.clamp_(0, 1).reshape(raw.shape)
 
 
 def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | None = None,
-            sign: str | None = None, seed: int = 0, **options) -> Explanation:
+            sign: str | None = None, scale: str | None = None, preset: str | None = None, seed: int = 0,
+            **options) -> Explanation:
     """Explain ``model``'s decision on ``images`` with ``method``.
 
     Parameters
@@ -522,10 +670,16 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
         Classes to explain; ``None`` explains the predicted class.
     arch : str, optional
         One of the zoo's ``ARCHS``; inferred from the model's class when omitted.
-    sign : {"positive", "absolute", "negative", "all", "minmax"}, optional
-        How raw maps become ``maps`` (see :func:`_to_unit`); default: the method's own
-        (CAM family: the libraries' ReLU then per-image min-max; attribution methods:
-        ``"absolute"``; XRAI: ``"minmax"``).
+    sign : {"positive", "absolute", "negative", "all"}, optional
+        Which part of the raw map is relevance (see :func:`to_unit`); default: the method's own
+        (CAM family: ``"positive"``, the libraries' ReLU; attribution methods: ``"absolute"``;
+        XRAI: ``"all"``).
+    scale : {"max", "minmax"}, optional
+        How the rectified map is brought into [0, 1]; default: the method's own (CAM family:
+        ``"minmax"``, as pytorch-grad-cam and torchcam do; most others ``"max"``).
+    preset : {"quick", "book"}, optional
+        Start from the method's named option set (:attr:`MethodInfo.presets`); options passed
+        explicitly win.
     seed : int
         Seeds the noise of stochastic methods (SmoothGrad, SS-CAM, ...) inside a forked RNG,
         so results repeat and the global random state is untouched.
@@ -536,7 +690,8 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
     Returns
     -------
     Explanation
-        ``maps`` float32 [N, H, W] in [0, 1], ``raw``, ``targets``, ``seconds`` ...
+        ``maps`` float32 [N, H, W] in [0, 1], ``raw``, ``targets``, ``seconds`` ... for map
+        methods; ``value`` in the kind's contract (:data:`OUTPUT_KINDS`) for the others.
 
     Example
     -------
@@ -555,12 +710,22 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
     arch = arch or inferred
     if arch is not None and not info.supports(arch):
         raise UnsupportedArchitectureError(f"method {method!r} does not support arch {arch!r}: {info.reason(arch)}")
+    if preset is not None:
+        check_choice("preset", preset, PRESETS)
+        options = {**info.presets[preset], **options}
     unknown = sorted(set(options) - set(info.options))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for method {method!r}; "
                          f"valid options: {', '.join(info.options) or '(none)'}")
+    if info.output != "map" and (sign is not None or scale is not None):
+        raise ValueError(f"sign and scale apply to map methods; {method!r} returns {info.output!r}")
     sign = info.sign if sign is None else sign
+    scale = info.scale if scale is None else scale
+    if sign == "minmax":
+        raise ValueError("sign='minmax' is now sign='all', scale='minmax' (rectification and scaling are "
+                         f"separate options); valid signs: {', '.join(SIGNS)}")
     check_choice("sign", sign, SIGNS)
+    check_choice("scale", scale, SCALES)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     call = Call(model, images, _check_targets(targets, len(images), model, images), arch)
@@ -570,19 +735,35 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
     with torch.random.fork_rng(devices=devices), hook_guard(model):
         torch.manual_seed(int(seed))
         result = info.func(call, **options)
+    if not isinstance(result, AdapterResult):
+        raise TypeError(f"the adapter of method {method!r} must return an AdapterResult, got {type(result).__name__}")
+    common = dict(method=info.name, family=info.family, arch=arch, options=dict(options), extras=result.extras,
+                  kind=info.output)
+    if info.output != "map":
+        value = OUTPUT_KINDS[info.output].check(result.value, len(images))
+        seconds = time.perf_counter() - start
+        chosen = result.targets if result.targets is not None else call.require_targets()
+        return Explanation(maps=None, raw=None, targets=np.asarray(torch.as_tensor(chosen).cpu(), dtype=np.int64),
+                           seconds=seconds, value=value, **common)
+    if result.raw is None:
+        raise _contract_error("map", f"method {method!r} returned no raw maps")
     raw = _as_tensor(result.raw, images.device)
+    if raw.ndim != 3 or len(raw) != len(images):
+        raise _contract_error("map", f"method {method!r} returned raw maps of shape {list(raw.shape)} "
+                                     f"for {len(images)} images")
     if raw.shape[-2:] != images.shape[-2:]:
         raw = torch.nn.functional.interpolate(raw[:, None], size=call.size, mode="bilinear", align_corners=False)[:, 0]
-    if result.maps is not None and sign == info.sign:
+    if result.maps is not None and sign == info.sign and scale == info.scale:
         maps = _as_tensor(result.maps, images.device).clamp_(0, 1)
+        if maps.shape != raw.shape:
+            raise _contract_error("map", f"method {method!r} returned maps of shape {list(maps.shape)}")
     else:
-        maps = _to_unit(raw, sign)
+        maps = to_unit(raw, sign, scale)
     seconds = time.perf_counter() - start
     chosen = result.targets if result.targets is not None else call.require_targets()
     return Explanation(
         maps=maps.cpu().numpy().astype(np.float32, copy=False),
         raw=raw.cpu().numpy().astype(np.float32, copy=False),
-        method=info.name, family=info.family,
         targets=np.asarray(torch.as_tensor(chosen).cpu(), dtype=np.int64),
-        seconds=seconds, arch=arch, options=dict(options), extras=result.extras,
+        seconds=seconds, sign=sign, scale=scale, **common,
     )

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from .._utils import check_choice, check_eval_model, check_images  # noqa: F401 - re-exported for the metric modules
+from .._utils import check_targets as _check_targets
 
 #: The categories a metric can belong to.
 CATEGORIES = ("localisation", "fidelity", "sanity")
@@ -209,20 +210,10 @@ def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: i
         with torch.no_grad():   # not inference_mode: explainers may use the targets under autograd
             return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1)
                               for i in range(0, n, batch_size)])
-    values = targets.detach().cpu() if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
-    if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
-        raise TypeError(f"targets must be integer class indices; got dtype {values.dtype}")
-    values = values.long().reshape(-1)
-    if values.numel() == 1 and n > 1:
-        values = values.expand(n).clone()
-    if values.numel() != n:
-        raise ValueError(f"targets must have one entry per image (N = {n}); got {values.numel()}")
     if num_classes is None:
         with torch.no_grad():
             num_classes = model(images[:1].to(device)).shape[-1]
-    bad = sorted({int(v) for v in values if not 0 <= int(v) < num_classes})
-    if bad:
-        raise ValueError(f"targets out of range: {bad}; valid class indices are 0 .. {num_classes - 1}")
+    values = _check_targets(targets, n, num_classes)
     return values.to(device)
 
 

@@ -15,7 +15,6 @@ Scores are the softmax probability of the target class by default (``score="prob
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .._utils import check_choice
+from ..baselines import make_baseline as _make_baseline
 from . import (
     check_images, check_maps, check_model, check_positive_int, check_targets, constant_maps, model_device,
     register_metric,
@@ -46,39 +46,9 @@ ROAD_PERCENTILES = (20, 40, 60, 80)
 
 
 def make_baseline(images: torch.Tensor, baseline: str = "zero", blur_sigma: float | None = None) -> torch.Tensor:
-    """The image every pixel is moved towards, same shape as ``images`` [N, C, H, W].
-
-    ``"zero"``: all zeros in the model's input space, i.e. the dataset's mean colour for
-    normalised images. ``"mean"``: each image's own per-channel mean. ``"blur"``: a Gaussian
-    blur of the image (reflect padding); ``blur_sigma`` defaults to Petsiuk et al.'s sigma 5 at
-    224 px scaled to the image size (``5 * max(H, W) / 224``), kernel ``2 * ceil(2 sigma) + 1``.
-    """
-    check_choice("baseline", baseline, BASELINES)
-    if baseline == "zero":
-        return torch.zeros_like(images)
-    if baseline == "mean":
-        return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
-    size = max(images.shape[-2:])
-    sigma = 5.0 * size / 224 if blur_sigma is None else float(blur_sigma)
-    if not sigma > 0:
-        raise ValueError(f"blur_sigma must be > 0; got {blur_sigma!r}")
-    return _gaussian_blur(images, sigma)
-
-
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur, kernel ``2 ceil(2 sigma) + 1`` (capped by the image), reflect padding."""
-    kernel = 2 * math.ceil(2 * sigma) + 1
-    kernel = min(kernel, 2 * ((min(images.shape[-2:]) - 1) // 2) + 1)  # reflect padding must fit the image
-    if kernel < 3:
-        return images.clone()
-    half = kernel // 2
-    x = torch.arange(-half, half + 1, dtype=images.dtype, device=images.device)
-    weights = torch.exp(-0.5 * (x / sigma) ** 2)
-    weights = weights / weights.sum()
-    c = images.shape[1]
-    out = F.pad(images, (half, half, half, half), mode="reflect")
-    out = F.conv2d(out, weights.view(1, 1, 1, -1).expand(c, 1, 1, kernel), groups=c)
-    return F.conv2d(out, weights.view(1, 1, -1, 1).expand(c, 1, kernel, 1), groups=c)
+    """The image every pixel is moved towards: :func:`medxai_lite.baselines.make_baseline`
+    restricted to :data:`BASELINES` (``"blur"``: Petsiuk et al.'s sigma 5 at 224 px, scaled)."""
+    return _make_baseline(images, baseline, blur_sigma, choices=BASELINES)
 
 
 def _ranks(maps: np.ndarray, patch_size: int) -> tuple[torch.Tensor, int]:

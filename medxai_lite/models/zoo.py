@@ -13,32 +13,24 @@ the last downsampling step (Chen et al. 2017, DeepLab; torchvision's
 """
 from __future__ import annotations
 
+import types
 import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from .._utils import check_choice
 
-__all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "get_model", "target_layer", "cam_grid", "grid_origin",
+__all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "ARCH_SPECS", "CAPABILITIES", "ArchSpec", "arch_spec",
+           "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "cam_grid", "grid_origin",
            "SmallCNN", "num_parameters"]
 
-#: The four CNNs of the Chaddad et al. (2025) experiment.
-PAPER_ARCHS = ("resnet50", "densenet121", "vgg16", "efficientnet_b0")
-#: Every architecture ``get_model`` builds.
-ARCHS = PAPER_ARCHS + ("resnet18", "small_cnn")
 
 #: Output strides ``get_model`` builds: 32 (the networks as published), 16 or 8 (the last one or two
 #: downsampling steps removed).
 OUTPUT_STRIDES = (32, 16, 8)
-
-_TV_WEIGHTS = {
-    "resnet18": "ResNet18_Weights",
-    "resnet50": "ResNet50_Weights",
-    "densenet121": "DenseNet121_Weights",
-    "vgg16": "VGG16_Weights",
-    "efficientnet_b0": "EfficientNet_B0_Weights",
-}
 
 
 class SmallCNN(nn.Module):
@@ -70,6 +62,161 @@ class SmallCNN(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+@dataclass(frozen=True)
+class ArchSpec:
+    """Everything the package knows about one architecture of the zoo, in one place.
+
+    Attributes
+    ----------
+    name, title : str
+        Registry key (``"resnet50"``) and the name printed in tables and figures (``"ResNet50"``).
+    paper : bool
+        One of the four CNNs of the Chaddad et al. (2025) experiment.
+    target_layer : str
+        Dotted path of the CAM layer, the last convolutional block (``"layer4.-1"``: the last
+        block of ``layer4``; negative indices count from the end of a ``Sequential``).
+    stage_layers : tuple of str
+        One layer per resolution stage, input side first (Layer-CAM's multi-layer fusion, the
+        CAM chapter's layer comparison).
+    blocks : tuple of str
+        Coarse blocks, output side first, for cascading parameter randomisation.
+    capabilities : frozenset of str
+        ``"gap_linear_head"`` (global average pooling then one Linear layer: the original CAM
+        applies), ``"relu"`` (every non-linearity is a ReLU: DeconvNet, guided backpropagation,
+        DeepLIFT's rescale rule and conservative LRP rules apply), ``"batchnorm_free"`` (LRP's
+        epsilon rule on every layer is conservative).
+    lacks : dict
+        Why the architecture lacks a capability (read by the registry's refusal messages).
+    canonizer : str or None
+        zennit canonizer for LRP: ``"resnet"`` (merge BatchNorm, expose residual sums),
+        ``"merge_bn"`` (merge BatchNorm into the preceding convolution) or ``None``.
+    head : str
+        Dotted path of the final Linear layer, replaced by a ``num_classes``-way one.
+    weights : str or None
+        torchvision's ImageNet weights enum (``None``: no published weights).
+    grid_origin : str
+        How a CAM cell maps to input pixels (see :func:`grid_origin`): ``"same"`` (same-padding
+        convolutions: cell 0 centred on pixel 0), ``"maxpool2"`` (2 x 2 pooling) or ``"densenet"``.
+    matches : callable
+        ``matches(model) -> bool``: whether a model object is built like this architecture.
+    """
+
+    name: str
+    title: str
+    paper: bool
+    target_layer: str
+    stage_layers: tuple[str, ...]
+    blocks: tuple[str, ...]
+    capabilities: frozenset
+    canonizer: str | None
+    grid_origin: str
+    matches: Callable[[nn.Module], bool]
+    lacks: Mapping[str, str] = field(default_factory=dict)
+    head: str = "fc"
+    weights: str | None = None
+
+    def has(self, capability: str) -> bool:
+        check_choice("capability", capability, CAPABILITIES)
+        return capability in self.capabilities
+
+
+#: The capabilities an :class:`ArchSpec` may declare (a method's ``requires=`` names them).
+CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free")
+
+
+def _is_resnet(bottleneck: bool) -> Callable[[nn.Module], bool]:
+    def matches(model: nn.Module) -> bool:
+        from torchvision.models import ResNet
+        from torchvision.models.resnet import Bottleneck
+
+        return isinstance(model, ResNet) and isinstance(model.layer1[0], Bottleneck) == bottleneck
+    return matches
+
+
+def _is_tv(cls_name: str) -> Callable[[nn.Module], bool]:
+    def matches(model: nn.Module) -> bool:
+        import torchvision.models
+
+        return isinstance(model, getattr(torchvision.models, cls_name))
+    return matches
+
+
+_ALL = frozenset({"gap_linear_head", "relu"})
+_NOT_RELU = "its activations are SiLU and its squeeze-excitation blocks multiply activations, not ReLU units"
+#: One entry per architecture: adding an architecture is adding an entry here (and its builder).
+ARCH_SPECS: Mapping[str, ArchSpec] = types.MappingProxyType({s.name: s for s in (
+    ArchSpec("resnet50", "ResNet50", True, "layer4.-1",
+             ("layer1.-1", "layer2.-1", "layer3.-1", "layer4.-1"),
+             ("fc", "layer4", "layer3", "layer2", "layer1", "conv1"),
+             _ALL, "resnet", "same", _is_resnet(True),
+             {"batchnorm_free": "it has BatchNorm after every convolution"}, "fc", "ResNet50_Weights"),
+    ArchSpec("densenet121", "DenseNet121", True, "features.norm5",
+             ("features.denseblock1", "features.denseblock2", "features.denseblock3", "features.norm5"),
+             ("classifier", "features.denseblock4", "features.denseblock3", "features.denseblock2",
+              "features.denseblock1", "features.conv0"),
+             _ALL, None, "densenet", _is_tv("DenseNet"),
+             {"batchnorm_free": "it has BatchNorm before every convolution"}, "classifier",
+             "DenseNet121_Weights"),
+    ArchSpec("vgg16", "VGG16", True, "features.-1",
+             ("features.15", "features.22", "features.29"),
+             ("classifier", "features.28", "features.21", "features.14", "features.7", "features.0"),
+             frozenset({"relu", "batchnorm_free"}), "merge_bn", "maxpool2", _is_tv("VGG"),
+             {"gap_linear_head": "its head is three Linear layers after a 7x7 adaptive pooling, not global "
+                                 "average pooling followed by one Linear layer"}, "classifier.-1", "VGG16_Weights"),
+    ArchSpec("efficientnet_b0", "EfficientNet-B0", True, "features.-1",
+             ("features.2", "features.3", "features.5", "features.8"),
+             ("classifier", "features.8", "features.6", "features.4", "features.2", "features.0"),
+             frozenset({"gap_linear_head"}), None, "same", _is_tv("EfficientNet"),
+             {"relu": _NOT_RELU, "batchnorm_free": "it has BatchNorm after every convolution"}, "classifier.-1",
+             "EfficientNet_B0_Weights"),
+    ArchSpec("resnet18", "ResNet18", False, "layer4.-1",
+             ("layer1.-1", "layer2.-1", "layer3.-1", "layer4.-1"),
+             ("fc", "layer4", "layer3", "layer2", "layer1", "conv1"),
+             _ALL, "resnet", "same", _is_resnet(False),
+             {"batchnorm_free": "it has BatchNorm after every convolution"}, "fc", "ResNet18_Weights"),
+    ArchSpec("small_cnn", "SmallCNN", False, "features.-1",
+             ("features.0", "features.1", "features.2", "features.3"),
+             ("classifier", "features.3", "features.2", "features.1", "features.0"),
+             _ALL, "merge_bn", "maxpool2", lambda model: isinstance(model, SmallCNN),
+             {"batchnorm_free": "it has BatchNorm after every convolution"}, "classifier"),
+)})
+
+
+#: Every architecture ``get_model`` builds.
+ARCHS = tuple(ARCH_SPECS)
+#: The four CNNs of the Chaddad et al. (2025) experiment.
+PAPER_ARCHS = tuple(name for name, spec in ARCH_SPECS.items() if spec.paper)
+
+
+def arch_spec(arch: str) -> ArchSpec:
+    """The :class:`ArchSpec` of ``arch`` (a ``ValueError`` names the valid architectures)."""
+    check_choice("arch", arch, ARCHS)
+    return ARCH_SPECS[arch]
+
+
+def infer_arch(model: nn.Module) -> str | None:
+    """The zoo architecture ``model`` is built like, from its class; ``None`` when unknown.
+
+    torchvision ResNet with Bottleneck blocks -> ``"resnet50"``, with BasicBlocks ->
+    ``"resnet18"``; DenseNet -> ``"densenet121"``; VGG -> ``"vgg16"``; EfficientNet ->
+    ``"efficientnet_b0"``; :class:`SmallCNN` -> ``"small_cnn"`` (each spec's ``matches``).
+    """
+    return next((name for name, spec in ARCH_SPECS.items() if spec.matches(model)), None)
+
+
+def resolve_module(model: nn.Module, path: str) -> nn.Module:
+    """The submodule at a dotted ``path`` in which integers index a ``Sequential`` (``"layer4.-1"``)."""
+    module = model
+    for part in path.split("."):
+        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
+    return module
+
+
+def stage_layers(model: nn.Module, arch: str) -> list[nn.Module]:
+    """One layer per resolution stage of a zoo model, input side first (from its :class:`ArchSpec`)."""
+    return [resolve_module(model, p) for p in arch_spec(arch).stage_layers]
+
+
 _warned_offline = False
 
 
@@ -80,7 +227,7 @@ def _load_pretrained(arch: str, timeout: float):
     import torchvision
 
     global _warned_offline
-    enum = getattr(torchvision.models, _TV_WEIGHTS[arch]).DEFAULT
+    enum = getattr(torchvision.models, arch_spec(arch).weights).DEFAULT
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
@@ -169,14 +316,15 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
         state = _load_pretrained(arch, download_timeout)
         if state is not None:
             model.load_state_dict(state)
-    if arch.startswith("resnet"):
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
-    elif arch == "densenet121":
-        model.classifier = nn.Linear(model.classifier.in_features, num_classes)
-    elif arch == "vgg16":
-        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
-    elif arch == "efficientnet_b0":
-        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
+    path = arch_spec(arch).head
+    parent, _, leaf = path.rpartition(".")
+    owner = resolve_module(model, parent) if parent else model
+    old = resolve_module(model, path)
+    new = nn.Linear(old.in_features, num_classes)
+    if leaf.lstrip("-").isdigit():
+        owner[int(leaf)] = new
+    else:
+        setattr(owner, leaf, new)
     return model
 
 
@@ -189,12 +337,7 @@ def target_layer(model: nn.Module, arch: str) -> nn.Module:
     models (112 px, stride 16) and for the published networks at 224 px (stride 32), 2 x 2 for
     the published networks at 64 px. :func:`cam_grid` measures it for any model.
     """
-    check_choice("arch", arch, ARCHS)
-    if arch.startswith("resnet"):
-        return model.layer4[-1]
-    if arch == "densenet121":
-        return model.features.norm5
-    return model.features[-1]
+    return resolve_module(model, arch_spec(arch).target_layer)
 
 
 def cam_grid(model: nn.Module, arch: str, image_size: int) -> tuple[int, int]:
@@ -254,12 +397,13 @@ def grid_origin(arch: str | None, stride: int) -> float | None:
     """
     if arch is None:
         return None
-    check_choice("arch", arch, ARCHS)
+    arch_spec(arch)
     if not isinstance(stride, (int, float)) or stride < 1:
         raise ValueError(f"stride must be a number >= 1, got {stride!r}")
-    if arch in ("vgg16", "small_cnn"):
+    rule = arch_spec(arch).grid_origin
+    if rule == "maxpool2":
         return stride / 2 - 0.5
-    if arch == "densenet121":   # transitions after dense blocks 1, 2, 3 pool inputs of stride 4, 8, 16
+    if rule == "densenet":   # transitions after dense blocks 1, 2, 3 pool inputs of stride 4, 8, 16
         return float(sum(t / 2 for t in (4, 8, 16) if 2 * t <= stride))
     return 0.0
 
