@@ -1,8 +1,8 @@
 r"""Model surgery for the rule-based attribution methods (DeepLIFT, DeepSHAP, LRP).
 
 DeepLIFT and LRP replace the backward pass of every non-linearity by a rule attached to its
-*module*. Three habits of torchvision models defeat that, each measured on this stack
-(``shared/notes/library-compat.md``):
+*module*. Four habits of torchvision models and captum defeat that; the summation and
+conservation tests of ``tests/test_explain.py`` fail without the fix for each:
 
 1. in-place operations (``nn.ReLU(inplace=True)``) break module backward hooks;
 2. torchvision ResNet blocks call one ``self.relu`` module two or three times and add the

@@ -168,8 +168,9 @@ def register(
     unsupported : dict, optional
         ``{arch: reason}`` for refusals no capability describes (a measured failure).
     presets : dict, optional
-        ``{"quick": {...}, "book": {...}}`` option sets (:data:`PRESETS`); a missing one is ``{}``
-        (the adapter's defaults).
+        ``{"quick": {...}, "book": {...}}`` option sets (:data:`PRESETS`). ``"book"`` holds the
+        knobs ``"quick"`` turns, at the adapter's defaults unless given; a missing preset adds
+        nothing to the defaults.
 
     Example
     -------
@@ -209,6 +210,12 @@ def register(
         params = list(inspect.signature(func).parameters.values())[1:]
         options = tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD)
         sets = {p: dict((presets or {}).get(p, {})) for p in PRESETS}
+        # "book" names the same knobs as "quick", at the adapter's defaults unless given: the two
+        # presets read side by side as the cost trade-off
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        for key in sets["quick"]:
+            if key in defaults:
+                sets["book"].setdefault(key, defaults[key])
         for preset, values in sets.items():
             wrong = sorted(set(values) - set(options))
             if wrong:
