@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from medxai_lite.metrics import aopc, deletion, insertion  # noqa: E402
+from medxai_lite.metrics import fidelity  # noqa: E402
 from medxai_lite.metrics.fidelity import make_baseline, perturbation_curves, step_counts  # noqa: E402
 from medxai_lite.models.zoo import get_model  # noqa: E402
 
@@ -106,11 +107,11 @@ def main() -> None:
     cases = {
         "deletion": (lambda: deletion(model, images, targets, maps, steps=args.steps, baseline="zero",
                                       batch_size=args.batch_size),
-                     lambda: np.trapezoid(loop_curves(model, images, targets, maps, "deletion", "zero", args.steps),
+                     lambda: fidelity.trapezoid(loop_curves(model, images, targets, maps, "deletion", "zero", args.steps),
                                           step_counts(maps[0].size, args.steps, 1.0) / maps[0].size, axis=1)),
         "insertion": (lambda: insertion(model, images, targets, maps, steps=args.steps, baseline="blur",
                                         batch_size=args.batch_size),
-                      lambda: np.trapezoid(loop_curves(model, images, targets, maps, "insertion", "blur", args.steps),
+                      lambda: fidelity.trapezoid(loop_curves(model, images, targets, maps, "insertion", "blur", args.steps),
                                            step_counts(maps[0].size, args.steps, 1.0) / maps[0].size, axis=1)),
         "aopc": (lambda: aopc(model, images, targets, maps, steps=args.steps, baseline="zero",
                               batch_size=args.batch_size),

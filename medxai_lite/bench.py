@@ -33,8 +33,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -46,8 +44,9 @@ import numpy as np
 from ._utils import atomic_dir, cache_dir, check_choice, device
 
 __all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
-           "MAP_MEAN", "EXTENDED_ARCH", "RANDOM_REFERENCE", "VS_RANDOM_METRICS", "BenchmarkResult", "run_benchmark", "load_results",
-           "bench_model", "train_models", "random_maps", "reproduction_summary"]
+           "MAP_MEAN", "EXTENDED_ARCH", "EXTENDED_FAMILIES", "RANDOM_REFERENCE", "VS_RANDOM_METRICS", "BenchmarkResult", "run_benchmark", "load_results",
+           "bench_model", "train_models", "reproduction_summary", "extended_ranks", "table_b", "gap_to_random",
+           "example_maps"]
 
 #: The five CAM methods of the experiment, as registry keys.
 PAPER_CAMS = ("gradcampp", "xgradcam", "ablationcam", "eigengradcam", "layercam")
@@ -56,7 +55,7 @@ DATA_SOURCES = {
     "phantom": ("phantom-brain-mri", "phantom-skin", "phantom-chest-xray"),
     "real": ("brain-tumor-mri", "isic-benign-malignant", "chest-xray-pneumonia"),
 }
-#: Figures published in Chaddad et al. (2025), abstract (seeds/000): shown beside ours.
+#: Figures published in the abstract of Chaddad et al. (2025): shown beside ours.
 PUBLISHED_ACCURACY = [
     {"dataset": "skin cancer (public data)", "arch": "resnet50", "accuracy": 0.8631,
      "source": "Chaddad et al. 2025 (published, real data, pretrained, 224 px)"},
@@ -80,15 +79,11 @@ BENCH_BUDGETS = {
                 arch_train={"vgg16": dict(n_train=64, epochs=1, lr=1e-4)},
                 n_images=16, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.05, "batch_size": 128}},
                 extended_images=2,
-                extended_options={"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
-                                  "sscam": {"num_samples": 1, "batch_size": 128},
-                                  "iscam": {"num_samples": 1, "batch_size": 128},
-                                  "smooth_gradcampp": {"num_samples": 2}, "smoothgrad": {"nt_samples": 4},
-                                  "integrated_gradients": {"n_steps": 16}, "xrai": {"steps": 8},
-                                  "deepshap": {"n_noise": 2}},
+                # every method of the extended grid runs at its registry preset: "quick" here, "book" at paper scale
+                extended_preset="quick", extended_options={},
                 steps=16),
-    "paper": dict(train={}, arch_train={}, n_images=100, method_options={}, extended_images=32, extended_options={},
-                  steps=32),
+    "paper": dict(train={}, arch_train={}, n_images=100, method_options={}, extended_images=32, extended_preset="book",
+                  extended_options={}, steps=32),
 }
 _CAM_METRICS = ("road_combined", "confidence_change", "confidence_increase")
 #: Localisation scores of Table B, on the images with a lesion mask (NaN elsewhere).
@@ -114,42 +109,21 @@ class BenchmarkResult:
     folder: Path
 
 
+#: The families whose methods the extended grid runs by default. The perturbation family (tens of
+#: model passes per image even at its quick preset) joins when its chapter budgets it; pass
+#: ``extended_methods=`` to run any method now.
+EXTENDED_FAMILIES = ("CAM-based", "Gradient-based")
 #: The network of the extended grid: cheap enough to run every method of the registry on it.
 EXTENDED_ARCH = "resnet18"
 #: The diagnostic stored beside the scores: the mean of each [0, 1] map (the share of the image it keeps).
 MAP_MEAN = "map_mean"
-#: The reference row of Table B: random maps as coarse as the CAMs (see :func:`random_maps`).
+#: The reference row of Table B: random maps as coarse as the CAMs, noise on the target layer's
+#: grid upsampled to the image (:func:`medxai_lite.metrics.random_maps` with ``grid="cam"``). A
+#: score is only informative where it beats a map that knows nothing about the image but is as
+#: coarse as the maps being judged.
 RANDOM_REFERENCE = "random_map"
-
-
-def random_maps(model, arch: str, images, seed: int = 0) -> np.ndarray:
-    """Random maps with the spatial grain of a CAM: uniform noise on the target layer's grid,
-    upsampled bilinearly to the image size and scaled to [0, 1] per image.
-
-    The reference Table B needs: a score is only informative where it beats a map that knows
-    nothing about the image but is as coarse as the maps being judged. Same seed, same maps.
-    """
-    import torch
-
-    from .models import target_layer
-
-    grid = {}
-
-    def record(module, inputs, output):   # returns None: the output is left as it is
-        grid.setdefault("shape", output.shape[-2:])
-
-    handle = target_layer(model, arch).register_forward_hook(record)
-    try:
-        with torch.no_grad():
-            model(images[:1].to(next(model.parameters()).device))
-    finally:
-        handle.remove()
-    h, w = (int(v) for v in grid["shape"])
-    low = torch.from_numpy(np.random.default_rng(seed).random((len(images), 1, h, w), dtype=np.float32))
-    up = torch.nn.functional.interpolate(low, size=tuple(images.shape[-2:]), mode="bilinear",
-                                         align_corners=False)[:, 0].numpy()
-    lo, hi = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
-    return ((up - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
+#: The columns of ``scores.csv``, in order.
+SCORE_CSV_COLUMNS = ["dataset", "image", "class", "predicted", "method", "metric", "value"]
 
 
 def bench_model(dataset: str, arch: str = "resnet50", profile: str = "cpu", seed: int = 0):
@@ -238,7 +212,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     from tqdm.auto import tqdm
 
     from .explain import explain, list_methods
-    from .metrics import METRICS, paired_tests
+    from .metrics import paired_tests, random_maps, score_table, wide_scores
     from .models import PAPER_ARCHS
 
     check_choice("data", data, DATA_SOURCES)
@@ -279,8 +253,13 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
 
     phases = {"training": time.perf_counter() - t_start}
     # Table B: the CAM methods on cam_arch, per image, then ROAD and the confidence scores
-    score_rows, time_rows = [], []
+    score_tables, time_rows = [], []
     steps = [(d, m) for d in datasets for m in [*methods, RANDOM_REFERENCE]]
+    # ROAD and the confidence scores, localisation against the true lesion (NaN on images without
+    # one), and, not a score, how much of the image the map keeps, which the "image x map" scores
+    # depend on
+    cam_metrics = {**{m: m for m in _CAM_METRICS}, **{m: (m, {"on_empty": "nan"}) for m in _CAM_LOCALISATION},
+                   MAP_MEAN: _map_mean}
     bar = tqdm(steps, desc="explaining", disable=not progress)
     batches = {}
     for d, method in bar:
@@ -293,7 +272,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
         test, batch, preds = batches[d]
         x = batch["image"]
         if method == RANDOM_REFERENCE:
-            maps = random_maps(model, cam_arch, x, seed=seed)
+            maps = random_maps(x, "cam", model=model, arch=cam_arch, seed=seed)
         else:
             opts = budget["method_options"].get(method, {})
             maps, secs = [], []
@@ -305,22 +284,14 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
             time_rows.append({"dataset": d, "method": method, "mean_s_per_image": float(np.mean(secs)),
                               "sd_s_per_image": float(np.std(secs, ddof=1)), "n_images": len(secs),
                               "device": str(device()), "arch": cam_arch})
-        with warnings.catch_warnings():   # a constant map's ROAD is NaN, counted in the summary's n_undefined
-            warnings.simplefilter("ignore", RuntimeWarning)
-            values = {metric: METRICS[metric](model, x, preds, maps) for metric in _CAM_METRICS}
-            if "mask" in batch:   # localisation against the true lesion, on the images that have one
-                masks = batch["mask"].numpy()
-                values.update({metric: METRICS[metric](model, x, preds, maps, masks, on_empty="nan")
-                               for metric in _CAM_LOCALISATION})
-        # not a score: how much of the image the map keeps, which the "image x map" scores depend on
-        values[MAP_MEAN] = maps.mean(axis=(1, 2))
-        for metric, vals in values.items():
-            for i, v in enumerate(vals):
-                score_rows.append({"dataset": d, "image": int(batch["index"][i]),
-                                   "class": test.classes[int(batch["label"][i])],
-                                   "predicted": test.classes[int(preds[i])], "method": method, "metric": metric,
-                                   "value": float(v)})
-    scores = pd.DataFrame(score_rows)
+        # quiet: a constant map's ROAD is NaN, counted in the summary's n_undefined
+        score_tables.append(score_table(
+            {method: maps}, cam_metrics, model=model, images=x, targets=preds,
+            masks=batch["mask"].numpy() if "mask" in batch else None, dataset=d, model_name=cam_arch,
+            image_ids=[int(i) for i in batch["index"]], quiet=True,
+            columns={"class": [test.classes[int(c)] for c in batch["label"]],
+                     "predicted": [test.classes[int(p)] for p in preds]}))
+    scores = pd.concat(score_tables, ignore_index=True)[SCORE_CSV_COLUMNS]
     timing = pd.DataFrame(time_rows)
     overall = scores.groupby(["dataset", "method", "metric"])["value"].mean().unstack("metric").reset_index()
     overall["class"] = "all"
@@ -336,9 +307,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     tests = []
     for d in datasets:
         for metric in ("road_combined", "confidence_change"):
-            wide = scores[(scores.dataset == d) & (scores.metric == metric)].pivot(index="image", columns="method",
-                                                                                   values="value")[methods]
-            t = paired_tests(wide, seed=seed)
+            t = paired_tests(wide_scores(scores[scores.dataset == d], metric, methods), seed=seed)
             t.insert(0, "metric", metric)
             t.insert(0, "dataset", d)
             tests.append(t)
@@ -350,8 +319,8 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
             part = scores[(scores.dataset == d) & (scores.metric == metric)]
             if part.empty:
                 continue
-            wide = part.pivot(index="image", columns="method", values="value")[[*methods, RANDOM_REFERENCE]]
-            t = paired_tests(wide, seed=seed, reference=RANDOM_REFERENCE, alternative="greater")
+            t = paired_tests(wide_scores(part, metric, [*methods, RANDOM_REFERENCE]), seed=seed,
+                             reference=RANDOM_REFERENCE, alternative="greater")
             t.insert(0, "metric", metric)
             t.insert(0, "dataset", d)
             against.append(t)
@@ -374,6 +343,11 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     return load_results(folder)
 
 
+def _map_mean(model, images, targets, maps, masks=None) -> np.ndarray:
+    """The mean of each [0, 1] map: the share of the image that multiplying by the map keeps."""
+    return maps.mean(axis=(1, 2))
+
+
 def _extended_grid(datasets, methods, models, budget, seed, progress):
     """Every visual method x every visual metric on ``models`` (one per dataset), against the true masks."""
     import pandas as pd
@@ -382,7 +356,8 @@ def _extended_grid(datasets, methods, models, budget, seed, progress):
     from .explain import METHODS, explain
     from .metrics import METRICS
 
-    methods = list(methods or [m for m, info in METHODS.items() if info.supports(EXTENDED_ARCH)])
+    methods = list(methods or [m for m, info in METHODS.items()
+                               if info.supports(EXTENDED_ARCH) and info.output == "map" and info.family in EXTENDED_FAMILIES])
     rows = []
     jobs = [(d, m) for d in datasets for m in methods]
     cache = {}
@@ -394,7 +369,8 @@ def _extended_grid(datasets, methods, models, budget, seed, progress):
             cache[d] = (model, batch)
         model, batch = cache[d]
         x, masks = batch["image"], batch.get("mask")
-        res = explain(method, model, x, seed=seed, **budget["extended_options"].get(method, {}))
+        res = explain(method, model, x, seed=seed, preset=budget.get("extended_preset"),
+                      **budget["extended_options"].get(method, {}))
         for metric in _EXTENDED_METRICS:
             # undefined scores (e.g. a constant map) come back as NaN and are counted in n_images
             fn = METRICS[metric]
@@ -412,6 +388,65 @@ def _extended_grid(datasets, methods, models, budget, seed, progress):
                          "value": mean, "n_images": int(np.isfinite(values).sum()),
                          "seconds_per_image": res.seconds / len(x)})
     return pd.DataFrame(rows)
+
+
+#: The columns of Table B, in order (those the run computed).
+TABLE_B_METRICS = ("road_combined", "confidence_change", "confidence_increase", "pointing_game",
+                   "relevance_mass_accuracy", MAP_MEAN)
+
+
+def table_b(result: BenchmarkResult):
+    """Table B: the mean of each score per method (rows) and per dataset, over all classes;
+    columns ``(metric, dataset)`` in the order of :data:`TABLE_B_METRICS`."""
+    overall = result.cam_summary[result.cam_summary["class"] == "all"]
+    return overall.pivot(index="method", columns="dataset", values=[c for c in TABLE_B_METRICS if c in overall])
+
+
+def gap_to_random(result: BenchmarkResult, metrics: Sequence[str] = ("road_combined", "confidence_change",
+                                                                     "pointing_game")):
+    """Each method's mean score minus the random reference's on the same dataset (Table B's
+    ``random_map`` row), in each score's own units: positive is better than a random map of the
+    same grain (every metric here is higher-is-better). Rows: methods; columns ``(metric, dataset)``."""
+    overall = result.cam_summary[result.cam_summary["class"] == "all"]
+    gap = overall.set_index(["dataset", "method"])[[c for c in metrics if c in overall]]
+    gap = gap - gap.xs(RANDOM_REFERENCE, level="method")
+    return gap.drop(RANDOM_REFERENCE, level="method").unstack("dataset")
+
+
+def example_maps(model, dataset: str, methods: Sequence[str] = PAPER_CAMS, *, arch: str = "resnet50",
+                 profile: str = "cpu", n: int = 2, seed: int = 0):
+    """The maps behind Table B for a few images: the first ``n`` lesion-bearing test images of
+    ``dataset`` explained by each method on ``model`` (the benchmark's network for that dataset),
+    for the predicted class, with the profile's method options.
+
+    Returns ``(test, batch, results)``, ``results`` a dict method -> Explanation, ready for
+    :func:`medxai_lite.viz.method_grid`.
+    """
+    from .explain import explain
+    from .selection import lesion_images
+
+    check_choice("profile", profile, BENCH_BUDGETS)
+    options = BENCH_BUDGETS[profile]["method_options"]
+    test, batch = lesion_images(dataset, model, n, seed=seed)
+    results = {m: explain(m, model, batch["image"], arch=arch, seed=seed, **options.get(m, {})) for m in methods}
+    return test, batch, results
+
+
+def extended_ranks(extended):
+    """The extended grid as percentile ranks: per metric, each method's percentile rank among the
+    methods (mean over the datasets first), oriented so that higher is better: ``rank(pct=True)``
+    where higher is better (the best method gets 1), ``1 - rank(pct=True)`` where lower is better
+    (the best gets ``1 - 1/n``). Rows sorted by the mean rank, best first.
+
+    Returns ``(ranks, means)``: two DataFrames, methods x metrics, in the same order.
+    """
+    mean = extended.groupby(["method", "metric"])["value"].mean().unstack("metric")
+    better = extended.drop_duplicates("metric").set_index("metric")["higher_is_better"]
+    up = np.asarray(better.reindex(mean.columns).values, dtype=bool)
+    pct = mean.rank(pct=True)
+    ranked = pct * np.where(up, 1, 0) + (1 - pct) * np.where(up, 0, 1)
+    order = ranked.mean(axis=1).sort_values(ascending=False).index
+    return ranked.loc[order], mean.loc[order]
 
 
 def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
@@ -500,3 +535,4 @@ def load_results(folder: str | os.PathLike) -> BenchmarkResult:
     return BenchmarkResult(**{n: read(n) for n in ("accuracy", "per_class_f1", "scores", "cam_summary", "ttests",
                                                     "vs_random", "timing", "extended")},
                            meta=json.loads((folder / "meta.json").read_text()), folder=folder)
+

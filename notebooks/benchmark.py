@@ -56,9 +56,10 @@ import plotly.io as pio
 from IPython.display import display
 from itables import init_notebook_mode, show
 
-import medxai_lite as mx
-from medxai_lite.bench import PUBLISHED_CONFIDENCE, reproduction_summary, run_benchmark, train_models
+from medxai_lite.bench import (PUBLISHED_CONFIDENCE, extended_ranks, reproduction_summary, run_benchmark, table_b,
+                               train_models)
 from medxai_lite.models import cam_grid
+from medxai_lite.viz import plot_mean_bars, plot_pvalue_grid, plot_timing, style_verdicts
 
 if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
     pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -96,12 +97,8 @@ print(f"{cam_arch} at {size} px, output stride {cam_model.report.settings.get('o
 # can only be rehearsed, never reproduced; the verdict says so.
 
 # %%
-verdict_colours = {"reproduced": "#d9f2d9", "holds": "#d9f2d9", "ordering only": "#fff3cd",
-                   "not comparable": "#e2e3e5", "not run": "#e2e3e5", "not reproduced": "#f8d7da",
-                   "does not hold": "#f8d7da"}
-(reproduction_summary(result).style.hide(axis="index")
- .map(lambda v: f"background-color: {verdict_colours.get(v, 'white')}", subset=["verdict"])
- .set_caption("What reproduced and what did not (computed from this run)"))
+style_verdicts(reproduction_summary(result), default="white", hide_index=True,
+               caption="What reproduced and what did not (computed from this run)")
 
 # %% [markdown]
 # ## Table A: four CNNs on three datasets
@@ -150,11 +147,8 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 # %%
 scores, summary = result.scores, result.cam_summary
 overall = summary[summary["class"] == "all"]
-columns = [c for c in ["road_combined", "confidence_change", "confidence_increase", "pointing_game",
-                       "relevance_mass_accuracy", "map_mean"] if c in overall]
-table_b = overall.pivot(index="method", columns="dataset", values=columns)
 per_dataset = scores.groupby("dataset")["image"].nunique()
-display(table_b.style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
+display(table_b(result).style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
         .set_caption("Table B: mean over " + ", ".join(f"{n} images of {d}" for d, n in per_dataset.items())))
 for metric, caption in [("road_combined", "Mean ROAD (combined) per class"),
                         ("confidence_change", "Mean confidence change per class")]:
@@ -170,13 +164,9 @@ display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
 # the same grain, in each score's own units.
 
 # %%
-from medxai_lite.bench import RANDOM_REFERENCE
+from medxai_lite.bench import RANDOM_REFERENCE, gap_to_random
 
-gap = overall.set_index(["dataset", "method"])[[c for c in ["road_combined", "confidence_change", "pointing_game"]
-                                                 if c in overall]]
-gap = gap - gap.xs(RANDOM_REFERENCE, level="method")
-gap = gap.drop(RANDOM_REFERENCE, level="method").unstack("dataset")
-display(gap.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1)
+display(gap_to_random(result).style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1)
         .set_caption("Method minus random reference"))
 undefined = overall.groupby("method")["road_n_undefined"].sum()
 print("per-image ROAD scores left out because the map was constant:",
@@ -198,9 +188,8 @@ if vs.empty:
 else:
     wins = vs.assign(beats=vs.p_holm <= 0.05).pivot_table(index="method_a", columns=["metric", "dataset"],
                                                           values="beats", aggfunc="first")
-    display(wins.replace({True: "yes", False: "no"}).style
-            .map(lambda v: "background-color: #d9f2d9" if v == "yes" else "background-color: #f8d7da")
-            .set_caption("Beats the random map (one-sided paired t-test, Holm-adjusted p <= 0.05)"))
+    display(style_verdicts(wins.replace({True: "yes", False: "no"}), columns=None, default="#f8d7da",
+                           caption="Beats the random map (one-sided paired t-test, Holm-adjusted p <= 0.05)"))
     show(vs[["dataset", "metric", "method_a", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "t",
              "d_z", "p", "p_holm", "significant"]].rename(columns={"method_a": "method", "mean_b": "mean_random"})
          .round(4), classes="display compact", pageLength=10)
@@ -247,21 +236,16 @@ for d in ref.index:
 # own), with the true lesion outlined.
 
 # %%
-from medxai_lite.bench import BENCH_BUDGETS
-from medxai_lite.data import lesion_batch
+from medxai_lite.bench import example_maps
 from medxai_lite.viz import method_grid
 
 for d in meta["settings"]["datasets"]:
-    model = models[(d, cam_arch)]   # the networks the training step returned
-    test = mx.load_dataset(d, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
-    batch = lesion_batch(test, 2)
-    x = batch["image"]
-    maps = {m: mx.explain(m, model, x, arch=cam_arch, seed=seed,
-                          **BENCH_BUDGETS[profile]["method_options"].get(m, {}))
-            for m in meta["settings"]["methods"]}
+    # the networks the training step returned; two lesion images, the benchmark's method options
+    test, batch, maps = example_maps(models[(d, cam_arch)], d, meta["settings"]["methods"], arch=cam_arch,
+                                     profile=profile, seed=seed)
     names = [f"{test.classes[int(c)]} (predicted {test.classes[int(p)]})"
              for c, p in zip(batch["label"], next(iter(maps.values())).targets)]
-    method_grid(x, maps, masks=batch.get("mask"), row_titles=names,
+    method_grid(batch["image"], maps, masks=batch.get("mask"), row_titles=names,
                 title=f"{d}: the five CAM methods on {cam_arch}")
     plt.show()
 
@@ -272,23 +256,8 @@ for d in meta["settings"]["datasets"]:
 # why the test against the random reference comes first.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-for ax, metric, label in [(axes[0], "road_combined", "ROAD combined (higher: more faithful)"),
-                          (axes[1], "confidence_change", "confidence change (mean)")]:
-    s = scores[scores.metric == metric]
-    stats = s.groupby(["dataset", "method"])["value"].agg(["mean", "sem"]).reset_index()
-    names = list(dict.fromkeys(stats["method"]))
-    width = 0.8 / len(names)
-    for k, m in enumerate(names):
-        part = stats[stats.method == m]
-        pos = np.arange(len(part)) + k * width
-        ax.bar(pos, part["mean"], width, yerr=1.96 * part["sem"].fillna(0), capsize=2, label=m)
-    ax.set_xticks(np.arange(len(part)) + 0.4 - width / 2, part["dataset"], rotation=10)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_ylabel(label)
-    ax.set_title(label.split(" (")[0] + ", mean and 95 % interval")
-axes[1].legend(fontsize=8)
-fig.tight_layout()
+plot_mean_bars(scores, {"road_combined": "ROAD combined (higher: more faithful)",
+                        "confidence_change": "confidence change (mean)"})
 plt.show()
 
 # %% [markdown]
@@ -305,24 +274,7 @@ cols = ["dataset", "metric", "method_a", "method_b", "n", "mean_diff", "ci_low",
 show(tt[cols].round(4), classes="display compact", pageLength=10)
 
 # %%
-ds_list = list(dict.fromkeys(tt["dataset"]))
-score_names = list(dict.fromkeys(tt["metric"]))
-fig, axes = plt.subplots(len(score_names), len(ds_list), figsize=(4.6 * len(ds_list), 4 * len(score_names)),
-                         squeeze=False)
-for row, metric in zip(axes, score_names):
-    for ax, d in zip(row, ds_list):
-        part = tt[(tt.dataset == d) & (tt.metric == metric)]
-        names = list(dict.fromkeys(list(part.method_a) + list(part.method_b)))
-        grid = pd.DataFrame(np.nan, index=names, columns=names)
-        for _, r in part.iterrows():
-            grid.loc[r.method_a, r.method_b] = grid.loc[r.method_b, r.method_a] = r.p_holm
-        im = ax.imshow(-np.log10(grid.astype(float).clip(lower=1e-6)), cmap="viridis", vmin=0, vmax=4)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_title(f"{d}: {metric}", fontsize=10)
-        plt.colorbar(im, ax=ax, fraction=0.046).set_label("-log10 Holm-adjusted p")
-fig.suptitle("Which methods differ? (brighter: smaller adjusted p; 1.3 is p = 0.05)", fontsize=11)
-fig.tight_layout()
+plot_pvalue_grid(tt, column="p_holm")      # -log10 of the Holm-adjusted p of every pair
 plt.show()
 
 # %% [markdown]
@@ -330,14 +282,10 @@ plt.show()
 
 # %%
 timing = result.timing
-fig, ax = plt.subplots(figsize=(8, 4))
-t = timing.pivot(index="method", columns="dataset", values="mean_s_per_image")
-e = timing.pivot(index="method", columns="dataset", values="sd_s_per_image")
-t.plot.barh(ax=ax, xerr=e, logx=True, capsize=2)
-ax.set_xlabel("seconds per image (log scale; bars: mean, whiskers: sd)")
-ax.set_ylabel("")
-ax.set_title(f"Time per image on {timing['device'].iloc[0]}, {timing['arch'].iloc[0]}")
-fig.tight_layout()
+plot_timing(timing.pivot(index="method", columns="dataset", values="mean_s_per_image"),
+            timing.pivot(index="method", columns="dataset", values="sd_s_per_image"), figsize=(8, 4),
+            xlabel="seconds per image (log scale; bars: mean, whiskers: sd)",
+            title=f"Time per image on {timing['device'].iloc[0]}, {timing['arch'].iloc[0]}")
 plt.show()
 timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).hide(axis="index")
 
@@ -354,15 +302,11 @@ timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).
 ext = result.extended
 if len(ext):
     show(ext.round(4), classes="display compact", pageLength=10)
-    mean = ext.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    better = ext.drop_duplicates("metric").set_index("metric")["higher_is_better"]
-    ranked = mean.rank(pct=True) * np.where(better.reindex(mean.columns).values, 1, 0) + \
-        (1 - mean.rank(pct=True)) * np.where(better.reindex(mean.columns).values, 0, 1)
-    order = ranked.mean(axis=1).sort_values(ascending=False).index
-    fig = px.imshow(ranked.loc[order], color_continuous_scale="Viridis", aspect="auto",
+    ranked, mean = extended_ranks(ext)     # percentile rank per metric, 1 = best; methods best first
+    fig = px.imshow(ranked, color_continuous_scale="Viridis", aspect="auto",
                     labels=dict(x="metric", y="method", color="rank (1 = best)"),
                     title="Extended grid: percentile rank of each method per metric (mean over the phantom sets)")
-    fig.update_traces(customdata=mean.loc[order].values,
+    fig.update_traces(customdata=mean.values,
                       hovertemplate="%{y} / %{x}<br>value %{customdata:.3f}<br>rank %{z:.2f}<extra></extra>")
     fig.update_layout(height=650)
     fig.show()

@@ -52,23 +52,16 @@ slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_s
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import display
 
 import medxai_lite as mx
-from medxai_lite.data import lesion_batch
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
-from medxai_lite.viz import explore, explorer_figure, method_grid, overlay
+from medxai_lite.selection import lesion_images
+from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
 
 mx.set_seed(seed)
 CAMS = list_methods("CAM-based")
 print(len(CAMS), "CAM-family methods:", ", ".join(CAMS))
-
-
-def lesion_images(name, model, n, seed=seed):
-    """``n`` test images with a lesion (by mask, where the dataset has masks), at the model's image size."""
-    test = mx.load_dataset(name, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
-    return test, lesion_batch(test, n)
 
 
 # %% [markdown]
@@ -110,7 +103,7 @@ for name in datasets:
     model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
     h, w = mx.cam_grid(model, arch, model.report.settings["image_size"])
     print(f"{name}: {arch} at {model.report.settings['image_size']} px, the CAM layer is a {h} x {w} grid")
-    test, batch = lesion_images(name, model, n_images)
+    test, batch = lesion_images(name, model, n_images, seed=seed)
     results = {}
     for method in CAMS:
         res = explain(method, model, batch["image"], **slow_options.get(method, {}))
@@ -132,13 +125,7 @@ for name in datasets:
 # %%
 times = pd.DataFrame(timings).pivot_table(index="method", columns="dataset", values="seconds per image")
 times = times.loc[times.mean(axis=1).sort_values().index]
-fig, ax = plt.subplots(figsize=(8, 5))
-times.plot.barh(ax=ax, logx=True)
-ax.set_xlabel("seconds per image (log scale)")
-ax.set_ylabel("")
-ax.set_title(f"CAM-family cost on a {arch}, {mx.device()}")
-ax.grid(axis="x", alpha=0.3)
-fig.tight_layout()
+plot_timing(times, title=f"CAM-family cost on a {arch}, {mx.device()}", figsize=(8, 5))
 plt.show()
 times.style.format("{:.3f}")
 
@@ -156,38 +143,30 @@ times.style.format("{:.3f}")
 # and down (see the previous page).
 
 # %%
-from medxai_lite.bench import random_maps
-from medxai_lite.metrics import pointing_ceiling, pointing_game, relevance_mass_accuracy
-from medxai_lite.models import grid_origin
+from medxai_lite.metrics import cam_pointing_ceiling, random_maps, relevance_mass_accuracy, score_summary, score_table
 
 fast_cams = [m for m in CAMS if METHODS[m].cost == "fast" and METHODS[m].supports(arch)]
-score_rows = []
+scores = []              # tidy: dataset, model, method, metric, image, value
 for name in datasets:
     model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
-    test, batch = lesion_images(name, model, n_score)
+    test, batch = lesion_images(name, model, n_score, seed=seed)
     if "mask" not in batch:
         print(f"{name}: no lesion masks, nothing to score against")
         continue
     x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
-    size = x.shape[-1]
-    stride = size / mx.cam_grid(model, arch, size)[0]
     maps = {m: explain(m, model, x, targets=y).maps for m in fast_cams}
     maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
-    maps["random"] = random_maps(model, arch, x, seed=seed)
-    for method, m in maps.items():
-        score_rows.append({"dataset": name, "method": method,
-                           "pointing game": np.nanmean(pointing_game(None, x, y, m, masks, on_constant="nan")),
-                           "RMA": np.nanmean(relevance_mass_accuracy(None, x, y, m, masks, on_constant="nan"))})
-    score_rows.append({"dataset": name, "method": "ceiling",
-                       "pointing game": pointing_ceiling(masks, stride, grid_origin(arch, stride)).mean(),
-                       "RMA": np.nan})
-cam_scores = pd.DataFrame(score_rows, columns=["dataset", "method", "pointing game", "RMA"]).pivot(
-    index="method", columns="dataset", values=["pointing game", "RMA"])
-order = [m for m in fast_cams + ["gradcam, library resize", "random", "ceiling"] if m in cam_scores.index]
-cam_scores.loc[order].style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis", vmin=0, vmax=1)
+    maps["random"] = random_maps(x, grid="cam", model=model, arch=arch, seed=seed)   # noise on the CAM grid
+    scores.append(score_table(maps, {"pointing game": "pointing_game", "RMA": "relevance_mass_accuracy"},
+                              images=x, targets=y, masks=masks, dataset=name, model_name=arch))
+    ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best any map of that grid can do
+    scores.append(score_table({"ceiling": masks}, {"pointing game": lambda *a: ceiling}, dataset=name))
+scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=["dataset", "method", "metric"])
+cam_scores = score_summary(scores, columns=["metric", "dataset"]) if len(scores) else pd.DataFrame()
+cam_scores.style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis", vmin=0, vmax=1)
 
 # %%
-pg = cam_scores["pointing game"] if score_rows else pd.DataFrame()
+pg = cam_scores["pointing game"] if len(cam_scores) else pd.DataFrame()
 for name in pg.columns:
     beats = [m for m in fast_cams if m in pg.index and pg.loc[m, name] > pg.loc["random", name]]
     print(f"{name}: {len(beats)} of {len(fast_cams)} methods point better than the random map; Grad-CAM "
@@ -210,7 +189,7 @@ for name in pg.columns:
 
 # %%
 model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
-test, batch = lesion_images(dataset, model, 3)
+test, batch = lesion_images(dataset, model, 3, seed=seed)
 layers = ["layer2", "layer3", "layer4"] if arch.startswith("resnet") else [None]
 cols = {}
 for layer in layers:
@@ -276,7 +255,7 @@ explore(model, test, methods=CAMS, layers=[l for l in layers if l], **slow_optio
 # the input and the equivalence is lost.
 
 # %%
-_, batch8 = lesion_images(dataset, model, 8)
+_, batch8 = lesion_images(dataset, model, 8, seed=seed)
 raw = {m: explain(m, model, batch8["image"]).raw.reshape(len(batch8["image"]), -1) for m in ("cam", "gradcam", "hirescam")}
 corr = pd.DataFrame({f"cam vs {m}": [np.corrcoef(raw["cam"][i], raw[m][i])[0, 1] for i in range(len(raw["cam"]))]
                      for m in ("gradcam", "hirescam")})
@@ -304,7 +283,7 @@ corr.describe().loc[["mean", "min"]].style.format("{:.4f}")
 # ```
 
 # %%
-_, batch32 = lesion_images(dataset, model, 32)
+_, batch32 = lesion_images(dataset, model, 32, seed=seed)
 if "mask" in batch32 and arch.startswith("resnet"):
     masks32 = batch32["mask"].numpy()
     hit_rates = {}

@@ -56,55 +56,30 @@ sanity_methods = ["gradcam", "saliency", "guided_backprop", "integrated_gradient
 randomisation_threshold = 0.5     # mean Spearman at or above this after full randomisation: the method fails
 n_randomisation = 2               # images of the every-method randomisation table
 sanity_skip = ["xrai"]            # XRAI's segmentation dominates its cost; see the gradient chapter
-# cost presets of the slow methods in the every-method randomisation table
-sanity_presets = {"scorecam": {"batch_size": 128}, "ablationcam": {"batch_size": 128},
-                  "sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_samples": 1, "batch_size": 128},
-                  "smooth_gradcampp": {"num_samples": 2}, "smoothgrad": {"nt_samples": 4},
-                  "integrated_gradients": {"n_steps": 16}, "deepshap": {"n_noise": 2}}
 method_options = {"integrated_gradients": {"n_steps": 16}, "scorecam": {"batch_size": 128}}
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import ndimage
 import pandas as pd
 from IPython.display import display
 
 import medxai_lite as mx
-from medxai_lite.data import lesion_batch
-from medxai_lite.explain import METHODS, explain, list_methods
+from medxai_lite.explain import METHODS, list_methods
 from medxai_lite.metrics import (
-    cascading_randomisation, confidence_change, confidence_increase, metrics_table, paired_tests,
-    perturbation_curves, pointing_game, randomisable_layers, relevance_mass_accuracy, relevance_rank_accuracy,
-    road_lerf, road_morf,
+    cascade_summary, cascading_randomisation_methods, count_constant_maps, curve_summary, localisation_table,
+    metrics_table, paired_tests, perturbation_curves, pointing_game, random_maps, randomisable_layers, road_curves,
+    score_runs, score_summary, score_table, wide_scores,
 )
-from medxai_lite.viz import add_colorbar, overlay
-
-import warnings
+from medxai_lite.selection import explain_lesions
+from medxai_lite.viz import (cascade_labels, method_colours, plot_perturbation_curves, plot_randomisation_curves,
+                             plot_randomisation_maps, plot_road_curves, plot_score_heatmap, style_verdicts)
 
 mx.set_seed(seed)
 methods = [m for m in methods if METHODS[m].supports(arch)]
 if not arch.startswith("resnet"):         # "layer2" names a ResNet stage; other architectures use the default
     method_options = {m: {k: v for k, v in o.items() if k != "layer"} for m, o in method_options.items()}
-COLOURS = dict(zip(methods + ["random"], plt.cm.tab10.colors[:len(methods)] + ((0.5, 0.5, 0.5),)))
-
-
-def lesion_images(name, model, n, seed=seed):
-    """``n`` test images with a lesion (by mask, where the dataset has masks), at the model's image size."""
-    test = mx.load_dataset(name, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
-    return test, lesion_batch(test, n)
-
-
-def n_constant(maps):
-    """How many of the maps [N, H, W] are constant (e.g. all zero): no ranking, no peak."""
-    flat = np.asarray(maps).reshape(len(maps), -1)
-    return int((flat.max(1) == flat.min(1)).sum())
-
-
-def random_maps(images, seed=seed):
-    """A uniform-noise map per image: the reference any explanation has to beat."""
-    n, _, h, w = images.shape
-    return np.random.default_rng(seed).random((n, h, w)).astype(np.float32)
+COLOURS = method_colours(methods)         # one colour per method, grey for the random reference
 
 
 # %% [markdown]
@@ -131,50 +106,28 @@ metrics_table()
 # by the tolerance (a peak anywhere in that band counts as a hit). That is the number to beat.
 
 # %%
-runs = {}                # dataset -> model, test set, batch, maps per method
-loc_rows = []
+# dataset -> model, test set, lesion batch and maps per method (the fidelity dataset too, if it is not among them)
+runs = {name: explain_lesions(name, methods, arch=arch, profile=profile, seed=seed, method_options=method_options,
+                              n=n_images if name in datasets else max(n_fidelity, n_road, n_sanity))
+        for name in dict.fromkeys([*datasets, dataset])}
+loc = []                 # tidy score tables
 for name in datasets:
-    model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
-    test, batch = lesion_images(name, model, n_images)
-    images, targets = batch["image"], batch["label"]
-    maps = {m: explain(m, model, images, targets, **method_options.get(m, {})).maps for m in methods}
-    runs[name] = dict(model=model, test=test, batch=batch, maps=maps)
+    batch, maps = runs[name]["batch"], runs[name]["maps"]
     if "mask" not in batch:
         print(f"{name}: no lesion masks, so the localisation metrics are skipped for it")
         continue
-    masks = batch["mask"].numpy()
-    size = images.shape[-1]
-    tolerance = 15 * size / 224
-    scorers = {"RMA": lambda m: relevance_mass_accuracy(None, images, None, m, masks),
-               "RRA": lambda m: relevance_rank_accuracy(None, images, None, m, masks),
-               "pointing game": lambda m: pointing_game(None, images, None, m, masks),
-               f"pointing game ±{tolerance:.0f} px": lambda m: pointing_game(None, images, None, m, masks,
-                                                                            tolerance=tolerance)}
-    for method, m in maps.items():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            for metric, score in scorers.items():
-                for i, v in enumerate(score(m)):
-                    loc_rows.append(dict(dataset=name, method=method, image=i, metric=metric, value=v))
-        if caught:   # the metrics score such maps NaN and warn; one line per method instead of three warnings
-            print(f"{name}, {method}: {n_constant(m)} of {len(m)} maps are constant "
+    # RMA, RRA, the pointing game strict and with Zhang et al.'s tolerance, and the chance row
+    loc.append(localisation_table(maps, batch["mask"].numpy(), dataset=name, model_name=arch))
+    for method, m in maps.items():   # scored NaN and left out of the means; one line instead of warnings
+        if count_constant_maps(m):
+            print(f"{name}, {method}: {count_constant_maps(m)} of {len(m)} maps are constant "
                   "(no positive relevance, no peak): scored NaN and left out of the means")
-    # chance: the share of the image a random peak must land in; with a tolerance that region is the
-    # lesion grown by the tolerance, not the lesion itself
-    area = masks.reshape(len(masks), -1).mean(1)
-    grown = np.stack([ndimage.distance_transform_edt(~m) <= tolerance for m in masks]).reshape(len(masks), -1).mean(1)
-    for metric in scorers:
-        for i, v in enumerate(grown if "±" in metric else area):
-            loc_rows.append(dict(dataset=name, method="chance", image=i, metric=metric, value=v))
 
-loc = pd.DataFrame(loc_rows)
+loc = pd.concat(loc, ignore_index=True) if loc else pd.DataFrame()
 if loc.empty:
     print("No dataset with masks: nothing to localise against.")
 else:
-    metric_order = list(dict.fromkeys(loc.metric))
-    summary = (loc.groupby(["method", "dataset", "metric"]).value.mean().unstack(["dataset", "metric"])
-               .reindex(index=[m for m in methods + ["chance"] if m in set(loc.method)]))
-    summary = summary[[(d, m) for d in datasets for m in metric_order if (d, m) in summary.columns]]
+    summary = score_summary(loc)       # mean per method (rows) and per dataset and metric (columns)
     display(summary.style.format("{:.2f}").background_gradient(cmap="viridis", vmin=0, vmax=1))
 
 # %% [markdown]
@@ -182,22 +135,8 @@ else:
 
 # %%
 if not loc.empty:
-    values = summary.to_numpy()
-    fig, ax = plt.subplots(figsize=(1.0 * values.shape[1] + 3, 0.55 * values.shape[0] + 2.2))
-    im = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for (r, c), v in np.ndenumerate(values):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black")
-    ax.set_xticks(range(values.shape[1]))
-    ax.set_xticklabels([f"{d.replace('phantom-', '')}\n{m}" for d, m in summary.columns], fontsize=8,
-                       rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(values.shape[0]))
-    ax.set_yticklabels(summary.index)
-    for boundary in range(len(metric_order), values.shape[1], len(metric_order)):
-        ax.axvline(boundary - 0.5, color="white", lw=2)
-    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
-    cb.set_label("mean score over lesion images\n(higher is better, 1 = perfect)")
-    ax.set_title(f"Localisation against the true masks ({arch}, {n_images} images per dataset)")
-    fig.tight_layout()
+    plot_score_heatmap(summary, label="mean score over lesion images\n(higher is better, 1 = perfect)",
+                       title=f"Localisation against the true masks ({arch}, {n_images} images per dataset)")
     plt.show()
 
 # %% [markdown]
@@ -211,20 +150,16 @@ if not loc.empty:
 # score against the `chance` row.
 
 # %%
-from medxai_lite.metrics import pointing_ceiling
-from medxai_lite.models import cam_grid, grid_origin
+from medxai_lite.metrics import cam_pointing_ceiling
 
-for name, run in runs.items():
-    if "mask" not in run["batch"] or "gradcam" not in run["maps"]:
-        continue
-    masks = run["batch"]["mask"].numpy()
-    size = masks.shape[-1]
-    h, w = cam_grid(run["model"], arch, size)
-    stride = size / h
-    ceiling = pointing_ceiling(masks, stride, grid_origin(arch, stride))
-    pg = np.nanmean(pointing_game(None, run["batch"]["image"], None, run["maps"]["gradcam"], masks))
-    print(f"{name}: Grad-CAM reads a {h} x {w} grid ({stride:.0f} px cells); strict pointing game {pg:.2f}, "
-          f"ceiling for that grid {ceiling.mean():.2f}, chance {masks.reshape(len(masks), -1).mean():.2f}")
+for name in datasets:
+    run = runs[name]
+    if "mask" in run["batch"] and "gradcam" in run["maps"]:
+        masks = run["batch"]["mask"].numpy()
+        (h, w), ceiling = cam_pointing_ceiling(masks, run["model"], arch)
+        pg = np.nanmean(pointing_game(None, run["batch"]["image"], None, run["maps"]["gradcam"], masks))
+        print(f"{name}: Grad-CAM reads a {h} x {w} grid ({masks.shape[-1] / h:.0f} px cells); strict pointing game "
+              f"{pg:.2f}, ceiling for that grid {ceiling.mean():.2f}, chance {masks.mean():.2f}")
 
 # %% [markdown]
 # ## Deletion and insertion
@@ -238,46 +173,19 @@ for name, run in runs.items():
 # starting score over all steps, which is what `medxai_lite.metrics.aopc` returns per image.
 
 # %%
-run = runs.get(dataset)
-if run is None:      # the fidelity dataset is not among the localisation ones
-    model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
-    test, batch = lesion_images(dataset, model, max(n_fidelity, n_road, n_sanity))
-    run = dict(model=model, test=test, batch=batch,
-               maps={m: explain(m, model, batch["image"], batch["label"], **method_options.get(m, {})).maps
-                     for m in methods})
+run = runs[dataset]
 model, batch = run["model"], run["batch"]
 x, t = batch["image"][:n_fidelity], batch["label"][:n_fidelity]
 fid_maps = {m: run["maps"][m][:n_fidelity] for m in fidelity_methods if m in run["maps"]}
-fid_maps["random"] = random_maps(x)
+fid_maps["random"] = random_maps(x, grid="pixel", seed=seed)     # uniform noise at every pixel
 
 curves = {(mode, m): perturbation_curves(model, x, t, maps, mode=mode, steps=steps,
                                          baseline="zero" if mode == "deletion" else "blur")
           for mode in ("deletion", "insertion") for m, maps in fid_maps.items()}
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-for ax, mode in zip(axes, ("deletion", "insertion")):
-    for m in fid_maps:
-        res = curves[(mode, m)]
-        ax.plot(res.fractions, np.nanmean(res.curves, 0), color=COLOURS[m], lw=2, ls="--" if m == "random" else "-",
-                label=f"{m} (AUC {np.nanmean(res.auc):.2f})")
-    ax.set_xlabel(f"fraction of pixels {'removed' if mode == 'deletion' else 'inserted'} (most relevant first)")
-    better = "lower" if mode == "deletion" else "higher"
-    baseline = "zero (mean colour)" if mode == "deletion" else "blur"
-    ax.set_title(f"{mode.capitalize()}, baseline {baseline}: {better} AUC is better", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="method (mean AUC)", title_fontsize=8)
-axes[0].set_ylabel("probability of the explained class\n(mean over images)")
-fig.suptitle(f"{dataset}, {arch}, {len(x)} images, {steps} steps", fontsize=11)
-fig.tight_layout()
+plot_perturbation_curves(curves, colours=COLOURS, title=f"{dataset}, {arch}, {len(x)} images, {steps} steps")
 plt.show()
 
-fidelity = pd.DataFrame({
-    "deletion AUC (lower is better)": {m: np.nanmean(curves[("deletion", m)].auc) for m in fid_maps},
-    "insertion AUC (higher is better)": {m: np.nanmean(curves[("insertion", m)].auc) for m in fid_maps},
-    "AOPC (higher is better)": {m: np.nanmean(curves[("deletion", m)].curves[:, :1] - curves[("deletion", m)].curves)
-                                for m in fid_maps},
-})
-fidelity.style.format("{:.3f}")
+curve_summary(curves).style.format("{:.3f}")     # mean AUCs, and AOPC read off the deletion curves
 
 # %% [markdown]
 # Look at the ends of the curves as well as at the areas. The deletion curve ends at the
@@ -307,35 +215,13 @@ ends.style.format("{:.2f}")
 
 # %%
 xr, tr = x[:n_road], t[:n_road]
-road_rows = []
-for m, maps in fid_maps.items():
-    for p in road_percentiles:
-        for order, fn in (("MoRF", road_morf), ("LeRF", road_lerf)):
-            for i, v in enumerate(fn(model, xr, tr, maps[:n_road], percentiles=p)):
-                road_rows.append(dict(method=m, order=order, removed=1 - p / 100, image=i, value=v))
-road = pd.DataFrame(road_rows)
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-offsets = dict(zip(fid_maps, np.linspace(-0.015, 0.015, len(fid_maps))))   # keep equal curves apart
-for ax, order in zip(axes, ("MoRF", "LeRF")):
-    for m in fid_maps:
-        mean = road[(road.method == m) & (road.order == order)].groupby("removed").value.mean()
-        ax.plot(mean.index + offsets[m], mean.values, marker="o", color=COLOURS[m],
-                ls="--" if m == "random" else "-", label=m)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlabel(f"fraction of pixels removed and imputed ({'most' if order == 'MoRF' else 'least'} relevant first)")
-    ax.set_title(f"ROAD {order}: " + ("a faithful map falls fast (lower is better)" if order == "MoRF"
-                                      else "a faithful map stays near 0 (higher is better)"), fontsize=10)
-    ax.grid(alpha=0.3)
-axes[0].set_ylabel("change in probability of the explained class\n(mean over images)")
-axes[1].legend(fontsize=8, title="method", title_fontsize=8)
-fig.suptitle(f"ROAD on {dataset}, {arch}, {len(xr)} images", fontsize=11)
-fig.tight_layout()
+road = {m: road_curves(model, xr, tr, maps[:n_road], percentiles=road_percentiles) for m, maps in fid_maps.items()}
+plot_road_curves(road, colours=COLOURS, title=f"ROAD on {dataset}, {arch}, {len(xr)} images")
 plt.show()
 
-road_table = road.groupby(["method", "order"]).value.mean().unstack("order")[["MoRF", "LeRF"]]
+road_table = pd.DataFrame({m: {"MoRF": np.nanmean(r.morf), "LeRF": np.nanmean(r.lerf)} for m, r in road.items()}).T
 road_table["combined (higher is better)"] = (road_table["LeRF"] - road_table["MoRF"]) / 2
-road_table.loc[list(fid_maps)].style.format("{:.3f}")
+road_table.rename_axis(index="method", columns="order").style.format("{:.3f}")
 
 # %% [markdown]
 # ## Confidence change and confidence increase
@@ -349,18 +235,10 @@ road_table.loc[list(fid_maps)].style.format("{:.3f}")
 # {cite}`chattopadhay2018gradcam`). The same maps give quite different numbers.
 
 # %%
-conf_rows = []
-for name, r in runs.items():
-    xc, tc = r["batch"]["image"][:n_fidelity], r["batch"]["label"][:n_fidelity]
-    conf_maps = {m: r["maps"][m][:n_fidelity] for m in methods} | {"random": random_maps(xc)}
-    for m, v in conf_maps.items():
-        conf_rows.append({"dataset": name, "method": m,
-                          "reading 1: mean change": confidence_change(r["model"], xc, tc, v).mean(),
-                          "reading 2: share that rises": confidence_increase(r["model"], xc, tc, v).mean()})
-confidence = pd.DataFrame(conf_rows).set_index(["dataset", "method"]).unstack("dataset").swaplevel(axis=1)
-confidence = confidence[[(d, c) for d in runs for c in ("reading 1: mean change", "reading 2: share that rises")]]
-confidence = confidence.reindex(index=methods + ["random"])
-confidence.style.format("{:.2f}")
+readings = {"reading 1: mean change": "confidence_change", "reading 2: share that rises": "confidence_increase"}
+# the first n_fidelity images of each dataset, every method and a pixel-noise map, for the true class
+conf = score_runs({d: runs[d] for d in datasets}, readings, n=n_fidelity, random_seed=seed, model_name=arch)
+score_summary(conf).rename_axis(columns=["dataset", None]).style.format("{:.2f}")   # mean over images
 
 # %% [markdown]
 # Two lessons. First, the same maps give very different numbers under the two readings, so a
@@ -388,53 +266,15 @@ confidence.style.format("{:.2f}")
 
 # %%
 xs, ts = batch["image"][:n_sanity], batch["label"][:n_sanity]
-if arch.startswith("resnet"):
-    blocks = ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"]
-else:                     # other architectures: the six weight layers nearest the output
-    blocks = randomisable_layers(model)[:6]
+# a ResNet's stages from the output down; other architectures: the six weight layers nearest the output
+blocks = ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"] if arch.startswith("resnet") else \
+    randomisable_layers(model)[:6]
 
-
-def recording(method, store):
-    """An explainer for the randomisation test that also keeps every set of maps it makes."""
-    def run_method(model, images, targets):
-        maps = explain(method, model, images, targets, **method_options.get(method, {})).maps
-        store.append(maps)
-        return maps
-    return run_method
-
-
-sanity, sanity_maps = [], {}
-for m in sanity_methods:
-    store = []
-    df = cascading_randomisation(model, xs, ts, recording(m, store), layers=blocks, seed=seed)
-    sanity.append(df.assign(method=m))
-    sanity_maps[m] = store[1:]        # store[0]: the original model; then step 0 (untouched copy), 1, 2, ...
-sanity = pd.concat(sanity, ignore_index=True)
-step_labels = ["none"] + [blocks[0]] + [f"+ {b}" for b in blocks[1:]]
-
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
-for ax, metric in zip(axes, ("spearman", "ssim")):
-    for m in sanity_methods:
-        part = sanity[(sanity.method == m) & (sanity.metric == metric)].groupby("step").value
-        mean, defined = part.mean(), part.count()
-        ax.plot(mean.index, mean.values, color=COLOURS.get(m), label=m)
-        full = defined == len(xs)       # open markers: the score is undefined for some images
-        ax.plot(mean.index[full], mean.values[full], "o", color=COLOURS.get(m))
-        ax.plot(mean.index[~full], mean.values[~full], "o", mfc="white", color=COLOURS.get(m))
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(step_labels)))
-    ax.set_xticklabels(step_labels, rotation=30, ha="right")
-    ax.set_xlabel("layers randomised so far (from the output down)")
-    ax.set_title({"spearman": "Spearman rank correlation", "ssim": "SSIM"}[metric]
-                 + " with the original maps", fontsize=10)
-    ax.grid(alpha=0.3)
-axes[0].set_ylabel(f"similarity (mean over {len(xs)} images)")
-axes[0].set_ylim(-1.05, 1.05)
-axes[1].legend(fontsize=8, title="method (open marker: mean over\nthe images where it is defined)",
-               title_fontsize=8)
-fig.suptitle(f"Cascading randomisation of a {arch} on {dataset}: a method that passes falls towards 0",
-             fontsize=11)
-fig.tight_layout()
+# sanity_maps[method][step]: the maps after that step (0: the untouched copy)
+sanity, sanity_maps = cascading_randomisation_methods(model, xs, ts, sanity_methods, layers=blocks, seed=seed,
+                                                      method_options=method_options, return_maps=True)
+plot_randomisation_curves(sanity, colours=COLOURS, title=f"Cascading randomisation of a {arch} on {dataset}: "
+                                                         "a method that passes falls towards 0")
 plt.show()
 
 # %% [markdown]
@@ -445,28 +285,16 @@ plt.show()
 # randomised so far; the true lesion outlined in cyan):
 
 # %%
-fig, axes = plt.subplots(len(sanity_methods), len(step_labels),
-                         figsize=(1.6 * len(step_labels) + 1.4, 1.75 * len(sanity_methods) + 0.6), squeeze=False)
-for r, m in enumerate(sanity_methods):
-    for c, label in enumerate(step_labels):
-        overlay(axes[r, c], xs[0], sanity_maps[m][c][0], colorbar=False,
-                mask=batch["mask"][0].numpy() if "mask" in batch else None,
-                clip_percentile=99 if METHODS[m].family != "CAM-based" else None)
-        if r == 0:
-            axes[r, c].set_title(label, fontsize=9)
-    axes[r, 0].set_ylabel(m, fontsize=9)
-fig.suptitle("Maps of one image as the model is randomised from the output down", fontsize=11)
-fig.tight_layout(rect=(0, 0, 0.92, 1))
-cax = fig.add_axes((0.93, 0.2, 0.012, 0.6))
-fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap="inferno"), cax=cax).set_label(
-    "relevance (normalised; gradient maps clipped at the 99th percentile)", fontsize=8)
+plot_randomisation_maps(xs[0], {m: [step[0] for step in sanity_maps[m]] for m in sanity_methods},
+                        cascade_labels(blocks),
+                        mask=batch["mask"][0].numpy() if "mask" in batch else None,
+                        clip_percentile={m: None if METHODS[m].family == "CAM-based" else 99 for m in sanity_methods},
+                        title="Maps of one image as the model is randomised from the output down")
 plt.show()
 
 # %%
-last = sanity[sanity.step == sanity.step.max()].groupby(["method", "metric"]).value.mean().unstack("metric")
-last.columns = [f"{c} after full randomisation" for c in last.columns]
-last["constant maps after full randomisation"] = [n_constant(sanity_maps[m][-1]) for m in last.index]
-last.loc[sanity_methods].style.format("{:.2f}", subset=list(last.columns[:2]))
+last = cascade_summary(sanity, sanity_maps)      # mean similarity after the last step, and the constant maps
+last.style.format("{:.2f}", subset=list(last.columns[:2]))
 
 # %% [markdown]
 # ### Every method of the registry, model randomised
@@ -477,27 +305,26 @@ last.loc[sanity_methods].style.format("{:.2f}", subset=list(last.columns[:2]))
 # correlation of at least `randomisation_threshold` between the two sets of maps marks the
 # method as failing: its maps do not depend on what the network learnt. Adebayo et al.
 # {cite}`adebayo2018sanity` found Guided Backprop and Guided Grad-CAM insensitive in this way;
-# the table says what this run finds. Slow methods run with the cost presets named in the
-# parameters cell.
+# the table says what this run finds. Every method of the CAM and gradient families runs at
+# its registry's "quick" preset (fewer samples or steps, larger batches).
 
 # %%
 from medxai_lite.metrics import model_randomisation_table
 
-every_method = [m for m in list_methods() if m not in sanity_skip and METHODS[m].supports(arch)]
+every_method = [m for m in list_methods() if m not in sanity_skip and METHODS[m].supports(arch)
+                and METHODS[m].family in ("CAM-based", "Gradient-based")]
 randomisation = model_randomisation_table(model, xs[:n_randomisation], ts[:n_randomisation], every_method,
-                                          method_options=sanity_presets, threshold=randomisation_threshold,
+                                          method_options={m: dict(METHODS[m].presets["quick"]) for m in every_method},
+                                          threshold=randomisation_threshold,
                                           seed=seed)
 failing = randomisation[randomisation.verdict == "fails"].method.tolist()
 print(f"{len(randomisation)} methods on {arch}, {min(len(xs), n_randomisation)} images of {dataset}: "
       f"{len(failing)} fail (mean Spearman >= {randomisation_threshold}): {', '.join(failing) or 'none'}")
-other = randomisation[~randomisation.verdict.isin(["passes", "fails"])]
-for _, r in other.iterrows():
+for _, r in randomisation[~randomisation.verdict.isin(["passes", "fails"])].iterrows():
     print(f"{r.method}: {r.verdict} {r.error}")
-(randomisation.sort_values("spearman", ascending=False)
- .style.format({"spearman": "{:.2f}", "ssim": "{:.2f}", "seconds": "{:.1f}"}).hide(axis="index")
- .map(lambda v: {"fails": "background-color: #f8d7da", "passes": "background-color: #d9f2d9"}.get(v, ""),
-      subset=["verdict"])
- .set_caption("Model randomisation: similarity of the maps before and after re-initialising every layer"))
+style_verdicts(randomisation.sort_values("spearman", ascending=False), hide_index=True,
+               formatter={"spearman": "{:.2f}", "ssim": "{:.2f}", "seconds": "{:.1f}"},
+               caption="Model randomisation: similarity of the maps before and after re-initialising every layer")
 
 # %% [markdown]
 # ## Are the differences real? Paired t-tests
@@ -511,8 +338,7 @@ for _, r in other.iterrows():
 # %%
 tested = [m for m in ("gradcam", "layercam", "integrated_gradients") if m in methods]
 if not loc.empty and len(tested) >= 2:
-    rma = loc[(loc.metric == "RMA") & loc.method.isin(tested)]
-    wide = rma.pivot_table(index=["dataset", "image"], columns="method", values="value")[tested]
+    wide = wide_scores(loc, "RMA", tested, index=["dataset", "image"])     # the datasets pooled
     tests = paired_tests(wide, n_resamples=2000, seed=seed)
     display(tests[["method_a", "method_b", "n", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "d_z",
                    "significant"]].style.format(precision=3))
@@ -558,11 +384,10 @@ else:
         inside = np.argwhere(core if core.any() else mask)
         point[i][tuple(inside[len(inside) // 2])] = 1.0
     halo = np.stack([np.exp(-ndimage.distance_transform_edt(~mask) / 4) for mask in masks]).astype(np.float32)
-    gamed = pd.DataFrame({name: {"RMA": relevance_mass_accuracy(None, None, None, m, masks).mean(),
-                                 "RRA": relevance_rank_accuracy(None, None, None, m, masks).mean(),
-                                 "pointing game": pointing_game(None, None, None, m, masks).mean()}
-                          for name, m in (("point map", point), ("halo map", halo))})
-    display(gamed.style.format("{:.2f}"))
+    gamed = score_table({"point map": point, "halo map": halo}, {"RMA": "relevance_mass_accuracy",
+                        "RRA": "relevance_rank_accuracy", "pointing game": "pointing_game"}, masks=masks)
+    display(score_summary(gamed, index="metric", columns="method").rename_axis(index=None, columns=None)
+            .style.format("{:.2f}"))
 
 # %% [markdown]
 # The point map has all its (single pixel of) relevance inside the lesion and its peak there:

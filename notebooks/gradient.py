@@ -51,23 +51,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 from scipy.stats import spearmanr
 
 import medxai_lite as mx
-from medxai_lite.data import lesion_batch
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
-from medxai_lite.viz import explore, explorer_figure, method_grid
+from medxai_lite.selection import lesion_images
+from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
 
 mx.set_seed(seed)
 GRADS = list_methods("Gradient-based")
 print(len(GRADS), "gradient-family methods:", ", ".join(GRADS))
-
-
-def lesion_images(name, model, n, seed=seed):
-    """``n`` test images with a lesion (by mask, where the dataset has masks), at the model's image size."""
-    test = mx.load_dataset(name, split="test", image_size=model.report.settings["image_size"], n=64, seed=seed)
-    return test, lesion_batch(test, n)
 
 
 # %% [markdown]
@@ -97,7 +90,7 @@ matrix.apply(lambda col: col.str.slice(0, 60)).style.map(
 timings = []
 for name in datasets:
     model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
-    test, batch = lesion_images(name, model, n_images)
+    test, batch = lesion_images(name, model, n_images, seed=seed)
     results = {}
     for method in GRADS:
         if not METHODS[method].supports(arch):
@@ -114,13 +107,7 @@ for name in datasets:
 # %%
 times = pd.DataFrame(timings).pivot_table(index="method", columns="dataset", values="seconds per image")
 times = times.loc[times.mean(axis=1).sort_values().index]
-fig, ax = plt.subplots(figsize=(8, 4.5))
-times.plot.barh(ax=ax, logx=True)
-ax.set_xlabel("seconds per image (log scale)")
-ax.set_ylabel("")
-ax.set_title(f"Gradient-family cost on a {arch}, {mx.device()}")
-ax.grid(axis="x", alpha=0.3)
-fig.tight_layout()
+plot_timing(times, title=f"Gradient-family cost on a {arch}, {mx.device()}")
 plt.show()
 
 # %% [markdown]
@@ -134,7 +121,7 @@ plt.show()
 
 # %%
 model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
-test, batch = lesion_images(dataset, model, 4)
+test, batch = lesion_images(dataset, model, 4, seed=seed)
 x = batch["image"]
 with torch.no_grad():
     logits = model(x.to(mx.device())).cpu()

@@ -12,7 +12,7 @@ from medxai_lite.models import train as train_mod
 TINY = dict(train=dict(image_size=32, n_train=48, n_val=24, n_test=24, epochs=1),
             arch_train={"small_cnn": dict(n_train=32, epochs=2)}, n_images=4,
             method_options={"ablationcam": {"ratio_channels_to_ablate": 0.25}}, extended_images=2,
-            extended_options=bench.BENCH_BUDGETS["cpu"]["extended_options"], steps=4)
+            extended_preset="quick", extended_options={}, steps=4)
 KW = dict(datasets=["phantom-chest-xray"], archs=["small_cnn", "resnet18"], cam_arch="small_cnn",
           methods=["gradcampp", "xgradcam", "layercam"], extended_methods=["gradcam", "saliency"], progress=False)
 
@@ -53,6 +53,7 @@ def test_tiny_run_writes_every_table_and_reuses_it(tiny, monkeypatch):
     assert published["accuracy"].tolist() == [0.8631] and "Chaddad" in published["source"].iloc[0]
     # scores: 4 images x (3 methods + the random reference) x (3 metrics + 2 localisation + the map's mean)
     assert len(res.scores) == 4 * 4 * 6
+    assert list(res.scores.columns) == bench.SCORE_CSV_COLUMNS
     assert set(res.scores["metric"]) == {*bench._CAM_METRICS, *bench._CAM_LOCALISATION, bench.MAP_MEAN}
     # where masks are known, every scored image carries a lesion, so localisation is defined on all
     pg = res.scores[res.scores.metric == "pointing_game"]
@@ -132,23 +133,56 @@ def test_load_results_without_a_run_says_what_to_do(tmp_path):
         bench.load_results(tmp_path)
 
 
-def test_random_maps_have_the_grain_of_the_target_layer():
+def test_the_random_reference_is_the_cam_grid_noise_of_the_metrics(monkeypatch, tmp_path):
+    """Table B's reference row: metrics.random_maps on the CAM grid, not a noise of its own."""
+    import medxai_lite.metrics as metrics
+
+    assert not hasattr(bench, "random_maps")
+    seen = []
+
+    def stop(images, grid="pixel", **kw):
+        seen.append((grid, kw.get("arch")))
+        raise RuntimeError("stop here")
+
+    # the reference is scored after the methods: the run stops at its maps
+    monkeypatch.setattr(metrics, "random_maps", stop)
+    monkeypatch.setattr(bench, "train_models", lambda *a, **k: {("phantom-skin", "small_cnn"): _tiny_model()})
+    with pytest.raises(RuntimeError, match="stop here"):
+        bench.run_benchmark("phantom", "cpu", datasets=["phantom-skin"], archs=["small_cnn"], cam_arch="small_cnn",
+                            methods=["gradcam"], n_images=2, extended=False, progress=False, out=tmp_path / "run")
+    assert seen == [("cam", "small_cnn")]
+
+
+def _tiny_model():
+    import types
+
     import torch
 
     from medxai_lite.models import get_model
 
+    model = get_model("small_cnn", 2).eval()
+    model.report = types.SimpleNamespace(settings={"image_size": 32, "n_train": 1}, test={
+        "accuracy": 1.0, "macro_f1": 1.0, "n": 1, "per_class_f1": [1.0, 1.0]}, history=[], seconds=0.0,
+        classes=["a", "b"])
     torch.manual_seed(0)
-    model = get_model("resnet18", num_classes=2).eval()
-    x = torch.randn(3, 3, 64, 64)
-    maps = bench.random_maps(model, "resnet18", x, seed=1)
-    assert maps.shape == (3, 64, 64) and maps.dtype == np.float32
-    assert np.allclose(maps.min(axis=(1, 2)), 0) and np.allclose(maps.max(axis=(1, 2)), 1)
-    # layer4 of a (stride-32) ResNet18 is 2x2 at 64 px: bilinear upsampling leaves each 16x16 corner flat
-    for corner in (maps[:, :16, :16], maps[:, :16, -16:], maps[:, -16:, :16], maps[:, -16:, -16:]):
-        assert np.ptp(corner, axis=(1, 2)).max() < 1e-6
-    assert np.array_equal(maps, bench.random_maps(model, "resnet18", x, seed=1))
-    assert not np.allclose(maps, bench.random_maps(model, "resnet18", x, seed=2))
-    assert not model.layer4._forward_hooks   # the hook is removed
+    return model
+
+
+def test_extended_ranks_orient_every_metric_so_that_higher_is_better():
+    import pandas as pd
+
+    ext = pd.DataFrame([
+        {"dataset": d, "method": m, "metric": metric, "higher_is_better": hib, "value": v}
+        for d in ("a", "b")
+        for metric, hib, values in (("rma", True, {"good": 0.9, "bad": 0.1, "mid": 0.5}),
+                                    ("deletion", False, {"good": 0.1, "bad": 0.9, "mid": 0.5}))
+        for m, v in values.items()])
+    ranks, means = bench.extended_ranks(ext)
+    assert list(ranks.index) == ["good", "mid", "bad"] == list(means.index)
+    assert (ranks.rank(ascending=False).loc["good"] == 1).all()          # the best rank on every metric
+    assert ranks.loc["bad"].max() < ranks.loc["mid"].min()
+    assert ranks.loc["good", "rma"] == 1 and ranks.loc["good", "deletion"] == pytest.approx(2 / 3)
+    assert means.loc["good", "deletion"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow
@@ -191,3 +225,45 @@ def test_reproduction_summary_verdicts_come_from_the_tables(tmp_path):
     assert verdicts(result({"xgradcam": 0.5, "gradcampp": 0.4, "layercam": 0.3}))[1] == "ordering only"
     phantom = verdicts(result({"xgradcam": 0.1, "gradcampp": 0.1, "layercam": 0.1}, data="phantom"))
     assert phantom[0] == "not comparable" and phantom[2:] == ["not run", "not run"]
+
+
+def _result_with(summary):
+    return bench.BenchmarkResult(accuracy=None, per_class_f1=None, scores=None, cam_summary=summary, ttests=None,
+                                 vs_random=None, timing=None, extended=None, meta={}, folder=None)
+
+
+def test_table_b_and_the_gap_to_the_random_reference():
+    import pandas as pd
+
+    rows = [{"dataset": d, "class": c, "method": m, "road_combined": v + (0.5 if c != "all" else 0),
+             "pointing_game": 2 * v, "map_mean": 0.3}
+            for d, base in (("brain", 0.1), ("skin", 0.2)) for c in ("all", "glioma")
+            for m, v in (("gradcampp", base + 0.05), ("layercam", base), (bench.RANDOM_REFERENCE, base - 0.1))]
+    result = _result_with(pd.DataFrame(rows))
+    table = bench.table_b(result)
+    assert list(dict.fromkeys(table.columns.get_level_values(0))) == ["road_combined", "pointing_game", "map_mean"]
+    assert table.loc["layercam", ("road_combined", "skin")] == pytest.approx(0.2)     # the "all" rows only
+    gap = bench.gap_to_random(result)
+    assert bench.RANDOM_REFERENCE not in gap.index
+    assert gap.loc["gradcampp", ("road_combined", "brain")] == pytest.approx(0.15)
+    assert gap.loc["layercam", ("pointing_game", "skin")] == pytest.approx(0.2)
+
+
+def test_example_maps_explain_lesion_images_with_the_budget_options(monkeypatch):
+    import types
+
+    import torch
+
+    calls = []
+
+    def fake_explain(method, model, images, **options):
+        calls.append((method, options))
+        return types.SimpleNamespace(maps=torch.zeros(len(images), *images.shape[-2:]).numpy())
+
+    monkeypatch.setattr("medxai_lite.explain.explain", fake_explain)
+    model = types.SimpleNamespace(report=types.SimpleNamespace(settings={"image_size": 32}))
+    test, batch, maps = bench.example_maps(model, "phantom-skin", ["gradcampp", "ablationcam"], arch="resnet50")
+    assert list(maps) == ["gradcampp", "ablationcam"] and batch["image"].shape == (2, 3, 32, 32)
+    assert batch["mask"].flatten(1).any(1).all()
+    assert calls[1] == ("ablationcam", {"arch": "resnet50", "seed": 0,
+                                        **bench.BENCH_BUDGETS["cpu"]["method_options"]["ablationcam"]})

@@ -195,7 +195,7 @@ def test_deletion_curve_is_the_hand_computed_one(reader):
     expected = np.concatenate([total, total - np.cumsum(top, axis=1)], axis=1)
     np.testing.assert_allclose(res.curves, expected, atol=1e-4)
     np.testing.assert_allclose(res.fractions, np.arange(h * w + 1) / (h * w))
-    np.testing.assert_allclose(res.auc, np.trapezoid(expected, res.fractions, axis=1), atol=1e-5)
+    np.testing.assert_allclose(res.auc, fidelity.trapezoid(expected, res.fractions, axis=1), atol=1e-5)
     ins = M.perturbation_curves(model, images, targets, contrib, mode="insertion", baseline="zero", steps=h * w,
                                 score="logit")
     np.testing.assert_allclose(ins.curves, total - expected, atol=1e-4)
@@ -220,11 +220,62 @@ def test_true_ordering_beats_random_and_reversed(reader, baseline):
     assert (scores["random"]["deletion"] < scores["reversed"]["deletion"]).all()
 
 
-def test_aopc_is_the_mean_drop_of_the_deletion_curve(reader):
+def staircase(side: int = 8, delta: float = 0.01):
+    """A linear model whose deletion curve is known in closed form.
+
+    P = side^2 pixels; pixel p carries the weight w_p = delta * (P - r_p), r_p its rank 0..P-1 in
+    a random order. On an all-ones image with the zero baseline, removing the k most relevant
+    pixels leaves the class-1 logit f_k = delta * sum_{j=k+1..P} j, so the drop after k steps is
+    delta * (k P - k (k - 1) / 2) and, with one pixel per step (S = P),
+
+        AOPC(L) = 1/(L+1) sum_{k=0..L} delta (k P - k (k - 1) / 2) = delta (P L / 2 - L (L - 1) / 6).
+    """
+    p = side * side
+    ranks = np.random.default_rng(4).permutation(p)
+    weights = torch.from_numpy(delta * (p - ranks).reshape(side, side)).float()
+    model = PixelReader(weights, offset=0.0).eval()
+    images = torch.ones(2, 3, side, side)
+    maps = weights.numpy()[None].repeat(2, 0)                      # the true relevance, most relevant first
+    return model, images, torch.ones(2, dtype=torch.long), maps, p, delta
+
+
+def test_aopc_known_answer_on_a_linear_model():
+    model, images, targets, maps, p, delta = staircase()
+    expected = lambda L: delta * (p * L / 2 - L * (L - 1) / 6)        # noqa: E731
+    res = M.perturbation_curves(model, images, targets, maps, steps=p, baseline="zero", score="logit")
+    curve = M.aopc_curve(res)
+    assert curve.shape == (2, p + 1)
+    np.testing.assert_allclose(curve, np.vstack([expected(np.arange(p + 1))] * 2), rtol=1e-5, atol=1e-6)
+    aopc = M.aopc(model, images, targets, maps, steps=p, baseline="zero", score="logit")
+    np.testing.assert_allclose(aopc, expected(p), rtol=1e-5)            # delta (P^2 / 2 - P (P - 1) / 6)
+    assert aopc[0] == pytest.approx(13.76, rel=1e-5)                     # 0.01 (64 * 32 - 64 * 63 / 6)
+    # a uniform map removes pixels in raster order: a different, known curve (still exact)
+    flat = M.aopc(model, images, targets, np.ones_like(maps) + np.arange(p)[::-1].reshape(8, 8) * 1e-9,
+                  steps=p, baseline="zero", score="logit")
+    assert flat[0] < aopc[0]
+
+
+def test_aopc_curve_of_a_flat_model_is_zero_and_insertion_curves_are_refused(reader):
     model, images, targets, contrib = reader
-    res = M.perturbation_curves(model, images, targets, contrib, steps=16)
-    expected = np.mean(res.curves[:, [0]] - res.curves, axis=1)
-    np.testing.assert_allclose(M.aopc(model, images, targets, contrib, steps=16), expected)
+    flat = M.perturbation_curves(model, images, targets, contrib, steps=8, score="logit")
+    flat.curves[:] = 3.0                                             # a model that ignores the image
+    assert np.array_equal(M.aopc_curve(flat), np.zeros((3, 9)))
+    nan_row = np.array([[np.nan] * 5, [1.0, 0.5, 0.5, 0.0, 0.0]])
+    out = M.aopc_curve(nan_row)
+    assert np.isnan(out[0]).all() and out[1] == pytest.approx([0, 0.25, 1 / 3, 0.5, 0.6])
+    ins = M.perturbation_curves(model, images, targets, contrib, mode="insertion", steps=4)
+    with pytest.raises(ValueError, match="deletion"):
+        M.aopc_curve(ins)
+
+
+def test_trapezoid_works_with_either_numpy_name(monkeypatch):
+    y, x = np.array([[0.0, 1.0, 1.0]]), np.array([0.0, 0.5, 1.0])
+    assert fidelity.trapezoid(y, x, axis=1) == pytest.approx([0.75])
+    if hasattr(np, "trapezoid"):                        # NumPy 2: pretend to be NumPy 1 (only trapz)
+        trapezoid = np.trapezoid
+        monkeypatch.delattr(np, "trapezoid")
+        monkeypatch.setattr(np, "trapz", trapezoid, raising=False)
+        assert fidelity.trapezoid(y, x, axis=1) == pytest.approx([0.75])
 
 
 def test_batched_perturbation_equals_one_image_at_a_time(small):
@@ -322,6 +373,29 @@ def test_road_single_percentile_uses_the_single_class(small):
         M.road_morf(model, images, targets, maps, percentiles=[0, 120])
 
 
+@pytest.mark.filterwarnings(LIBRARY_NOISE)
+def test_road_curves_are_the_single_percentile_scores(small):
+    model, images, targets, maps = small
+    res = M.road_curves(model, images, targets, maps, percentiles=(20, 50, 80))
+    assert res.morf.shape == res.lerf.shape == (4, 3)
+    np.testing.assert_allclose(res.removed, [0.8, 0.5, 0.2])
+    for j, p in enumerate((20, 50, 80)):
+        np.testing.assert_array_equal(res.morf[:, j], M.road_morf(model, images, targets, maps, percentiles=p))
+        np.testing.assert_array_equal(res.lerf[:, j], M.road_lerf(model, images, targets, maps, percentiles=p))
+    np.testing.assert_allclose(res.combined, (res.lerf - res.morf) / 2)
+
+
+@pytest.mark.filterwarnings(LIBRARY_NOISE)
+def test_road_curves_of_a_model_that_ignores_the_image_are_zero(small):
+    _, images, targets, maps = small
+    blind = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2)).eval()
+    with torch.no_grad():
+        blind[1].weight.zero_()
+        blind[1].bias.copy_(torch.tensor([0.3, -0.2]))
+    res = M.road_curves(blind, images, targets, maps, percentiles=(10, 90))
+    assert np.array_equal(res.morf, np.zeros((4, 2))) and np.array_equal(res.lerf, np.zeros((4, 2)))
+
+
 def test_confidence_change_and_increase_by_hand(small):
     model, images, targets, maps = small
     with torch.no_grad():
@@ -352,6 +426,36 @@ def test_cascading_randomisation_drives_similarity_towards_zero(small):
     last = mean.iloc[-1]
     assert abs(last["spearman"]) < 0.2 and last["ssim"] < 0.2                            # about 0.04 and 0.02
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())          # model not modified
+
+
+def test_cascading_randomisation_returns_the_maps_of_every_step(small):
+    model, images, targets, _ = small
+    df, maps = M.cascading_randomisation(model, images, targets, gradient_saliency, layers=["6", "2"],
+                                         return_maps=True)
+    assert len(maps) == df.step.max() + 1 == 3 and all(m.shape == (4, 32, 32) for m in maps)
+    np.testing.assert_allclose(maps[0], gradient_saliency(model, images, targets))   # the untouched copy
+    # the recorded maps are the ones the similarities were computed from
+    again = M.map_similarity(gradient_saliency(model, images, targets), maps[2], "spearman")
+    np.testing.assert_allclose(df[(df.step == 2) & (df.metric == "spearman")].value, again)
+    assert df.equals(M.cascading_randomisation(model, images, targets, gradient_saliency, layers=["6", "2"]))
+
+
+def test_cascading_randomisation_of_several_methods(small, monkeypatch):
+    model, images, targets, _ = small
+    seen = []
+
+    def fake_explain(method, model, images, targets=None, **options):
+        seen.append((method, options))
+        return types.SimpleNamespace(maps=gradient_saliency(model, images, targets) ** (2 if method == "b" else 1))
+
+    monkeypatch.setitem(sys.modules, "medxai_lite.explain", types.SimpleNamespace(explain=fake_explain))
+    table, maps = M.cascading_randomisation_methods(model, images, targets, ["a", "b"], layers=["6"],
+                                                    method_options={"b": {"k": 1}}, return_maps=True)
+    assert list(table.columns) == ["mode", "step", "layer", "image", "metric", "value", "method"]
+    assert list(dict.fromkeys(table.method)) == ["a", "b"] and set(maps) == {"a", "b"} and len(maps["b"]) == 2
+    assert all(o == ({"k": 1} if m == "b" else {}) for m, o in seen)
+    alone = M.cascading_randomisation(model, images, targets, "a", layers=["6"])
+    np.testing.assert_array_equal(table[table.method == "a"].value, alone.value)
 
 
 def test_independent_randomisation_and_the_registry_metric(small):
@@ -560,3 +664,162 @@ def test_constant_maps_score_nan_with_a_warning_or_raise(name, small):
     zero = np.zeros_like(maps)
     with pytest.warns(RuntimeWarning, match="no positive relevance"):
         assert np.isnan(M.relevance_mass_accuracy(None, None, None, zero, masks)).all()
+
+
+# --------------------------------------------------------------------------- references and score tables
+
+
+def test_random_maps_pixel_noise_is_the_seeded_uniform_draw():
+    images = torch.zeros(3, 3, 10, 12)
+    maps = M.random_maps(images, seed=5)
+    assert maps.shape == (3, 10, 12) and maps.dtype == np.float32
+    np.testing.assert_array_equal(maps, np.random.default_rng(5).random((3, 10, 12)).astype(np.float32))
+    assert not np.array_equal(maps, M.random_maps(images, seed=6))
+
+
+def test_random_maps_on_a_grid_have_its_grain():
+    images = torch.zeros(2, 3, 64, 64)
+    maps = M.random_maps(images, (2, 2), seed=1)
+    assert maps.shape == (2, 64, 64) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps.min(axis=(1, 2)), 0, atol=1e-7)
+    np.testing.assert_allclose(maps.max(axis=(1, 2)), 1, atol=1e-7)
+    # a 2 x 2 grid upsampled bilinearly (align_corners=False) leaves each 16 x 16 corner flat
+    for corner in (maps[:, :16, :16], maps[:, :16, -16:], maps[:, -16:, :16], maps[:, -16:, -16:]):
+        assert np.ptp(corner, axis=(1, 2)).max() < 1e-6
+    assert np.array_equal(maps, M.random_maps(images, (2, 2), seed=1))
+    with pytest.raises(ValueError, match="grid"):
+        M.random_maps(images, "coarse")
+    with pytest.raises(ValueError, match="grid"):
+        M.random_maps(images, (0, 2))
+    with pytest.raises(ValueError, match="model"):
+        M.random_maps(images, "cam")
+
+
+def test_random_maps_on_the_cam_grid_of_a_model():
+    from medxai_lite.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model("resnet18", num_classes=2).eval()
+    x = torch.randn(3, 3, 64, 64)
+    maps = M.random_maps(x, "cam", model=model, arch="resnet18", seed=1)
+    # layer4 of a (stride-32) ResNet18 is 2 x 2 at 64 px: the same maps as that grid named directly
+    np.testing.assert_array_equal(maps, M.random_maps(x, (2, 2), seed=1))
+    assert not model.layer4._forward_hooks and not model.training     # the measuring hook is removed
+    with pytest.raises(ValueError, match="square"):
+        M.random_maps(torch.zeros(1, 3, 64, 32), "cam", model=model, arch="resnet18")
+
+
+def test_chance_level_is_the_share_of_the_image_to_hit():
+    masks = np.zeros((2, 10, 10), bool)
+    masks[0, 4:6, 4:6] = True
+    masks[1, 0, 0] = True
+    np.testing.assert_allclose(M.chance_level(masks), [0.04, 0.01])
+    # grown by 1 px (Euclidean): the 2 x 2 square gains its 8 edge neighbours; the corner pixel 2
+    np.testing.assert_allclose(M.chance_level(masks, tolerance=1), [0.12, 0.03])
+    np.testing.assert_allclose(M.chance_scores(None, None, None, masks, masks, tolerance=1), [0.12, 0.03])
+    # a random map's expected pointing game is the chance level
+    rng = np.random.default_rng(0)
+    hits = np.mean([M.pointing_game(None, None, None, rng.random((2, 10, 10)), masks) for _ in range(2000)], 0)
+    np.testing.assert_allclose(hits, [0.04, 0.01], atol=0.012)
+
+
+def test_score_table_is_tidy_and_matches_the_metrics():
+    masks = box_masks(n=3)
+    maps = {"box": masks.astype(float), "noise": M.random_maps(torch.zeros(3, 3, 16, 16), seed=0)}
+    table = M.score_table(maps, {"RMA": "relevance_mass_accuracy", "PG 2": ("pointing_game", {"tolerance": 2})},
+                          masks=masks, dataset="d", model_name="m", image_ids=[7, 8, 9],
+                          columns={"class": ["a", "b", "a"]})
+    assert list(table.columns) == [*M.tables.SCORE_COLUMNS, "class"]
+    assert len(table) == 2 * 2 * 3 and list(table.image[:3]) == [7, 8, 9] and set(table.dataset) == {"d"}
+    assert list(dict.fromkeys(table.method)) == ["box", "noise"]
+    assert list(dict.fromkeys(table.metric)) == ["RMA", "PG 2"]
+    noise_rma = table[(table.method == "noise") & (table.metric == "RMA")].value.to_numpy()
+    np.testing.assert_array_equal(noise_rma, M.relevance_mass_accuracy(None, None, None, maps["noise"], masks))
+    assert (table[table.method == "box"].value == 1.0).all()
+    # metrics needing masks are skipped without them; a callable with the metric signature is a metric
+    means = M.score_table(maps, {"RMA": "relevance_mass_accuracy",
+                                 "mean": lambda model, x, t, m, masks: m.mean(axis=(1, 2))})
+    assert set(means.metric) == {"mean"} and means.value.between(0, 1).all()
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.score_table(maps, ["nope"])
+    with pytest.raises(ValueError, match="one entry per map"):
+        M.score_table(maps, ["relevance_mass_accuracy"], masks=masks, image_ids=[1, 2])
+
+
+def test_score_summary_keeps_the_scoring_order():
+    import pandas as pd
+
+    table = pd.DataFrame({"dataset": ["z", "z", "z", "z", "a", "a"], "method": ["m2", "m2", "m1", "m1", "m2", "m1"],
+                          "metric": ["x", "x", "x", "x", "x", "x"], "image": [0, 1, 0, 1, 0, 0],
+                          "value": [1.0, np.nan, 2.0, 4.0, 5.0, 6.0]})
+    summary = M.score_summary(table)
+    assert list(summary.index) == ["m2", "m1"] and list(summary.columns) == [("z", "x"), ("a", "x")]
+    assert summary.loc["m2", ("z", "x")] == 1.0 and summary.loc["m1", ("z", "x")] == 3.0   # NaN left out
+    assert list(M.score_summary(table, columns="dataset").columns) == ["z", "a"]
+
+
+def test_localisation_table_has_the_chance_row_and_the_tolerant_pointing_game():
+    masks = box_masks(n=2, size=224, lo=100, hi=110)
+    peak = np.zeros((2, 224, 224))
+    peak[:, 95, 105] = 1.0                                        # 5 px above the lesion
+    table = M.localisation_table({"peak": peak}, masks, dataset="d")
+    summary = M.score_summary(table)
+    assert list(summary.index) == ["peak", "chance"]
+    assert [m for _, m in summary.columns] == ["RMA", "RRA", "pointing game", "pointing game ±15 px"]
+    assert summary.loc["peak", ("d", "pointing game")] == 0 and summary.loc["peak", ("d", "pointing game ±15 px")] == 1
+    np.testing.assert_allclose(summary.loc["chance", ("d", "RMA")], 100 / 224 ** 2)
+    np.testing.assert_allclose(summary.loc["chance", ("d", "pointing game ±15 px")], M.chance_level(masks, 15)[0])
+    assert M.count_constant_maps(np.stack([peak[0], np.zeros((224, 224))])) == 1
+
+
+def test_curve_summary_reads_the_curves(reader):
+    model, images, targets, contrib = reader
+    curves = {(mode, "true"): M.perturbation_curves(model, images, targets, contrib, mode=mode, steps=8)
+              for mode in ("deletion", "insertion")}
+    summary = M.curve_summary(curves)
+    deletion_auc = curves[("deletion", "true")].auc.mean()
+    assert summary.loc["true", "deletion AUC (lower is better)"] == pytest.approx(deletion_auc)
+    assert summary.loc["true", "AOPC (higher is better)"] == pytest.approx(
+        M.aopc(model, images, targets, contrib, steps=8).mean())
+
+
+def test_cam_pointing_ceiling_reads_the_model_grid():
+    from medxai_lite.models import get_model, grid_origin
+
+    model = get_model("resnet18", num_classes=2).eval()
+    masks = box_masks(n=1, size=64, lo=0, hi=6)
+    grid, ceiling = M.cam_pointing_ceiling(masks, model, "resnet18")
+    assert grid == (2, 2)
+    np.testing.assert_array_equal(ceiling, M.pointing_ceiling(masks, 32, grid_origin("resnet18", 32)))
+
+
+def test_wide_scores_and_score_runs(small):
+    model, images, targets, maps = small
+    masks = np.zeros(maps.shape, bool)
+    masks[:, 8:16, 8:16] = True
+    run = {"model": model, "batch": {"image": images, "label": targets, "mask": torch.from_numpy(masks)},
+           "maps": {"grad": maps}}
+    table = M.score_runs({"d1": run, "d2": run}, ["confidence_change", "relevance_mass_accuracy"], n=3,
+                         random_seed=0, model_name="tiny")
+    assert list(dict.fromkeys(table.dataset)) == ["d1", "d2"] and set(table.model) == {"tiny"}
+    assert list(dict.fromkeys(table.method)) == ["grad", "random"] and table.image.max() == 2
+    direct = M.confidence_change(model, images[:3], targets[:3], maps[:3])
+    np.testing.assert_allclose(table[(table.dataset == "d1") & (table.method == "grad")
+                                     & (table.metric == "confidence_change")].value, direct)
+    wide = M.wide_scores(table, "relevance_mass_accuracy", ["random", "grad"], index=["dataset", "image"])
+    assert list(wide.columns) == ["random", "grad"] and wide.shape == (6, 2)
+    np.testing.assert_allclose(wide.loc[("d2", 1), "grad"],
+                               M.relevance_mass_accuracy(None, None, None, maps[1:2], masks[1:2])[0])
+
+
+def test_cascade_summary_reads_the_last_step(small):
+    model, images, targets, _ = small
+    table, maps = M.cascading_randomisation(model, images, targets, gradient_saliency, layers=["6", "2"],
+                                            return_maps=True)
+    table = table.assign(method="grad")
+    maps[-1][0] = 0.0                                                     # one constant map at the end
+    summary = M.cascade_summary(table, {"grad": maps})
+    last = table[table.step == 2]
+    assert summary.loc["grad", "ssim after full randomisation"] == pytest.approx(
+        last[last.metric == "ssim"].value.mean())
+    assert summary.loc["grad", "constant maps after full randomisation"] == 1

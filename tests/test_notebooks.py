@@ -1,14 +1,30 @@
 """Execute every notebook in the table of contents in a fresh kernel, as the book build does."""
 from __future__ import annotations
 
+import ast
 import os
+import re
 import time
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from test_book import ROOT, toc_notebooks
+from test_book import toc_notebooks
+
+
+def _must_show(source: str) -> bool:
+    """Whether a cell is meant to show something: it ends in an expression (a table, a figure) or
+    calls print / display / show."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        return True
+    names = {getattr(n.func, "id", None) or getattr(n.func, "attr", None)
+             for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return bool(names & {"print", "display", "show"})
 
 
 @pytest.mark.notebook
@@ -25,7 +41,17 @@ def test_notebook_executes(nb):
     seconds = time.perf_counter() - t0
     print(f"{nb.name}: {seconds:.0f} s")
     outputs = [o for c in book.cells for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    # allow_errors=False already stops at an exception; what it lets through is a warning or a
+    # traceback printed to stderr by a cell that went on, which the rendered book would show
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream"
+                     and o.get("name") == "stderr")
+    leaked = [line for line in stderr.splitlines() if re.search(r"Warning\b|Traceback|Error\b", line)]
+    assert not leaked, f"{nb.name} printed to stderr: " + " | ".join(leaked[:5])
+    # a visible cell meant to show a table, a figure or a printed line did show it
+    silent = [c.source.splitlines()[0] for c in book.cells if c.cell_type == "code" and not c.get("outputs")
+              and not set(c.get("metadata", {}).get("tags", [])) & {"remove-cell", "remove-output"}
+              and _must_show(c.source)]
+    assert not silent, f"{nb.name}: cells that should show something showed nothing: {silent}"
     # the rendered book shows PNG figures and HTML (plotly); an output only Jupyter can show is lost
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     html = [o for o in outputs if "plotly" in str(o.get("data", {}).get("text/html", ""))]

@@ -33,6 +33,13 @@ randomisation) returns tidy tables: :func:`cascading_randomisation`,
 :func:`independent_randomisation`, :func:`label_randomisation`. Paired tests, effect sizes,
 multiple-comparison corrections and bootstrap intervals live in :mod:`medxai_lite.metrics.stats`.
 
+Curves behind the per-image numbers: :func:`perturbation_curves` (deletion / insertion),
+:func:`aopc_curve` (AOPC against the number of steps) and :func:`road_curves` (ROAD per
+percentile). Every per-image score table is built by :func:`score_table` (long format:
+``dataset, model, method, metric, image, value``) and summarised by :func:`score_summary`. The
+reference every map has to beat: :func:`random_maps` (pixel noise, or noise on a CAM's grid)
+and :func:`chance_level` (the expected localisation score of a random map).
+
 Example
 -------
 >>> from medxai_lite.metrics import METRICS, list_metrics
@@ -229,24 +236,34 @@ def _first(indices, k: int = 10) -> str:
 
 
 # The submodules import the helpers above from this package, so these imports stay last.
-from .localisation import pointing_ceiling, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy  # noqa: E402
+from .localisation import (  # noqa: E402
+    cam_pointing_ceiling, pointing_ceiling, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy,
+)
 from .fidelity import (  # noqa: E402
-    PerturbationCurves, aopc, confidence_change, confidence_increase, deletion, insertion,
-    make_baseline, perturbation_curves, road_combined, road_lerf, road_morf,
+    PerturbationCurves, RoadCurves, aopc, aopc_curve, confidence_change, confidence_increase, deletion, insertion,
+    make_baseline, perturbation_curves, road_combined, road_curves, road_lerf, road_morf,
 )
 from .sanity import (  # noqa: E402
-    cascading_randomisation, independent_randomisation, label_randomisation, make_train_fn,
-    map_similarity, model_randomisation_table, randomisable_layers, randomisation_similarity,
+    cascade_summary, cascading_randomisation, cascading_randomisation_methods, independent_randomisation,
+    label_randomisation, make_train_fn, map_similarity, model_randomisation_table, randomisable_layers,
+    randomisation_similarity,
 )
 from . import stats  # noqa: E402
 from .stats import bonferroni, bootstrap_ci, cohens_dz, holm, method_summary, paired_tests  # noqa: E402
+from .reference import chance_level, chance_scores, random_maps  # noqa: E402
+from .tables import (  # noqa: E402
+    count_constant_maps, curve_summary, localisation_table, score_runs, score_summary, score_table, wide_scores,
+)
 
 __all__ = [
     "METRICS", "CATEGORIES", "ON_CONSTANT", "register_metric", "list_metrics", "metrics_table",
-    "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling",
-    "deletion", "insertion", "aopc", "perturbation_curves", "PerturbationCurves", "make_baseline",
-    "road_morf", "road_lerf", "road_combined", "confidence_change", "confidence_increase",
-    "randomisation_similarity", "cascading_randomisation", "independent_randomisation",
-    "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers", "model_randomisation_table",
-    "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni", "bootstrap_ci",
+    "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling", "cam_pointing_ceiling",
+    "deletion", "insertion", "aopc", "aopc_curve", "perturbation_curves", "PerturbationCurves", "make_baseline",
+    "road_morf", "road_lerf", "road_combined", "road_curves", "RoadCurves", "confidence_change",
+    "confidence_increase", "random_maps", "chance_level", "chance_scores", "score_table", "score_runs",
+    "score_summary", "wide_scores", "localisation_table", "curve_summary", "count_constant_maps",
+    "randomisation_similarity", "cascading_randomisation", "cascading_randomisation_methods", "cascade_summary",
+    "independent_randomisation", "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers",
+    "model_randomisation_table", "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni",
+    "bootstrap_ci",
 ]

@@ -29,9 +29,9 @@ from . import (
 )
 
 __all__ = [
-    "BASELINES", "SCORES", "PerturbationCurves", "make_baseline", "perturbation_curves",
-    "deletion", "insertion", "aopc", "road_morf", "road_lerf", "road_combined",
-    "confidence_change", "confidence_increase",
+    "BASELINES", "SCORES", "PerturbationCurves", "make_baseline", "perturbation_curves", "trapezoid",
+    "deletion", "insertion", "aopc", "aopc_curve", "road_morf", "road_lerf", "road_combined", "RoadCurves",
+    "road_curves", "confidence_change", "confidence_increase",
 ]
 
 #: What removed pixels are replaced with (deletion) or revealed from (insertion).
@@ -43,6 +43,13 @@ ROAD_PERCENTILES = (20, 40, 60, 80)
 
 
 # --------------------------------------------------------------------------- perturbation engine
+
+
+def trapezoid(y, x=None, axis: int = -1) -> np.ndarray:
+    """The trapezoidal rule, ``numpy.trapezoid`` (NumPy >= 2) or ``numpy.trapz`` (NumPy 1.x):
+    the same sum under either name."""
+    rule = getattr(np, "trapezoid", None) or getattr(np, "trapz")
+    return rule(y, x, axis=axis)
 
 
 def make_baseline(images: torch.Tensor, baseline: str = "zero", blur_sigma: float | None = None) -> torch.Tensor:
@@ -211,7 +218,7 @@ def perturbation_curves(model, images, targets, maps, masks=None, *, mode: str =
         rows[:, todo.cpu().numpy()] = flat.reshape(len(keep), per_image).numpy()
         curves[keep] = rows
     fractions = counts / units
-    auc = np.trapezoid(curves, fractions, axis=1)
+    auc = trapezoid(curves, fractions, axis=1)
     return PerturbationCurves(fractions=fractions, curves=curves, auc=auc, targets=targets.cpu().numpy(),
                               mode=mode, baseline=baseline, score=score)
 
@@ -283,7 +290,39 @@ def aopc(model, images, targets, maps, masks=None, *, steps: int = 32, baseline:
     """
     res = perturbation_curves(model, images, targets, maps, mode="deletion", baseline=baseline, steps=steps,
                               score=score, batch_size=batch_size, **options)
-    return np.mean(res.curves[:, :1] - res.curves, axis=1)
+    return aopc_curve(res)[:, -1]
+
+
+def aopc_curve(curves) -> np.ndarray:
+    """AOPC as a curve: the AOPC after each number of perturbation steps ``L = 0 .. S``.
+
+    .. math:: \\mathrm{AOPC}(L) = \\frac{1}{L + 1} \\sum_{k=0}^{L} \\big( f(x^{(0)}) - f(x^{(k)}) \\big)
+
+    (Samek et al. 2017 plot AOPC against ``L``; :func:`aopc` is the last point, ``L = S``.)
+
+    Parameters
+    ----------
+    curves : PerturbationCurves (deletion) or array [N, S + 1]
+        Deletion curves, most relevant first: the target score after ``k`` steps.
+
+    Returns
+    -------
+    np.ndarray float64 [N, S + 1]; column 0 is 0, NaN rows stay NaN.
+
+    Example
+    -------
+    >>> res = perturbation_curves(model, images, targets, maps, mode="deletion", steps=16)
+    >>> aopc_curve(res).shape                   # (N, 17); aopc_curve(res)[:, -1] == aopc(...)
+    """
+    if isinstance(curves, PerturbationCurves):
+        if curves.mode != "deletion":
+            raise ValueError(f"AOPC reads deletion curves (most relevant first); got {curves.mode!r} curves")
+        curves = curves.curves
+    values = np.asarray(curves, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] < 1:
+        raise ValueError(f"curves must have shape [N, S + 1]; got {list(values.shape)}")
+    drop = values[:, :1] - values
+    return np.cumsum(drop, axis=1) / np.arange(1, values.shape[1] + 1)
 
 
 # --------------------------------------------------------------------------- pytorch-grad-cam wrappers
@@ -348,7 +387,46 @@ def _road(kind, model, images, targets, maps, percentiles, score, batch_size, se
     return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, const)
 
 
-_ROAD_DOC = """
+
+
+@register_metric("road_morf", category="fidelity", higher_is_better=False,
+                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADMostRelevantFirst)")
+def road_morf(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES, score: str = "probability",
+              batch_size: int = 64, seed: int | None = 0, on_constant: str = "nan") -> np.ndarray:
+    """ROAD most-relevant-first: mean change of the target score (lower is better).
+
+    The ``100 - p`` % most relevant pixels are removed by noisy linear imputation; definition,
+    parameters and return value as for :func:`road_combined`.
+
+    Example
+    -------
+    >>> road_morf(model, images, targets, maps, percentiles=(20, 40, 60, 80))   # [N], mostly < 0
+    """
+    return _road("morf", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
+
+
+@register_metric("road_lerf", category="fidelity", higher_is_better=True,
+                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADLeastRelevantFirst)")
+def road_lerf(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES, score: str = "probability",
+              batch_size: int = 64, seed: int | None = 0, on_constant: str = "nan") -> np.ndarray:
+    """ROAD least-relevant-first: mean change of the target score (higher is better).
+
+    Only the ``p`` % most relevant pixels are kept; definition, parameters and return value as
+    for :func:`road_combined`.
+
+    Example
+    -------
+    >>> road_lerf(model, images, targets, maps)                                  # [N], near 0 is good
+    """
+    return _road("lerf", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
+
+
+@register_metric("road_combined", category="fidelity", higher_is_better=True,
+                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADCombined)")
+def road_combined(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES,
+                  score: str = "probability", batch_size: int = 64, seed: int | None = 0,
+                  on_constant: str = "nan") -> np.ndarray:
+    r"""ROAD combined, (LeRF - MoRF) / 2 (higher is better).
 
     ROAD, RemOve And Debias (Rong, Leemann, Borisov, Kasneci & Kasneci 2022, ICML), through
     pytorch-grad-cam's own classes. For each percentile ``p`` a binary mask keeps ``p`` % of the
@@ -356,7 +434,7 @@ _ROAD_DOC = """
     mean of its neighbours plus N(0, 0.01) noise), which avoids the out-of-distribution
     artefacts of plain deletion. Score per image:
 
-    .. math:: \\Delta_p = f(x_p) - f(x), \\qquad \\mathrm{ROAD} = \\frac{1}{|P|} \\sum_{p \\in P} \\Delta_p
+    .. math:: \Delta_p = f(x_p) - f(x), \qquad \mathrm{ROAD} = \frac{1}{|P|} \sum_{p \in P} \Delta_p
 
     * MoRF (most relevant first): the kept pixels are the *least* relevant ``p`` %, i.e. the
       ``100 - p`` % most relevant are removed; a faithful map makes the score drop (lower is better).
@@ -386,46 +464,69 @@ _ROAD_DOC = """
     Returns
     -------
     np.ndarray float64 [N].
-    """
-
-
-@register_metric("road_morf", category="fidelity", higher_is_better=False,
-                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADMostRelevantFirst)")
-def road_morf(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES, score: str = "probability",
-              batch_size: int = 64, seed: int | None = 0, on_constant: str = "nan") -> np.ndarray:
-    return _road("morf", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
-
-
-@register_metric("road_lerf", category="fidelity", higher_is_better=True,
-                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADLeastRelevantFirst)")
-def road_lerf(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES, score: str = "probability",
-              batch_size: int = 64, seed: int | None = 0, on_constant: str = "nan") -> np.ndarray:
-    return _road("lerf", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
-
-
-@register_metric("road_combined", category="fidelity", higher_is_better=True,
-                 reference="Rong et al. 2022, ICML (pytorch-grad-cam ROADCombined)")
-def road_combined(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES,
-                  score: str = "probability", batch_size: int = 64, seed: int | None = 0,
-                  on_constant: str = "nan") -> np.ndarray:
-    return _road("combined", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
-
-
-road_morf.__doc__ = "ROAD most-relevant-first: mean change of the target score (lower is better)." + _ROAD_DOC + """
-    Example
-    -------
-    >>> road_morf(model, images, targets, maps, percentiles=(20, 40, 60, 80))   # [N], mostly < 0
-"""
-road_lerf.__doc__ = "ROAD least-relevant-first: mean change of the target score (higher is better)." + _ROAD_DOC + """
-    Example
-    -------
-    >>> road_lerf(model, images, targets, maps)                                  # [N], near 0 is good
-"""
-road_combined.__doc__ = "ROAD combined, (LeRF - MoRF) / 2 (higher is better)." + _ROAD_DOC + """
+    
     Example
     -------
     >>> road_combined(model, images, targets, maps, percentiles=(20, 40, 60, 80)).mean()
-"""
+    """
+    return _road("combined", model, images, targets, maps, percentiles, score, batch_size, seed, on_constant)
+
+
+@dataclass
+class RoadCurves:
+    """ROAD scores of N images at each percentile, most and least relevant first.
+
+    Attributes
+    ----------
+    percentiles : float64 [P]
+        Share (%) of the pixels kept at each point.
+    morf, lerf : float64 [N, P]
+        Change of the target score when the most (MoRF) or least (LeRF) relevant pixels are
+        removed and imputed (NaN rows for constant maps).
+    score : str
+    """
+
+    percentiles: np.ndarray
+    morf: np.ndarray
+    lerf: np.ndarray
+    score: str
+
+    @property
+    def removed(self) -> np.ndarray:
+        """Fraction of the pixels removed and imputed at each point, ``1 - p / 100`` [P]."""
+        return 1 - self.percentiles / 100
+
+    @property
+    def combined(self) -> np.ndarray:
+        """Combined ROAD per image and percentile, ``(LeRF - MoRF) / 2`` [N, P]."""
+        return (self.lerf - self.morf) / 2
+
+
+def road_curves(model, images, targets, maps, masks=None, *, percentiles=ROAD_PERCENTILES,
+                score: str = "probability", batch_size: int = 64, seed: int | None = 0,
+                on_constant: str = "nan") -> RoadCurves:
+    """ROAD per percentile: :func:`road_morf` and :func:`road_lerf` at each single percentile.
+
+    Where :func:`road_morf` with a sequence of percentiles returns their mean (pytorch-grad-cam's
+    ``...Average`` classes), this keeps one score per percentile, to draw ROAD against the share
+    of pixels removed. Each point is the single-percentile class with the imputation noise seeded
+    by ``seed``, exactly ``road_morf(..., percentiles=p, seed=seed)``. Parameters as
+    :func:`road_morf`; ``masks`` is ignored.
+
+    Returns
+    -------
+    RoadCurves (``percentiles`` [P], ``morf`` and ``lerf`` [N, P], ``removed``, ``combined``).
+
+    Example
+    -------
+    >>> res = road_curves(model, images, targets, maps, percentiles=(20, 50, 80))
+    >>> res.removed, np.nanmean(res.morf, 0)          # x and y of the MoRF curve
+    """
+    values = _percentile_list(percentiles)
+    options = dict(score=score, batch_size=batch_size, seed=seed, on_constant=on_constant)
+    morf = np.stack([road_morf(model, images, targets, maps, percentiles=p, **options) for p in values], axis=1)
+    lerf = np.stack([road_lerf(model, images, targets, maps, percentiles=p, **options) for p in values], axis=1)
+    return RoadCurves(percentiles=np.asarray(values, dtype=np.float64), morf=morf, lerf=lerf, score=score)
 
 
 def _check_unit_maps(maps: np.ndarray, metric: str) -> None:
@@ -434,7 +535,13 @@ def _check_unit_maps(maps: np.ndarray, metric: str) -> None:
                          f"in [{maps.min():.3g}, {maps.max():.3g}] - use Explanation.maps or rescale")
 
 
-_CONFIDENCE_DOC = """
+
+
+@register_metric("confidence_change", category="fidelity", higher_is_better=True,
+                 reference="pytorch-grad-cam CamMultImageConfidenceChange; Chaddad et al. 2025")
+def confidence_change(model, images, targets, maps, masks=None, *, score: str = "probability",
+                      batch_size: int = 64) -> np.ndarray:
+    r"""Confidence change when the image is multiplied by its map: the mean-change reading (higher is better).
 
     Both readings of "confidence increase" (Chaddad et al. 2025 report e.g. 0.12 for XGradCAM
     on glioma without saying which one they mean):
@@ -462,13 +569,11 @@ _CONFIDENCE_DOC = """
     Returns
     -------
     np.ndarray float64 [N].
+    
+    Example
+    -------
+    >>> confidence_change(model, images, targets, maps).mean()     # e.g. 0.12
     """
-
-
-@register_metric("confidence_change", category="fidelity", higher_is_better=True,
-                 reference="pytorch-grad-cam CamMultImageConfidenceChange; Chaddad et al. 2025")
-def confidence_change(model, images, targets, maps, masks=None, *, score: str = "probability",
-                      batch_size: int = 64) -> np.ndarray:
     from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 
     return _cam_mult_metric(CamMultImageConfidenceChange(), "confidence_change", model, images, targets, maps,
@@ -479,6 +584,15 @@ def confidence_change(model, images, targets, maps, masks=None, *, score: str = 
                  reference="pytorch-grad-cam IncreaseInConfidence; Chaddad et al. 2025")
 def confidence_increase(model, images, targets, maps, masks=None, *, score: str = "probability",
                         batch_size: int = 64) -> np.ndarray:
+    """Confidence increase as 0/1 per image: the fraction-of-images reading (higher is better).
+
+    The same image x map product as :func:`confidence_change` (see there for both readings and
+    the parameters), scored 1 where the target score rises and 0 elsewhere.
+
+    Example
+    -------
+    >>> confidence_increase(model, images, targets, maps).mean()   # fraction of images, e.g. 0.6
+    """
     from pytorch_grad_cam.metrics.cam_mult_image import IncreaseInConfidence
 
     return _cam_mult_metric(IncreaseInConfidence(), "confidence_increase", model, images, targets, maps, score,
@@ -496,15 +610,3 @@ def _cam_mult_metric(metric, name, model, images, targets, maps, score, batch_si
                                 np.zeros(len(maps), bool))
 
 
-confidence_change.__doc__ = ("Confidence change when the image is multiplied by its map: the mean-change "
-                             "reading (higher is better)." + _CONFIDENCE_DOC + """
-    Example
-    -------
-    >>> confidence_change(model, images, targets, maps).mean()     # e.g. 0.12
-""")
-confidence_increase.__doc__ = ("Confidence increase as 0/1 per image: the fraction-of-images reading "
-                               "(higher is better)." + _CONFIDENCE_DOC + """
-    Example
-    -------
-    >>> confidence_increase(model, images, targets, maps).mean()   # fraction of images, e.g. 0.6
-""")

@@ -12,7 +12,8 @@ from scipy import ndimage
 
 from . import check_maps, check_masks, constant_maps, flag_undefined, register_metric
 
-__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling"]
+__all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling",
+           "cam_pointing_ceiling"]
 
 
 @register_metric("relevance_mass_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
@@ -212,3 +213,26 @@ def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.nda
         near = ndimage.distance_transform_edt(~m) <= tolerance if tolerance > 0 else m
         out[k] = float(near[np.ix_(ys, xs)].any())
     return out
+
+
+def cam_pointing_ceiling(masks, model, arch: str, *, tolerance: float = 0.0):
+    """:func:`pointing_ceiling` for the CAM grid of ``model``: the grid of its target layer
+    (:func:`medxai_lite.models.cam_grid`) at the masks' size, its stride and its origin
+    (:func:`medxai_lite.models.grid_origin`).
+
+    Returns ``(grid, ceiling)``: ``(h, w)`` of the CAM grid and float64 [N], 1.0 where a CAM of
+    that layer can hit the lesion at all.
+
+    Example
+    -------
+    >>> (h, w), ceiling = cam_pointing_ceiling(masks, model, "resnet18")   # doctest: +SKIP
+    """
+    from ..models import cam_grid, grid_origin
+
+    masks = np.asarray(masks.detach().cpu().numpy() if hasattr(masks, "detach") else masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W]; got shape {masks.shape}")
+    size = masks.shape[-1]
+    h, w = cam_grid(model, arch, int(size))
+    stride = size / h
+    return (h, w), pointing_ceiling(masks, stride, grid_origin(arch, stride), tolerance=tolerance)

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice
+from .._utils import check_choice, minmax_scale
 from . import check_images, check_maps, check_model, check_positive_int, check_targets, register_metric
 
 __all__ = [
     "SIMILARITIES", "map_similarity", "randomisable_layers", "randomise_layers",
-    "cascading_randomisation", "independent_randomisation", "label_randomisation", "make_train_fn",
+    "cascading_randomisation", "cascading_randomisation_methods", "cascade_summary", "independent_randomisation",
+    "label_randomisation", "make_train_fn",
     "randomisation_similarity", "model_randomisation_table",
 ]
 
@@ -78,12 +79,8 @@ def map_similarity(maps_a, maps_b, metric: str = "spearman") -> np.ndarray:
 
     if min(a.shape[1:]) < 7:
         raise ValueError(f"ssim needs maps of at least 7x7 pixels; got {a.shape[1]}x{a.shape[2]}")
-    return np.array([structural_similarity(_unit(x), _unit(y), data_range=1.0) for x, y in zip(a, b)])
-
-
-def _unit(m: np.ndarray) -> np.ndarray:
-    lo, hi = m.min(), m.max()
-    return np.zeros_like(m) if hi == lo else (m - lo) / (hi - lo)
+    a, b = minmax_scale(a), minmax_scale(b)
+    return np.array([structural_similarity(x, y, data_range=1.0) for x, y in zip(a, b)])
 
 
 def randomisable_layers(model: nn.Module) -> list[str]:
@@ -173,7 +170,8 @@ def _check_similarity(similarity) -> tuple[str, ...]:
     return similarity
 
 
-def _parameter_randomisation(mode, model, images, targets, explainer, layers, similarity, seed, explain_options):
+def _parameter_randomisation(mode, model, images, targets, explainer, layers, similarity, seed, explain_options,
+                             return_maps=False):
     import pandas as pd
 
     images, targets = _prepare(model, images, targets)
@@ -185,17 +183,23 @@ def _parameter_randomisation(mode, model, images, targets, explainer, layers, si
     reference = maps_of(model, images, targets)
     work = copy.deepcopy(model)
     # step 0: an untouched copy, which must reproduce the maps (a deterministic explainer gives 1)
-    rows = _rows(mode, 0, "original", reference, maps_of(work, images, targets), similarity)
+    steps = [maps_of(work, images, targets)]
+    rows = _rows(mode, 0, "original", reference, steps[0], similarity)
     for j, name in enumerate(layers, start=1):
         if mode == "independent":
             work = copy.deepcopy(model)
         randomise_layers(work, [name], seed=seed + j)
-        rows += _rows(mode, j, name, reference, maps_of(work, images, targets), similarity)
-    return pd.DataFrame(rows, columns=_COLUMNS)
+        maps = maps_of(work, images, targets)
+        rows += _rows(mode, j, name, reference, maps, similarity)
+        if return_maps:
+            steps.append(maps)
+    table = pd.DataFrame(rows, columns=_COLUMNS)
+    return (table, steps) if return_maps else table
 
 
 def cascading_randomisation(model, images, targets, explainer, *, layers: Sequence[str] | None = None,
-                            similarity=SIMILARITIES, seed: int = 0, explain_options: dict | None = None):
+                            similarity=SIMILARITIES, seed: int = 0, explain_options: dict | None = None,
+                            return_maps: bool = False):
     """Cascading model-parameter randomisation (Adebayo et al. 2018, Sec. 3.1).
 
     On a copy of ``model``, layers are re-initialised one after another from the output
@@ -219,20 +223,73 @@ def cascading_randomisation(model, images, targets, explainer, *, layers: Sequen
     seed : int
         Seeds the re-initialisation (forked generator).
     explain_options : dict, optional
+    return_maps : bool
+        Also return the maps of every step (to show them, or to count the constant ones).
 
     Returns
     -------
     pandas.DataFrame, columns ``mode, step, layer, image, metric, value``: step 0 (layer
     ``"original"``) compares the untouched copy with the original maps; step ``j`` names the
-    last layer randomised.
+    last layer randomised. With ``return_maps=True``, the pair ``(table, maps)`` where
+    ``maps[j]`` is float64 [N, H, W], the maps of step ``j`` (``maps[0]``: the untouched copy).
 
     Example
     -------
     >>> df = cascading_randomisation(model, images, None, "saliency", layers=["fc", "layer4", "layer3"])
     >>> df.groupby(["step", "layer", "metric"], sort=False).value.mean().unstack()
+    >>> df, maps = cascading_randomisation(model, images, None, "saliency", return_maps=True)
+    >>> len(maps) == df.step.max() + 1
+    True
     """
     return _parameter_randomisation("cascading", model, images, targets, explainer, layers, similarity, seed,
-                                    explain_options)
+                                    explain_options, return_maps)
+
+
+def cascading_randomisation_methods(model, images, targets, methods: Sequence[str], *,
+                                    layers: Sequence[str] | None = None, similarity=SIMILARITIES, seed: int = 0,
+                                    method_options: dict | None = None, return_maps: bool = False):
+    """:func:`cascading_randomisation` for several methods of :func:`medxai_lite.explain.explain`
+    on the same images, layers and seed, as one table with a ``method`` column (last).
+
+    ``method_options`` maps a method to its explain options. With ``return_maps=True`` returns
+    ``(table, maps)`` where ``maps[method][j]`` is the maps of step ``j`` (float64 [N, H, W]).
+
+    Example
+    -------
+    >>> table = cascading_randomisation_methods(model, images, None, ["gradcam", "saliency"],
+    ...                                         layers=["fc", "layer4", "layer3"])
+    """
+    import pandas as pd
+
+    options = dict(method_options or {})
+    tables, maps = [], {}
+    for method in methods:
+        table, maps[method] = cascading_randomisation(model, images, targets, method, layers=layers,
+                                                      similarity=similarity, seed=seed,
+                                                      explain_options=options.get(method, {}), return_maps=True)
+        tables.append(table.assign(method=method))
+    table = pd.concat(tables, ignore_index=True)
+    return (table, maps) if return_maps else table
+
+
+def cascade_summary(table, maps: dict | None = None):
+    """Where the randomisation test ends: per method, the mean similarity after the last step.
+
+    ``table``: the result of :func:`cascading_randomisation_methods`; ``maps``: its maps (with
+    ``return_maps=True``), to count the maps that are constant after full randomisation (their
+    Spearman correlation is undefined and left out of the mean). Rows in the order of the
+    methods; columns ``"<similarity> after full randomisation"`` and, with ``maps``,
+    ``"constant maps after full randomisation"``.
+    """
+    from .tables import count_constant_maps
+
+    last = table[table.step == table.step.max()]
+    summary = last.groupby(["method", "metric"]).value.mean().unstack("metric")
+    summary = summary.loc[list(dict.fromkeys(table.method))]
+    summary.columns = [f"{c} after full randomisation" for c in summary.columns]
+    if maps is not None:
+        summary["constant maps after full randomisation"] = [count_constant_maps(maps[m][-1]) for m in summary.index]
+    return summary
 
 
 def independent_randomisation(model, images, targets, explainer, *, layers: Sequence[str] | None = None,
@@ -256,7 +313,8 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
     """A small-budget ``train_fn(images, labels) -> model`` for :func:`label_randomisation`.
 
     Trains ``model_fn(num_classes)`` (default ``get_model("small_cnn", num_classes)``) with Adam
-    and cross-entropy for ``epochs`` passes, seeded in a forked generator, and returns it in
+    and cross-entropy for ``epochs`` passes of the package's training loop
+    (:func:`medxai_lite.models.train.fit`), seeded in a forked generator, and returns it in
     eval mode. ``num_classes`` defaults to ``max(label) + 1`` (at least 2).
 
     Example
@@ -268,6 +326,8 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
     batch_size = check_positive_int("batch_size", batch_size)
 
     def train_fn(images: torch.Tensor, labels: torch.Tensor) -> nn.Module:
+        from ..models.train import fit
+
         k = num_classes or max(2, int(labels.max()) + 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -278,16 +338,15 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
             else:
                 model = model_fn(k)
             opt = torch.optim.Adam(model.parameters(), lr=lr)
-            model.train()
             gen = torch.Generator().manual_seed(seed)
-            for _ in range(epochs):
+
+            def batches(epoch):   # a fresh seeded order of the images every epoch
                 order = torch.randperm(len(images), generator=gen)
                 for start in range(0, len(images), batch_size):
                     idx = order[start:start + batch_size]
-                    opt.zero_grad()
-                    loss = nn.functional.cross_entropy(model(images[idx]), labels[idx])
-                    loss.backward()
-                    opt.step()
+                    yield images[idx], labels[idx]
+
+            fit(model, opt, batches, epochs)
         return model.eval()
 
     return train_fn

@@ -21,7 +21,7 @@ from torch import nn
 from .._utils import atomic_path, cache_dir, check_choice, device, set_seed
 from .zoo import ARCHS, get_model
 
-__all__ = ["PROFILES", "TrainingReport", "train_model", "evaluate", "get_trained_model", "cache_key",
+__all__ = ["PROFILES", "TrainingReport", "fit", "train_model", "evaluate", "get_trained_model", "cache_key",
            "recalibrate_batchnorm"]
 
 #: Training profiles. ``cpu``: 112 px, phantom-sized data, few epochs, random init, and output
@@ -129,6 +129,40 @@ def recalibrate_batchnorm(model: nn.Module, dataset, batch_size: int = 64, max_i
     return len(bns)
 
 
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches, epochs: int, *, scheduler=None,
+        on_epoch_end=None, device: torch.device | None = None) -> int:
+    """The package's one training loop: cross-entropy, one optimiser step per batch.
+
+    For each epoch ``1 .. epochs``: the model is put in train mode, every ``(images, labels)``
+    batch of ``batches(epoch)`` (moved to ``device`` when one is given) makes one step of
+    ``optimizer`` on the mean cross-entropy, then ``scheduler.step()`` runs (when given) and
+    ``on_epoch_end(epoch, train_loss)`` is called with the epoch's mean loss; it returns True to
+    stop early. :func:`train_model` (validation, early stopping) and
+    :func:`medxai_lite.metrics.make_train_fn` (the label-randomisation test) both train with it.
+
+    Returns the number of epochs run.
+    """
+    run = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        for x, y in batches(epoch):
+            if device is not None:
+                x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(y)
+            count += len(y)
+        run = epoch
+        if scheduler is not None:
+            scheduler.step()
+        if on_epoch_end is not None and on_epoch_end(epoch, total / max(count, 1)):
+            break
+    return run
+
+
 def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size: int, lr: float,
                 weight_decay: float = 1e-4, patience: int = 3, seed: int = 0, progress: bool = True,
                 precise_bn: int = 0):
@@ -146,33 +180,29 @@ def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
-    best, best_state, best_epoch, history, waited = -1.0, None, 0, [], 0
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
-    for epoch in bar:
-        model.train()
-        total, count = 0.0, 0
-        for x, y in _loader(train_set, batch_size, True, seed + epoch):
-            x, y = x.to(dev), y.to(dev)
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(y)
-            count += len(y)
-        sched.step()
+    best = {"f1": -1.0, "state": None, "epoch": 0, "waited": 0}
+    history = []
+    bar = tqdm(total=epochs, desc="epochs", disable=not progress, leave=False)
+
+    def end_of_epoch(epoch: int, train_loss: float) -> bool:
+        """Validate, keep the best weights; True (stop) after ``patience`` epochs without progress."""
         if precise_bn:
             recalibrate_batchnorm(model, train_set, max_images=int(precise_bn))
         val = evaluate(model, val_set, classes=train_set.classes)
-        history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val["loss"],
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
                         "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"]})
-        bar.set_postfix(loss=f"{total / count:.3f}", val_f1=f"{val['macro_f1']:.3f}")
-        if val["macro_f1"] > best + 1e-4:
-            best, best_epoch, waited = val["macro_f1"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= patience:
-                break
+        bar.update()
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{val['macro_f1']:.3f}")
+        if val["macro_f1"] > best["f1"] + 1e-4:
+            best.update(f1=val["macro_f1"], epoch=epoch, waited=0, state=copy.deepcopy(model.state_dict()))
+            return False
+        best["waited"] += 1
+        return best["waited"] >= patience
+
+    fit(model, opt, lambda epoch: _loader(train_set, batch_size, True, seed + epoch), epochs, scheduler=sched,
+        on_epoch_end=end_of_epoch, device=dev)
+    bar.close()
+    best_state, best_epoch = best["state"], best["epoch"]
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
