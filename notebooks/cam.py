@@ -190,7 +190,8 @@ for name in pg.columns:
 # %%
 model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
 test, batch = lesion_images(dataset, model, 3, seed=seed)
-layers = ["layer2", "layer3", "layer4"] if arch.startswith("resnet") else [None]
+# the last three resolution stages of this architecture, from its spec in the model zoo
+layers = [mx.models.module_name(model, p) for p in mx.models.arch_spec(arch).stage_layers[-3:]]
 cols = {}
 for layer in layers:
     for method in ("gradcam", "layercam"):
@@ -284,10 +285,10 @@ corr.describe().loc[["mean", "min"]].style.format("{:.4f}")
 
 # %%
 _, batch32 = lesion_images(dataset, model, 32, seed=seed)
-if "mask" in batch32 and arch.startswith("resnet"):
+if "mask" in batch32:
     masks32 = batch32["mask"].numpy()
     hit_rates = {}
-    for layer in ("layer2", "layer3", "layer4"):
+    for layer in layers:
         maps = explain("gradcam", model, batch32["image"], layer=layer).maps
         peaks = maps.reshape(len(maps), -1).argmax(1)
         hits = masks32.reshape(len(maps), -1)[np.arange(len(maps)), peaks]

@@ -68,7 +68,7 @@ import medxai_lite as mx
 from medxai_lite.explain import METHODS, list_methods
 from medxai_lite.metrics import (
     cascade_summary, cascading_randomisation_methods, count_constant_maps, curve_summary, localisation_table,
-    metrics_table, paired_tests, perturbation_curves, pointing_game, random_maps, randomisable_layers, road_curves,
+    metrics_table, paired_tests, perturbation_curves, pointing_game, random_maps, road_curves,
     score_runs, score_summary, score_table, wide_scores,
 )
 from medxai_lite.selection import explain_lesions
@@ -77,8 +77,6 @@ from medxai_lite.viz import (cascade_labels, method_colours, plot_perturbation_c
 
 mx.set_seed(seed)
 methods = [m for m in methods if METHODS[m].supports(arch)]
-if not arch.startswith("resnet"):         # "layer2" names a ResNet stage; other architectures use the default
-    method_options = {m: {k: v for k, v in o.items() if k != "layer"} for m, o in method_options.items()}
 COLOURS = method_colours(methods)         # one colour per method, grey for the random reference
 
 
@@ -266,9 +264,8 @@ score_summary(conf).rename_axis(columns=["dataset", None]).style.format("{:.2f}"
 
 # %%
 xs, ts = batch["image"][:n_sanity], batch["label"][:n_sanity]
-# a ResNet's stages from the output down; other architectures: the six weight layers nearest the output
-blocks = ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"] if arch.startswith("resnet") else \
-    randomisable_layers(model)[:6]
+# the architecture's blocks from the output down (its spec in the model zoo)
+blocks = list(mx.models.arch_spec(arch).blocks)
 
 # sanity_maps[method][step]: the maps after that step (0: the untouched copy)
 sanity, sanity_maps = cascading_randomisation_methods(model, xs, ts, sanity_methods, layers=blocks, seed=seed,

@@ -5,10 +5,10 @@ canonizer, how to recognise a model) is one :class:`ArchSpec` per entry of :data
 """
 from .train import PROFILES, TrainingReport, cache_key, evaluate, get_trained_model, train_model
 from .zoo import (ARCH_SPECS, ARCHS, CAPABILITIES, OUTPUT_STRIDES, PAPER_ARCHS, ArchSpec, SmallCNN, arch_spec,
-                  cam_grid, get_model, grid_origin, infer_arch, num_parameters, resolve_module, stage_layers,
+                  cam_grid, get_model, grid_origin, infer_arch, module_name, num_parameters, resolve_module, stage_layers,
                   target_layer)
 
 __all__ = ["ARCHS", "PAPER_ARCHS", "ARCH_SPECS", "CAPABILITIES", "ArchSpec", "arch_spec", "infer_arch",
-           "OUTPUT_STRIDES", "SmallCNN", "get_model", "target_layer", "stage_layers", "resolve_module", "cam_grid",
+           "OUTPUT_STRIDES", "SmallCNN", "get_model", "target_layer", "stage_layers", "resolve_module", "module_name", "cam_grid",
            "grid_origin", "num_parameters",
            "PROFILES", "TrainingReport", "train_model", "evaluate", "get_trained_model", "cache_key"]

@@ -24,7 +24,7 @@ from torch import nn
 from .._utils import check_choice
 
 __all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "ARCH_SPECS", "CAPABILITIES", "ArchSpec", "arch_spec",
-           "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "cam_grid", "grid_origin",
+           "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "module_name", "cam_grid", "grid_origin",
            "SmallCNN", "num_parameters"]
 
 
@@ -210,6 +210,13 @@ def resolve_module(model: nn.Module, path: str) -> nn.Module:
     for part in path.split("."):
         module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
     return module
+
+
+def module_name(model: nn.Module, path: str) -> str:
+    """The ``named_modules`` name of the module at a spec ``path`` (``"layer4.-1"`` -> ``"layer4.1"``
+    on ResNet18), which ``explain(..., layer=...)`` and the randomisation tests accept."""
+    target = resolve_module(model, path)
+    return next(name for name, m in model.named_modules() if m is target)
 
 
 def stage_layers(model: nn.Module, arch: str) -> list[nn.Module]:
