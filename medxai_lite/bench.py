@@ -434,17 +434,19 @@ def example_maps(model, dataset: str, methods: Sequence[str] = PAPER_CAMS, *, ar
 
 def extended_ranks(extended):
     """The extended grid as percentile ranks: per metric, each method's percentile rank among the
-    methods (mean over the datasets first), oriented so that higher is better: ``rank(pct=True)``
-    where higher is better (the best method gets 1), ``1 - rank(pct=True)`` where lower is better
-    (the best gets ``1 - 1/n``). Rows sorted by the mean rank, best first.
+    methods (mean over the datasets first), oriented so that higher is better: the best method
+    gets 1 and the worst ``1/n`` whichever way the metric points (ranked descending where higher
+    is better, ascending where lower is better). Rows sorted by the mean rank, best first.
 
     Returns ``(ranks, means)``: two DataFrames, methods x metrics, in the same order.
     """
+    import pandas as pd
+
     mean = extended.groupby(["method", "metric"])["value"].mean().unstack("metric")
     better = extended.drop_duplicates("metric").set_index("metric")["higher_is_better"]
     up = np.asarray(better.reindex(mean.columns).values, dtype=bool)
-    pct = mean.rank(pct=True)
-    ranked = pct * np.where(up, 1, 0) + (1 - pct) * np.where(up, 0, 1)
+    ranked = pd.concat({metric: mean[metric].rank(pct=True, ascending=bool(higher))
+                        for metric, higher in zip(mean.columns, up)}, axis=1)
     order = ranked.mean(axis=1).sort_values(ascending=False).index
     return ranked.loc[order], mean.loc[order]
 

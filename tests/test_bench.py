@@ -181,7 +181,9 @@ def test_extended_ranks_orient_every_metric_so_that_higher_is_better():
     assert list(ranks.index) == ["good", "mid", "bad"] == list(means.index)
     assert (ranks.rank(ascending=False).loc["good"] == 1).all()          # the best rank on every metric
     assert ranks.loc["bad"].max() < ranks.loc["mid"].min()
-    assert ranks.loc["good", "rma"] == 1 and ranks.loc["good", "deletion"] == pytest.approx(2 / 3)
+    # the best gets 1 and the worst 1/n on either kind of metric
+    assert ranks.loc["good", "rma"] == 1 and ranks.loc["good", "deletion"] == 1
+    assert ranks.loc["bad", "rma"] == pytest.approx(1 / 3) and ranks.loc["bad", "deletion"] == pytest.approx(1 / 3)
     assert means.loc["good", "deletion"] == pytest.approx(0.1)
 
 
