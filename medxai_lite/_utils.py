@@ -18,6 +18,7 @@ __all__ = [
     "atomic_path",
     "atomic_dir",
     "check_choice",
+    "check_positive_int",
     "check_images",
     "check_eval_model",
     "CACHE_ENV",
@@ -150,6 +151,13 @@ def check_choice(param: str, value, choices: Iterable) -> None:
         raise ValueError(
             f"unknown {param} {value!r}; valid choices: {', '.join(map(str, choices))}"
         )
+
+
+def check_positive_int(param: str, value, minimum: int = 1) -> int:
+    """``value`` as an ``int``; a ``ValueError`` naming ``param`` unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{param} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
 
 
 def check_images(images, n: int | None = None):

@@ -330,7 +330,7 @@ def test_partition_shap_breaks_ties_with_the_seed_not_with_the_global_generator(
 
 
 @pytest.mark.parametrize(("method", "options", "pattern"), [
-    ("lime", {"num_samples": 0}, r"num_samples must be an integer >= 2, got 0"),
+    ("lime", {"num_samples": 0}, r"num_samples must be an integer >= 2; got 0"),
     ("lime", {"score": "prob"}, r"unknown score 'prob'.*softmax, logit"),
     ("lime", {"n_segments": 1}, r"n_segments must be an integer >= 2"),
     ("kernelshap", {"baseline": "gray"}, r"unknown baseline 'gray'.*black"),

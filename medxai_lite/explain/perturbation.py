@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils import check_choice
+from .._utils import check_positive_int as _int
 from .captum_tools import attribute as _attribute
 from .captum_tools import reference as _reference
 from .registry import AdapterResult, register
@@ -44,12 +45,6 @@ _PERT = "Perturbation-based"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _fraction(name: str, value, closed: bool = False) -> float:

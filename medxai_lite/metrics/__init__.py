@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from .._utils import check_choice, check_eval_model, check_images  # noqa: F401 - re-exported for the metric modules
+from .._utils import check_positive_int  # noqa: F401 - used by the metric modules
 from .._utils import check_targets as _check_targets
 
 #: The categories a metric can belong to.
@@ -222,12 +223,6 @@ def check_targets(targets, model: nn.Module, images: torch.Tensor, batch_size: i
             num_classes = model(images[:1].to(device)).shape[-1]
     values = _check_targets(targets, n, num_classes)
     return values.to(device)
-
-
-def check_positive_int(param: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{param} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _first(indices, k: int = 10) -> str:
