@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._utils import check_choice
 from ._surgery import for_relevance
 from .captum_tools import attribute as _attribute
 from .captum_tools import attribution_result as _result
@@ -41,14 +42,6 @@ _LRP_RULES = ("no conservative LRP rule exists for these: relevance does not sum
 _EPS_BN = ("the epsilon rule on every layer is not conservative: sum R / logit is far from 1 "
            "(1e2 to 1e8 measured); use 'lrp_composite'")
 _SMOOTHABLE = ("saliency", "deconvnet", "guided_backprop", "guided_gradcam", "integrated_gradients", "deeplift")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_unit(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(map(str, choices))}")
 
 
 # --------------------------------------------------------------------------- captum gradient images
@@ -157,7 +150,7 @@ def _xrai(call, steps: int = 32, algorithm: str = "fast", batch_size: int = 32):
     """
     import saliency.core as pair
 
-    _check_unit("algorithm", algorithm, ("fast", "full"))
+    check_choice("algorithm", algorithm, ("fast", "full"))
     model, device = call.model, call.images.device
     targets = call.require_targets()
 
@@ -231,7 +224,7 @@ def _smoothgrad(call, base: str = "saliency", nt_samples: int = 8, noise_level: 
     noisy copies, :math:`\sigma` = ``noise_level`` x (max - min) of the batch, for any
     ``base`` gradient method (captum ``NoiseTunnel``). Smilkov et al. 2017, https://arxiv.org/abs/1706.03825.
     """
-    _check_unit("base", base, _SMOOTHABLE)
+    check_choice("base", base, _SMOOTHABLE)
     info = METHODS[base]
     if call.arch is not None and not info.supports(call.arch):
         raise UnsupportedArchitectureError(f"method 'smoothgrad' with base {base!r} does not support arch "
