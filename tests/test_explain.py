@@ -23,6 +23,7 @@ from medxai_lite.explain import (
     list_methods,
     methods_table,
 )
+from medxai_lite.models.vit import HybridViT
 from medxai_lite.models.zoo import ARCHS, SmallCNN, get_model
 
 ALL = list_methods()
@@ -146,10 +147,23 @@ def plain():
     return PlainCNN().eval()
 
 
+@pytest.fixture(scope="module")
+def vit():
+    """A small hybrid ViT (two blocks of two heads, a 4 x 4 token grid at 32 px) for the attention family."""
+    torch.manual_seed(0)
+    return HybridViT(num_classes=3, dim=16, depth=2, heads=2, grid=4).eval()
+
+
+def _needs_attention(method: str) -> bool:
+    return "attention" in METHODS[method].requires
+
+
 @pytest.fixture
-def model_for(small, plain):
-    """The SmallCNN, or the plain CNN for a method the registry refuses on small_cnn."""
-    return lambda method: small if METHODS[method].supports("small_cnn") else plain
+def model_for(small, plain, vit):
+    """The SmallCNN; the plain CNN for a method the registry refuses on small_cnn; the ViT for the
+    attention family."""
+    return lambda method: vit if _needs_attention(method) else small if METHODS[method].supports("small_cnn") \
+        else plain
 
 
 def _hook_count(model: nn.Module) -> int:
@@ -255,7 +269,8 @@ def test_a_capability_in_requires_refuses_exactly_the_architectures_that_lack_it
             assert lacking <= set(info.unsupported), (name, cap)
             for arch in lacking:
                 assert info.reason(arch).startswith(ARCH_SPECS[arch].title + ": ")
-    assert set(METHODS["cam"].unsupported) == {"vgg16"}
+    assert set(METHODS["cam"].unsupported) == {"vgg16", "hybrid_vit"}
+    assert set(METHODS["attention_rollout"].unsupported) == set(ARCHS) - {"hybrid_vit"}
     assert set(METHODS["lrp_epsilon"].unsupported) == set(ARCHS) - {"vgg16"}
 
 
@@ -347,7 +362,8 @@ def test_no_hooks_left_and_gradients_restored_after_an_error(method, model_for, 
         calls["n"] += 1
         raise RuntimeError("boom")
 
-    handle = small.classifier.register_forward_hook(boom)
+    head = small.head if _needs_attention(method) else small.classifier
+    handle = head.register_forward_hook(boom)
     params = list(small.parameters())
     for p in params:
         p.grad = torch.ones_like(p)
@@ -355,7 +371,7 @@ def test_no_hooks_left_and_gradients_restored_after_an_error(method, model_for, 
         with pytest.raises(RuntimeError, match="boom"):
             explain(method, small, images, targets=[0, 1], **QUICK)
         assert calls["n"] >= 1
-        assert _hook_count(small) == 1 and len(small.classifier._forward_hooks) == 1  # only the user's own
+        assert _hook_count(small) == 1 and len(head._forward_hooks) == 1  # only the user's own
         assert all(p.requires_grad and torch.equal(p.grad, torch.ones_like(p)) for p in params)
     finally:
         handle.remove()
@@ -433,7 +449,9 @@ REGION_EXPECTATIONS = {
 }
 
 
-@pytest.mark.parametrize("method", ALL)
+# (the attention family reads attention weights a CNN does not have: tests/test_attention.py builds a
+# ViT by hand whose class token looks at one patch and checks that every map puts its peak there)
+@pytest.mark.parametrize("method", [m for m in ALL if not _needs_attention(m)])
 def test_a_model_reading_one_region_gets_its_relevance_there(method):
     kind, options, confident = REGION_EXPECTATIONS.get(method, ("mass", {}, False))
     model = (ConfidentRegionModel() if confident else RegionModel()).eval()

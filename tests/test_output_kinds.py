@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from medxai_lite.explain import METHODS, OUTPUT_KINDS, explain, unregister
+from medxai_lite.models.vit import HybridViT
 from medxai_lite.models.zoo import SmallCNN
 
 
@@ -18,6 +19,12 @@ from medxai_lite.models.zoo import SmallCNN
 def small():
     torch.manual_seed(0)
     return SmallCNN(3, width=4).eval()
+
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    return HybridViT(3, dim=16, depth=2, heads=2, grid=4).eval()
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +65,19 @@ def contract(result, n: int, size: int) -> None:
         raise AssertionError(f"no contract test for output kind {result.kind!r}")
 
 
+def _arch(name: str) -> str | None:
+    """The architecture a method's contract is checked on: the small CNN, else the ViT."""
+    return next((a for a in ("small_cnn", "hybrid_vit") if METHODS[name].supports(a)), None)
+
+
 def _cheap(name: str) -> bool:
-    return METHODS[name].supports("small_cnn") and METHODS[name].cost != "slow" and name != "xrai"
+    return _arch(name) is not None and METHODS[name].cost != "slow" and name != "xrai"
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if _cheap(m)])
-def test_every_registered_method_meets_its_kinds_contract(method, small, images):
-    contract(explain(method, small, images, preset="quick"), 3, 32)
+def test_every_registered_method_meets_its_kinds_contract(method, small, vit, images):
+    model = small if _arch(method) == "small_cnn" else vit
+    contract(explain(method, model, images, preset="quick"), 3, 32)
 
 
 def test_a_toy_family_of_every_kind_plugs_in_and_meets_its_contract(toy, small, images):

@@ -195,7 +195,7 @@ def register(
         check_choice("unsupported", arch, ARCH_SPECS)
     for preset in presets or {}:
         check_choice("presets", preset, PRESETS)
-    refused = {arch: f"{spec.title}: {spec.lacks.get(cap, f'it lacks {cap!r}')}, so {why}"
+    refused = {arch: f"{spec.title}: {spec.why_lacks(cap)}, so {why}"
                for arch, spec in ARCH_SPECS.items()
                for cap, why in reversed(list((requires or {}).items())) if not spec.has(cap)}
     refused.update(unsupported or {})

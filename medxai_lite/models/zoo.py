@@ -1,4 +1,4 @@
-"""The model zoo: the four CNNs of the Chaddad et al. experiment, ResNet18 and a small CNN.
+"""The model zoo: the four CNNs of the Chaddad et al. experiment, ResNet18, a small CNN and a hybrid ViT.
 
 ``get_model(arch, num_classes, pretrained=False)`` builds a torchvision network with a fresh
 classification head; ``target_layer(model, arch)`` returns the layer whose activations the CAM
@@ -99,6 +99,9 @@ class ArchSpec:
         convolutions: cell 0 centred on pixel 0), ``"maxpool2"`` (2 x 2 pooling) or ``"densenet"``.
     matches : callable
         ``matches(model) -> bool``: whether a model object is built like this architecture.
+    builder : callable or None
+        ``builder(num_classes) -> nn.Module`` for an architecture of this package (``None``: a
+        torchvision network). Such a network has its own fixed stride and takes no ``output_stride``.
     """
 
     name: str
@@ -114,14 +117,22 @@ class ArchSpec:
     lacks: Mapping[str, str] = field(default_factory=dict)
     head: str = "fc"
     weights: str | None = None
+    builder: Callable[[int], nn.Module] | None = None
 
     def has(self, capability: str) -> bool:
         check_choice("capability", capability, CAPABILITIES)
         return capability in self.capabilities
 
+    def why_lacks(self, capability: str) -> str:
+        """Why this architecture lacks ``capability`` (its own words, else the capability's default)."""
+        check_choice("capability", capability, CAPABILITIES)
+        return self.lacks.get(capability, _LACKS_DEFAULT.get(capability, f"it lacks {capability!r}"))
 
-#: The capabilities an :class:`ArchSpec` may declare (a method's ``requires=`` names them).
-CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free")
+
+#: The capabilities an :class:`ArchSpec` may declare (a method's ``requires=`` names them);
+#: ``"attention"``: the network has self-attention layers whose weights the attention family reads.
+CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free", "attention")
+_LACKS_DEFAULT = {"attention": "it is a convolutional network with no self-attention layers"}
 
 
 def _is_resnet(bottleneck: bool) -> Callable[[nn.Module], bool]:
@@ -178,8 +189,29 @@ ARCH_SPECS: Mapping[str, ArchSpec] = types.MappingProxyType({s.name: s for s in 
              ("features.0", "features.1", "features.2", "features.3"),
              ("classifier", "features.3", "features.2", "features.1", "features.0"),
              _ALL, "merge_bn", "maxpool2", lambda model: isinstance(model, SmallCNN),
-             {"batchnorm_free": "it has BatchNorm after every convolution"}, "classifier"),
+             {"batchnorm_free": "it has BatchNorm after every convolution"}, "classifier", None, SmallCNN),
+    ArchSpec("hybrid_vit", "Hybrid ViT", False, "stem",
+             ("stem.0", "stem.1", "stem.2", "blocks.-1"),
+             ("head", "blocks.3", "blocks.2", "blocks.1", "blocks.0", "stem"),
+             frozenset({"attention"}), None, "same", lambda model: _is_hybrid_vit(model),
+             {"gap_linear_head": "it classifies the class token after its transformer blocks, not globally "
+                                 "pooled convolutional features",
+              "relu": "its transformer blocks use GELU and softmax attention, which multiplies activations",
+              "batchnorm_free": "its convolutional stem has BatchNorm"},
+             "head", None, lambda num_classes: _hybrid_vit(num_classes)),
 )})
+
+
+def _hybrid_vit(num_classes: int) -> nn.Module:
+    from .vit import HybridViT
+
+    return HybridViT(num_classes)
+
+
+def _is_hybrid_vit(model: nn.Module) -> bool:
+    from .vit import HybridViT
+
+    return isinstance(model, HybridViT)
 
 
 #: Every architecture ``get_model`` builds.
@@ -309,10 +341,11 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     check_choice("output_stride", output_stride, OUTPUT_STRIDES)
-    if arch == "small_cnn":
+    spec = arch_spec(arch)
+    if spec.builder is not None:
         if output_stride != 32:
-            raise ValueError("output_stride applies to the torchvision networks; small_cnn has a fixed stride of 8")
-        return SmallCNN(num_classes)
+            raise ValueError(f"output_stride applies to the torchvision networks; {arch} has a fixed stride of 8")
+        return spec.builder(num_classes)
     extra = {"zero_init_residual": True} if zero_init_residual and arch.startswith("resnet") else {}
     if arch == "resnet50" and output_stride < 32:
         extra["replace_stride_with_dilation"] = [False, output_stride == 8, True]
