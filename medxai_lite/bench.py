@@ -20,8 +20,10 @@ does the same on the phantoms (default, CPU budget) or on the public datasets (`
 - ``vs_random.csv``: each CAM against the random-map reference on the pointing game and ROAD
   (one-sided paired t-tests, Holm over the methods): can the maps be right at all?
 - ``timing.csv``: seconds per image per method (mean, sd), device named;
-- ``extended.csv``: every visual method of the registry x every visual metric on the phantoms
-  (localisation against the true masks), on a ResNet18 trained with the same budget;
+- ``extended.csv``: every visual method of the registry's CAM, gradient and perturbation families
+  (:data:`EXTENDED_FAMILIES`) x every visual metric on the phantoms (localisation against the true
+  masks), on a ResNet18 trained with the same budget, each method at the profile's
+  ``extended_preset``;
 - ``meta.json``: settings, versions, device, wall time.
 
 The folder is written under a temporary name and renamed when complete; a finished run is
@@ -44,7 +46,8 @@ import numpy as np
 from ._utils import atomic_dir, cache_dir, check_choice, device
 
 __all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
-           "MAP_MEAN", "EXTENDED_ARCH", "EXTENDED_FAMILIES", "RANDOM_REFERENCE", "VS_RANDOM_METRICS", "BenchmarkResult", "run_benchmark", "load_results",
+           "MAP_MEAN", "EXTENDED_ARCH", "EXTENDED_FAMILIES", "extended_grid_methods", "RANDOM_REFERENCE",
+           "VS_RANDOM_METRICS", "BenchmarkResult", "run_benchmark", "load_results",
            "bench_model", "train_models", "reproduction_summary", "extended_ranks", "table_b", "gap_to_random",
            "example_maps"]
 
@@ -109,10 +112,10 @@ class BenchmarkResult:
     folder: Path
 
 
-#: The families whose methods the extended grid runs by default. The perturbation family (tens of
-#: model passes per image even at its quick preset) joins when its chapter budgets it; pass
-#: ``extended_methods=`` to run any method now.
-EXTENDED_FAMILIES = ("CAM-based", "Gradient-based")
+#: The families whose methods the extended grid runs by default, each method at the profile's
+#: ``extended_preset`` (the perturbation family's ``"quick"`` preset keeps its tens to hundreds of
+#: model passes per image within the ``cpu`` budget); ``extended_methods=`` picks any methods instead.
+EXTENDED_FAMILIES = ("CAM-based", "Gradient-based", "Perturbation-based")
 #: The network of the extended grid: cheap enough to run every method of the registry on it.
 EXTENDED_ARCH = "resnet18"
 #: The diagnostic stored beside the scores: the mean of each [0, 1] map (the share of the image it keeps).
@@ -228,8 +231,13 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     n_images = int(n_images or budget["n_images"])
     if n_images < 2:
         raise ValueError(f"n_images must be at least 2 for paired tests, got {n_images}")
+    # the grid's methods as resolved now (by default those of EXTENDED_FAMILIES), so that the cache key
+    # changes with them and a run cached before a family joined is not reused
+    extended_methods = list(extended_methods or extended_grid_methods()) if extended else []
+    for m in extended_methods:
+        check_choice("extended_methods", m, list_methods())
     settings = dict(data=data, profile=profile, datasets=datasets, archs=archs, methods=methods, cam_arch=cam_arch,
-                    n_images=n_images, extended=extended, extended_methods=list(extended_methods or []),
+                    n_images=n_images, extended=extended, extended_methods=extended_methods,
                     seed=seed, budget=budget)
     folder = Path(out) if out is not None else cache_dir("bench") / f"{data}-{profile}-{_key(settings)}"
     if folder.is_dir() and (folder / "meta.json").is_file() and not force:
@@ -348,16 +356,24 @@ def _map_mean(model, images, targets, maps, masks=None) -> np.ndarray:
     return maps.mean(axis=(1, 2))
 
 
+def extended_grid_methods(families: Sequence[str] = EXTENDED_FAMILIES) -> list[str]:
+    """The methods the extended grid runs by default: every method of the registry in ``families``
+    (default :data:`EXTENDED_FAMILIES`) that returns a map and supports :data:`EXTENDED_ARCH`."""
+    from .explain import METHODS
+
+    return [m for m, info in METHODS.items()
+            if info.supports(EXTENDED_ARCH) and info.output == "map" and info.family in families]
+
+
 def _extended_grid(datasets, methods, models, budget, seed, progress):
     """Every visual method x every visual metric on ``models`` (one per dataset), against the true masks."""
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .explain import METHODS, explain
+    from .explain import explain
     from .metrics import METRICS
 
-    methods = list(methods or [m for m, info in METHODS.items()
-                               if info.supports(EXTENDED_ARCH) and info.output == "map" and info.family in EXTENDED_FAMILIES])
+    methods = list(methods or extended_grid_methods())
     rows = []
     jobs = [(d, m) for d in datasets for m in methods]
     cache = {}

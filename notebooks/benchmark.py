@@ -292,15 +292,25 @@ timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).
 # %% [markdown]
 # ## The extended grid: every visual method x every visual metric
 #
-# Every visual method of the registry on a ResNet18 trained with the benchmark's budget (it is
-# cheap enough for Score-CAM and its relatives), scored with the localisation
-# metrics against the phantoms' true lesion masks and with the fidelity metrics. For metrics
-# where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated value, so
-# that bright always means good. Hover over a cell for the value.
+# Every visual method of the registry's CAM, gradient and perturbation families on a ResNet18
+# trained with the benchmark's budget (it is cheap enough for Score-CAM and its relatives, and
+# for the perturbation methods' hundreds of masked copies per image), each at the profile's
+# preset (`"quick"` on the CPU, the chapters' `"book"` settings at paper scale), scored with the
+# localisation metrics against the phantoms' true lesion masks and with the fidelity metrics.
+# For metrics where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated
+# value, so that bright always means good. Hover over a cell for the value; the table's
+# `seconds_per_image` column is each method's cost at that preset.
 
 # %%
 ext = result.extended
 if len(ext):
+    preset = meta["settings"]["budget"].get("extended_preset") or "default"
+    per_family = ext.drop_duplicates("method").groupby("family", sort=False)["method"].apply(list)
+    print(f"{ext['method'].nunique()} methods at the {preset!r} preset, {ext['dataset'].nunique()} datasets, "
+          f"{meta['settings']['budget']['extended_images']} lesion images each:")
+    for family, names in per_family.items():
+        print(f"  {family} ({len(names)}): {', '.join(names)}")
+    print(f"extended grid computed in {meta['phase_seconds'].get('extended_grid', float('nan')):.0f} s")
     show(ext.round(4), classes="display compact", pageLength=10)
     ranked, mean = extended_ranks(ext)     # percentile rank per metric, 1 = best; methods best first
     fig = px.imshow(ranked, color_continuous_scale="Viridis", aspect="auto",

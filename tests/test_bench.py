@@ -117,6 +117,7 @@ def test_a_failed_run_leaves_nothing_under_the_final_name(tiny, tmp_path, monkey
     (dict(methods=["gradcam", "magic"]), "methods"),
     (dict(n_images=1), "n_images"),
     (dict(archs=["vgg16"], cam_arch="resnet50"), "cam_arch"),
+    (dict(extended_methods=["gradcam", "magic"]), "extended_methods"),
 ])
 def test_bad_benchmark_arguments(kwargs, param, tmp_cache):
     with pytest.raises(ValueError, match=param):
@@ -166,6 +167,43 @@ def _tiny_model():
         classes=["a", "b"])
     torch.manual_seed(0)
     return model
+
+
+def test_the_extended_grid_runs_the_cam_gradient_and_perturbation_families():
+    from medxai_lite.explain import METHODS, list_methods
+
+    assert set(bench.EXTENDED_FAMILIES) == {"CAM-based", "Gradient-based", "Perturbation-based"}
+    grid = bench.extended_grid_methods()
+    perturbation = ["lime", "kernelshap", "partition_shap", "occlusion", "rise", "sidu", "anchors",
+                    "extremal_perturbation"]
+    assert set(perturbation) <= set(grid) and {"gradcam", "scorecam", "saliency", "integrated_gradients"} <= set(grid)
+    for family in bench.EXTENDED_FAMILIES:
+        assert [m for m in grid if METHODS[m].family == family] == [
+            m for m in list_methods(family) if METHODS[m].output == "map" and METHODS[m].supports(bench.EXTENDED_ARCH)]
+    assert {METHODS[m].family for m in grid} <= set(bench.EXTENDED_FAMILIES)
+    assert bench.extended_grid_methods(["CAM-based"]) == [m for m in grid if METHODS[m].family == "CAM-based"]
+    # each method runs at the profile's preset: quick on the CPU, the book's on the paper scale
+    assert bench.BENCH_BUDGETS["cpu"]["extended_preset"] == "quick"
+    assert bench.BENCH_BUDGETS["paper"]["extended_preset"] == "book"
+    assert all({"quick", "book"} <= set(METHODS[m].presets) for m in grid)
+
+
+def test_the_cache_key_holds_the_extended_grid_as_resolved(monkeypatch):
+    """A run cached before a family joined the grid must not be reused: the default grid is resolved
+    into the settings that make the key."""
+    seen = []
+
+    def stop(settings):
+        seen.append(settings)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(bench, "_key", stop)
+    for kwargs in ({}, {"extended": False}, {"extended_methods": ["rise", "gradcam"]}):
+        with pytest.raises(RuntimeError, match="stop here"):
+            bench.run_benchmark("phantom", "cpu", progress=False, **kwargs)
+    assert seen[0]["extended_methods"] == bench.extended_grid_methods() and "rise" in seen[0]["extended_methods"]
+    assert seen[1]["extended_methods"] == []
+    assert seen[2]["extended_methods"] == ["rise", "gradcam"]
 
 
 def test_extended_ranks_orient_every_metric_so_that_higher_is_better():
