@@ -9,7 +9,7 @@ import torch
 
 from medxai_lite.explain import METHODS, UnsupportedArchitectureError, explain, list_methods
 from medxai_lite.explain.attention import (attention_entropy, attention_flow_matrix, attention_weights,
-                                           flow_to_class_token, fuse_heads, rollout, rollout_entropy)
+                                           flow_to_class_token, flow_upper_bound, fuse_heads, rollout, rollout_entropy)
 from medxai_lite.models import ARCH_SPECS, HybridViT, cam_grid, get_model, infer_arch, target_layer
 
 ATTENTION = list_methods("Attention-based")
@@ -135,10 +135,15 @@ def test_flow_equals_networkx_on_random_layered_graphs():
     np.testing.assert_allclose(flow_to_class_token(layers), expected, atol=1e-5)
 
 
-def test_a_flow_is_bounded_by_the_class_tokens_inflow():
-    a = torch.softmax(torch.randn(2, 5, 5, generator=torch.Generator().manual_seed(2)) * 3, -1)
-    flows = flow_to_class_token(attention_flow_matrix(a))
-    assert (flows <= 1 + 1e-6).all() and (flows >= 0).all()
+def test_a_flow_never_exceeds_its_cut_bound():
+    a = torch.softmax(torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(2)) * 3, -1)
+    layers = attention_flow_matrix(a)
+    flows, bound = flow_to_class_token(layers), flow_upper_bound(layers)
+    assert (flows >= 0).all() and (flows <= bound + 1e-6).all() and (bound <= 1 + 1e-9).all()
+    # the hand-computed toy: out-capacities (column sums of L1) .8, 1.1, 1.1, sink inflow 1
+    l1 = np.array([[.5, .3, .2], [.1, .6, .3], [.2, .2, .6]])
+    l2 = np.array([[.4, .4, .2], [.3, .3, .4], [.1, .1, .8]])
+    np.testing.assert_allclose(flow_upper_bound([l1, l2]), [0.8, 1.0, 1.0])
 
 
 # --------------------------------------------------------------------------- the adapters on a ViT built by hand

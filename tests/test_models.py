@@ -333,3 +333,17 @@ def test_output_stride_bad_values():
         get_model("small_cnn", 2, output_stride=16)
     with pytest.raises(ValueError, match="image_size"):
         mx.cam_grid(get_model("resnet18", 2), "resnet18", 0)
+
+
+def test_the_hybrid_vit_trains_with_its_own_settings_and_caches(tmp_cache):
+    settings = train_mod._resolve("phantom-skin", "cpu", {}, "hybrid_vit")
+    assert settings["weight_decay"] == 0.05 and settings["patience"] == settings["epochs"]
+    assert train_mod._resolve("phantom-skin", "cpu", {}, "resnet18") == train_mod._resolve("phantom-skin", "cpu", {})
+    # an explicit override still wins over the architecture's settings
+    assert train_mod._resolve("phantom-skin", "cpu", {"epochs": 1}, "hybrid_vit")["epochs"] == 1
+    m1 = mx.get_trained_model("phantom-skin", "hybrid_vit", progress=False, **TINY)
+    assert m1.report.settings["weight_decay"] == 0.05 and not m1.training
+    m2 = mx.get_trained_model("phantom-skin", "hybrid_vit", progress=False, **TINY)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert m2.report.cache_key == m1.report.cache_key

@@ -33,7 +33,7 @@ from .._utils import check_choice
 from .cam import _upsample_cam
 from .registry import AdapterResult, register
 
-__all__ = ["attention_weights", "rollout", "attention_flow_matrix", "flow_to_class_token", "attention_entropy",
+__all__ = ["attention_weights", "rollout", "attention_flow_matrix", "flow_to_class_token", "flow_upper_bound", "attention_entropy",
            "rollout_entropy", "fuse_heads"]
 
 _FAMILY = "Attention-based"
@@ -164,6 +164,18 @@ def flow_to_class_token(layers: list[np.ndarray], sink: int = 0, resolution: flo
                     dtype=np.float64) / resolution
 
 
+def flow_upper_bound(layers: list[np.ndarray], sink: int = 0) -> np.ndarray:
+    r"""The cut bound of :func:`flow_to_class_token`: no flow from input token ``j`` exceeds the
+    capacity leaving it, :math:`\sum_i \hat A^{(1)}_{ij}`, nor the capacity entering the sink,
+    :math:`\sum_j \hat A^{(L)}_{sink,j} = 1`. Returns ``[T]``.
+
+    On a wide graph (many tokens, every weight positive) the flow of each token often *equals*
+    this bound: the layers in between offer so many paths that only the two ends limit it, and
+    the flow map then shows the first layer's attention received per token, capped at 1.
+    """
+    return np.minimum(layers[0].sum(0), layers[-1][sink].sum())
+
+
 def _entropy(p: torch.Tensor) -> torch.Tensor:
     p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
     return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
@@ -263,9 +275,13 @@ def _attention_rollout(call, head_fusion: str = "mean", residual: float = 0.5) -
 
 
 @register("attention_flow", title="Attention Flow", family=_FAMILY, library="scipy (maximum_flow)",
-          needs_gradients=False, cost="medium", paper="Abnar & Zuidema 2020", requires=_NEEDS)
+          needs_gradients=False, cost="medium", paper="Abnar & Zuidema 2020", requires=_NEEDS, scale="minmax")
 def _attention_flow(call, head_fusion: str = "mean", residual: float = 0.5) -> AdapterResult:
-    """Maximum flow from each input token to the class token through the layered attention graph."""
+    """Maximum flow from each input token to the class token through the layered attention graph.
+
+    Min-max scaled: flows bunch just below their bound of 1 (see :func:`flow_upper_bound`), and
+    divided by their maximum they would all look alike.
+    """
     attn = fuse_heads(attention_weights(call.model, call.images), head_fusion)     # [L, N, T, T]
     residual = _check_residual(residual)
     flows = [flow_to_class_token(attention_flow_matrix(attn[:, i], residual))[1:] for i in range(attn.shape[1])]

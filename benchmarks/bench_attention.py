@@ -1,0 +1,79 @@
+"""Cost of the hybrid ViT and of the attention family on this machine.
+
+Prints (medians over interleaved repeats):
+
+1. one training step (forward, backward, AdamW step) of a batch of 32 at 112 px: the hybrid ViT
+   against the ResNet18 of the ``cpu`` profile (output stride 16), and the ratio;
+2. seconds per image of each attention method at 112 px (14 x 14 tokens) and the ratio
+   flow / rollout (flow solves one maximum-flow problem per token);
+3. ``explain("attention_rollout")`` against one bare forward pass of the same batch (the hooks
+   and the matrix products are all it adds).
+
+Run:  python benchmarks/bench_attention.py [--size 112 --batch 8 --repeats 5]
+Random weights; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()                                        # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    from medxai_lite.explain import explain, list_methods
+    from medxai_lite.models import get_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    x32, y32 = torch.rand(32, 3, args.size, args.size), torch.randint(0, 2, (32,))
+    steps = {}
+    for arch, extra in (("hybrid_vit", {}), ("resnet18", {"output_stride": 16})):
+        model = get_model(arch, 2, **extra).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def step(model=model, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x32), y32).backward()
+            opt.step()
+        steps[arch] = _median_seconds(step, args.repeats)
+    print(f"training step, batch 32 at {args.size} px: hybrid ViT {steps['hybrid_vit']:.3f} s, "
+          f"ResNet18 (stride 16) {steps['resnet18']:.3f} s, ratio ViT / ResNet18 "
+          f"{steps['hybrid_vit'] / steps['resnet18']:.2f}")
+
+    vit = get_model("hybrid_vit", 2).eval()
+    x = torch.rand(args.batch, 3, args.size, args.size)
+    per_image = {}
+    for method in list_methods("Attention-based"):
+        per_image[method] = _median_seconds(lambda m=method: explain(m, vit, x, targets=0),
+                                            max(1, args.repeats // (3 if method == "attention_flow" else 1)))
+        per_image[method] /= args.batch
+        print(f"{method:20s} {per_image[method]:.4f} s per image")
+    print(f"flow / rollout: {per_image['attention_flow'] / per_image['attention_rollout']:.0f}x")
+
+    def bare():
+        with torch.no_grad():
+            vit(x)
+    forward = _median_seconds(bare, args.repeats)
+    print(f"rollout / one bare forward pass of the batch: "
+          f"{per_image['attention_rollout'] * args.batch / forward:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
