@@ -2,8 +2,9 @@
 metric fills removed pixels with.
 
 One module serves every caller, so a name means the same image everywhere: Integrated
-Gradients and DeepLIFT (``explain(..., baseline=...)``), DeepSHAP's background set, and the
-deletion / insertion / AOPC curves of :mod:`medxai_lite.metrics.fidelity`.
+Gradients and DeepLIFT (``explain(..., baseline=...)``), DeepSHAP's background set, the
+perturbation family (what a hidden region is filled with) and the deletion / insertion / AOPC
+curves of :mod:`medxai_lite.metrics.fidelity`.
 
 >>> from medxai_lite.baselines import make_baseline
 >>> make_baseline(images, "blur").shape == images.shape
@@ -12,15 +13,16 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
 from ._utils import check_choice
 
-__all__ = ["BASELINES", "make_baseline", "gaussian_blur", "default_blur_sigma"]
+__all__ = ["BASELINES", "make_baseline", "gaussian_blur", "gaussian_noise", "default_blur_sigma"]
 
 #: The named reference images (a tensor broadcastable to the images is accepted too).
-BASELINES = ("black", "zero", "mean", "blur")
+BASELINES = ("black", "zero", "mean", "blur", "noise")
 
 
 def default_blur_sigma(images: torch.Tensor) -> float:
@@ -45,8 +47,31 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return tv_blur(images, kernel_size=[kernel, kernel], sigma=[float(sigma)] * 2)
 
 
+def gaussian_noise(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    r"""Gaussian noise with each image's per-channel mean and standard deviation, [N, C, H, W].
+
+    .. math:: b_{c,h,w} = \mu_c + \sigma_c\, \varepsilon_{h,w}, \qquad
+              \varepsilon \sim \mathcal N(0, 1)
+
+    with :math:`\mu_c, \sigma_c` the mean and (population) standard deviation of channel ``c``
+    of that image. One field :math:`\varepsilon` [H, W] serves every channel (luminance noise),
+    so a grey image (MRI, X-ray, copied into three channels) gets grey noise rather than coloured
+    speckle. It is drawn from a CPU generator seeded with ``seed`` and shared by the images of
+    the batch, so an image gets the same reference alone or in any batch, and the same seed gives
+    the same image on every device.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(tuple(images.shape[-2:]), generator=generator, dtype=torch.float32)
+    eps = eps.to(device=images.device, dtype=images.dtype)
+    mean = images.mean(dim=(2, 3), keepdim=True)
+    std = images.std(dim=(2, 3), keepdim=True, unbiased=False)
+    return mean + std * eps
+
+
 def make_baseline(images: torch.Tensor, baseline="zero", blur_sigma: float | None = None,
-                  choices=BASELINES) -> torch.Tensor:
+                  choices=BASELINES, seed: int = 0) -> torch.Tensor:
     """The reference image of each input, same shape as ``images`` [N, C, H, W].
 
     ``"zero"``
@@ -58,6 +83,9 @@ def make_baseline(images: torch.Tensor, baseline="zero", blur_sigma: float | Non
     ``"blur"``
         A Gaussian blur of the image (:func:`gaussian_blur`); ``blur_sigma`` defaults to
         :func:`default_blur_sigma` (2.5 px at 112 px, 5 px at 224 px).
+    ``"noise"``
+        Gaussian noise with the image's per-channel mean and standard deviation
+        (:func:`gaussian_noise`), drawn with ``seed``: same seed, same image.
     a tensor
         Broadcast to the images' shape.
 
@@ -76,5 +104,7 @@ def make_baseline(images: torch.Tensor, baseline="zero", blur_sigma: float | Non
         return images.amin(dim=(2, 3), keepdim=True).expand_as(images).clone()
     if baseline == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
+    if baseline == "noise":
+        return gaussian_noise(images, seed)
     sigma = default_blur_sigma(images) if blur_sigma is None else blur_sigma
     return gaussian_blur(images, sigma)

@@ -81,7 +81,7 @@ def attribution_result(attributions: torch.Tensor, reduce: Callable[[torch.Tenso
 
 def reference(images: torch.Tensor, baseline, blur_sigma: float | None = None) -> torch.Tensor:
     """The reference image of each input: :func:`medxai_lite.baselines.make_baseline` with every
-    named baseline (``"black"``, ``"zero"``, ``"mean"``, ``"blur"``) or a tensor."""
+    named baseline (``"black"``, ``"zero"``, ``"mean"``, ``"blur"``, ``"noise"``) or a tensor."""
     return make_baseline(images, baseline, blur_sigma)
 
 

@@ -24,7 +24,6 @@ afterwards). Occlusion, SIDU and extremal perturbation are deterministic.
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import warnings
 
@@ -81,6 +80,21 @@ def _blend(image: torch.Tensor, reference: torch.Tensor, keep: torch.Tensor) -> 
     (written so that a 0/1 mask gives exactly the image's or the reference's values)."""
     keep = (keep if keep.dim() == 4 else keep[:, None]).to(image)
     return keep * image + (1 - keep) * reference
+
+
+@contextlib.contextmanager
+def _no_lime_progress_bar():
+    """lime 0.2 wraps its sampling loop in ``tqdm.auto`` with no switch to turn it off: a bar on
+    stderr in a terminal, an ipywidget in Jupyter (which the rendered book cannot show). Swap it
+    for a pass-through for the call; the original is put back on exit."""
+    from lime import lime_image
+
+    saved = lime_image.tqdm
+    lime_image.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        lime_image.tqdm = saved
 
 
 def superpixels(images: torch.Tensor, n_segments: int = 50) -> np.ndarray:
@@ -146,7 +160,7 @@ def _lime(call, num_samples: int = 1000, n_segments: int = 50, baseline="mean", 
     maps, intercepts, fits = [], [], []
     for image, ref, seg, t in zip(call.images, reference, segments, targets.tolist()):
         weights = np.zeros(seg.max() + 1)
-        with contextlib.redirect_stderr(io.StringIO()):  # lime 0.2 always draws a tqdm bar
+        with _no_lime_progress_bar():
             exp = explainer.explain_instance(
                 image.permute(1, 2, 0).cpu().numpy(), classify, labels=(t,), top_labels=None,
                 hide_color=ref.permute(1, 2, 0).cpu().numpy(), num_features=len(weights), num_samples=num_samples,

@@ -38,7 +38,9 @@ Curves behind the per-image numbers: :func:`perturbation_curves` (deletion / ins
 percentile). Every per-image score table is built by :func:`score_table` (long format:
 ``dataset, model, method, metric, image, value``) and summarised by :func:`score_summary`. The
 reference every map has to beat: :func:`random_maps` (pixel noise, or noise on a CAM's grid)
-and :func:`chance_level` (the expected localisation score of a random map).
+and :func:`chance_level` (the expected localisation score of a random map). For sampling
+methods: :func:`seed_rank_correlation` (do two seeds give the same map?) and
+:func:`cost_quality` (seconds per image against localisation, per cost preset).
 
 Example
 -------
@@ -249,6 +251,8 @@ from .reference import chance_level, chance_scores, random_maps  # noqa: E402
 from .tables import (  # noqa: E402
     count_constant_maps, curve_summary, localisation_table, score_runs, score_summary, score_table, wide_scores,
 )
+from .repeatability import rank_correlation, seed_rank_correlation, top_overlap  # noqa: E402
+from .cost import cost_quality  # noqa: E402
 
 __all__ = [
     "METRICS", "CATEGORIES", "ON_CONSTANT", "register_metric", "list_metrics", "metrics_table",
@@ -260,5 +264,5 @@ __all__ = [
     "randomisation_similarity", "cascading_randomisation", "cascading_randomisation_methods", "cascade_summary",
     "independent_randomisation", "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers",
     "model_randomisation_table", "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni",
-    "bootstrap_ci",
+    "bootstrap_ci", "rank_correlation", "top_overlap", "seed_rank_correlation", "cost_quality",
 ]
