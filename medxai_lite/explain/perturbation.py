@@ -526,7 +526,7 @@ def _anchor(pool: _AnchorPool, threshold, delta, epsilon, beam_size, batch, max_
           presets={"quick": {"max_samples": 512, "batch_size": 16}})
 def _anchors(call, threshold: float = 0.95, n_segments: int = 50, baseline="mean", blur_sigma: float | None = None,
              delta: float = 0.1, epsilon: float = 0.15, beam_size: int = 1, max_anchor_size: int = 10,
-             batch_size: int = 32, max_samples: int = 4096):
+             batch_size: int = 32, max_samples: int = 2048):
     r"""Anchors: the smallest set of superpixels :math:`A` that *anchors* the prediction,
     :math:`\mathrm{prec}(A) = \mathbb E_{z \sim D(\cdot \mid A)}[\mathbb 1[\arg\max f(h(x, z)) = c]] \ge \tau`
     (``threshold``), with the largest coverage :math:`\mathrm{cov}(A) = P_D(A \subseteq z) = 2^{-|A|}`;
@@ -593,7 +593,7 @@ class _Blended(nn.Module):
           paper="Fong, Patrick & Vedaldi 2019, Understanding Deep Networks via Extremal Perturbations and Smooth "
                 "Masks (ICCV); Fong & Vedaldi 2017, Interpretable Explanations of Black Boxes by Meaningful "
                 "Perturbation (ICCV)", presets={"quick": {"iterations": 60}})
-def _extremal_perturbation(call, area: float = 0.1, iterations: int = 300, baseline="blur",
+def _extremal_perturbation(call, area: float = 0.1, iterations: int = 250, baseline="blur",
                            blur_sigma: float | None = None, step: int | None = None, sigma: float | None = None):
     r"""Extremal perturbation: the smooth mask :math:`m` of area ``area`` that best preserves the class
     logit, :math:`m^* = \arg\max_m f_c(m \odot x + (1 - m) \odot b) - \lambda \|\mathrm{vecsort}(m) - r_a\|^2`,
