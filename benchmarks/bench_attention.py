@@ -15,20 +15,13 @@ Random weights; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-
 import torch
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()                                        # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    from bench_explain import interleaved_medians   # this folder is on sys.path when a script runs
+
+    return interleaved_medians({"fn": fn}, repeats)["fn"]
 
 
 def main() -> None:

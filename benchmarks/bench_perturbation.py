@@ -29,7 +29,6 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import time
 import warnings
 
@@ -41,6 +40,7 @@ import torch  # noqa: E402
 import medxai_lite as mx  # noqa: E402
 from medxai_lite.explain import METHODS, explain, list_methods  # noqa: E402
 from medxai_lite.metrics import pointing_game  # noqa: E402
+from bench_explain import interleaved_medians  # noqa: E402  (this folder is on sys.path when a script runs)
 
 
 def lesion_batch(n: int, size: int = 112):
@@ -57,20 +57,6 @@ def lesion_batch(n: int, size: int = 112):
 BOOK_BUDGET_S = 20.0
 #: RISE / the same number of bare forward passes.
 RISE_BUDGET = 1.2
-
-
-def interleaved_medians(contenders: dict, repeats: int, warmup: int = 1) -> dict:
-    """Median seconds of each zero-argument callable, running them in turn ``repeats`` times."""
-    for fn in contenders.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench_rise(model, image: torch.Tensor, target: int, masks=(256, 2000), repeats: int = 3) -> None:

@@ -28,12 +28,8 @@ DETERMINISTIC = ["occlusion", "sidu", "extremal_perturbation"]
 SEEDED = STOCHASTIC + DETERMINISTIC + ["partition_shap", "anchors"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread for this module (the fixture is in tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:

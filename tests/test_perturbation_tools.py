@@ -30,12 +30,8 @@ class ReadsRegion(nn.Module):
         return torch.stack([v, torch.zeros_like(v)], 1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread for this module (the fixture is in tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
