@@ -29,7 +29,6 @@ import argparse
 import math
 import os
 import platform
-import time
 import warnings
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -48,11 +48,10 @@ n_images = 6                      # lesion images per dataset that are explained
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from myst_nb import glue
 
 import medxai_lite as mx
-from medxai_lite.explain import METHODS, explain, list_methods, methods_table
+from medxai_lite.explain import explain, list_methods, methods_table
 from medxai_lite.explain.attention import attention_entropy, attention_weights, rollout_entropy
 from medxai_lite.metrics import localisation_table, random_maps, score_summary, score_table
 from medxai_lite.models import arch_spec, num_parameters

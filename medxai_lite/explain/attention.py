@@ -299,7 +299,7 @@ def _grad_attention(call) -> AdapterResult:
     targets = call.require_targets()
     attn, grads = attention_weights(call.model, call.images, targets, gradients=True)
     t = attn.shape[-1]
-    relevance = torch.eye(t, dtype=attn.dtype).expand(attn.shape[1], t, t).clone()
+    relevance = torch.eye(t, dtype=attn.dtype, device=attn.device).expand(attn.shape[1], t, t).clone()
     for a, g in zip(attn, grads):
         relevance = relevance + (g * a).clamp_min(0).mean(1) @ relevance
     return AdapterResult(raw=_patch_maps(call, relevance[:, 0, 1:]))
