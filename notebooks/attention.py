@@ -48,7 +48,6 @@ n_images = 6                      # lesion images per dataset that are explained
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from myst_nb import glue
 
 import medxai_lite as mx
 from medxai_lite.explain import explain, list_methods, methods_table
@@ -58,6 +57,9 @@ from medxai_lite.models import arch_spec, num_parameters
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_score_heatmap, plot_timing
 from medxai_lite.viz.attention import entropy_heatmap, plot_attention_heads, plot_entropy_by_layer
+from medxai_lite.book import chapter_timer, glue
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 ATT = list_methods("Attention-based")
@@ -420,3 +422,6 @@ print("best pointing game:", " and ".join(top.index[top == top.max()]))
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

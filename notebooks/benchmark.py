@@ -42,7 +42,7 @@ seed = 0
 datasets = None       # None: the data source's three datasets
 archs = None          # None: ResNet50, DenseNet121, VGG16, EfficientNet-B0
 methods = None        # None: the paper's five CAM methods
-n_images = None       # None: the profile's budget (10 per dataset on the CPU)
+n_images = None       # None: the profile's budget (bench.BENCH_BUDGETS)
 progress = False      # True: progress bars (worth it for the long paper run)
 
 # %%
@@ -60,6 +60,9 @@ from medxai_lite.bench import (PUBLISHED_CONFIDENCE, extended_ranks, reproductio
                                train_models)
 from medxai_lite.models import cam_grid
 from medxai_lite.viz import plot_mean_bars, plot_pvalue_grid, plot_timing, style_verdicts
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
     pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -391,6 +394,31 @@ if {"xgradcam", "gradcampp"} <= set(s.columns):
 # ```{solution-end}
 # ```
 #
+# ## Run it on real data
+#
+# In Colab with a GPU (see [Running on real data and in Colab](../book/real_data.md)), fetch the
+# datasets and set the parameters cell to:
+#
+# ```python
+# data = "real"
+# profile = "paper"                             # 224 px, ImageNet weights, 100 images per dataset
+# progress = True
+# ```
+#
+# Fetch the three public datasets first (see the page on real data); the run trains twelve networks and takes hours on a Colab GPU.
+#
+# ## What to remember
+#
+# - Before ranking explanation methods, check that each one beats a random map on the same
+#   images; a ranking among methods that do not is noise.
+# - A CPU rehearsal on phantoms tests the procedure, not the published numbers: the image size,
+#   the training from scratch and the data all differ from the paper's.
+# - Time per image belongs in the choice: the methods that score masked or ablated copies of the
+#   image cost one forward pass per channel.
+#
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

@@ -58,6 +58,9 @@ import medxai_lite as mx
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 CAMS = list_methods("CAM-based")
@@ -310,6 +313,34 @@ if "mask" in batch32:
 # ```{solution-end}
 # ```
 #
+# ## Run it on real data
+#
+# In Colab with a GPU (see [Running on real data and in Colab](../book/real_data.md)), fetch the
+# datasets and set the parameters cell to:
+#
+# ```python
+# dataset = "figshare-brain-tumor"              # tumour masks: the layer study and scores work
+# datasets = ["figshare-brain-tumor", "ham10000", "chest-xray-pneumonia"]
+# profile = "paper"                             # 224 px, ImageNet weights, output stride 32
+# n_score = 100
+# slow_options = {"sscam": {"num_samples": 8}, "iscam": {"num_samples": 8}, "smooth_gradcampp": {"num_samples": 16}}
+# ```
+#
+# `chest-xray-pneumonia` has no masks: it contributes maps and timings but no localisation scores. At 224 px the published networks read a 7 x 7 grid with no dilation.
+#
+# ## What to remember
+#
+# - Every CAM is a weighted sum of one layer's feature maps: it is no sharper than that layer's
+#   grid, and its upsampling has to put each cell where the cell's receptive field is centred.
+# - The members of the family differ in how they weight the channels (gradients, higher-order
+#   terms, scores of masked inputs, ablation, principal components), and so in cost: from one
+#   backward pass to one forward pass per channel.
+# - Score a CAM against the true lesion and a random map of the same grid before trusting it; the
+#   grid and the lesion size set a ceiling on what any CAM can reach.
+#
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

@@ -74,6 +74,9 @@ from medxai_lite.metrics import (
 from medxai_lite.selection import explain_lesions
 from medxai_lite.viz import (cascade_labels, method_colours, plot_perturbation_curves, plot_randomisation_curves,
                              plot_randomisation_maps, plot_road_curves, plot_score_heatmap, style_verdicts)
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 methods = [m for m in methods if METHODS[m].supports(arch)]
@@ -438,6 +441,32 @@ print({k: round(float(v), 3) for k, v in end_prob.items()}, "<- mean probability
 # ```{solution-end}
 # ```
 #
+# ## Run it on real data
+#
+# In Colab with a GPU (see [Running on real data and in Colab](../book/real_data.md)), fetch the
+# datasets and set the parameters cell to:
+#
+# ```python
+# dataset = "figshare-brain-tumor"
+# datasets = ["figshare-brain-tumor", "ham10000", "chest-xray-pneumonia"]
+# profile = "paper"
+# n_images = 100; n_fidelity = 32; n_road = 32; n_sanity = 16; steps = 32
+# ```
+#
+# Localisation needs masks (figshare brain tumours, HAM10000); the fidelity metrics and the sanity checks run on any dataset.
+#
+# ## What to remember
+#
+# - Localisation asks whether a map agrees with a human outline; fidelity asks whether the model
+#   needs the pixels the map ranks first. The two can disagree, and both are needed.
+# - Deletion and insertion depend on what replaces the removed pixels; ROAD's imputation limits
+#   what the shape of the removed region leaks to the model.
+# - Compare methods with paired tests on the same images, correct for multiple tests, and always
+#   beside a random map and a randomised model.
+#
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

@@ -29,6 +29,19 @@
 # On this page everything runs on a CPU in a few minutes. In Colab, set `datasets` in the
 # parameters cell below to the public datasets and `profile = "paper"` (see
 # [Running on real data and in Colab](../book/real_data.md)).
+#
+# ## Learning objectives
+#
+# - Load a phantom or public dataset and read an item's image, label, lesion mask, concepts and
+#   report.
+# - Train (or load from the cache) the book's default model of a dataset and read its scores.
+# - Compute a first Grad-CAM and compare it with the true lesion outline.
+#
+# *Prerequisites:* Python and a first acquaintance with PyTorch; the introduction.
+#
+# *Time:* in the last build of this book, on two CPU cores, this notebook ran in
+# {glue:text}`time_cpu_note:s`. No run on a Colab GPU has been recorded yet; the last cell prints the
+# running time, so a run there measures it.
 
 # %% tags=["remove-cell"]
 # Colab or a fresh runtime: install medxai_lite from the book's repository when it is missing.
@@ -56,6 +69,9 @@ import torch
 
 import medxai_lite as mx
 from medxai_lite.viz import overlay, plot_confusion, plot_history, show_grid
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 settings = mx.PROFILES[profile]
@@ -269,6 +285,32 @@ plt.show()
 # ```
 
 # %% [markdown]
+# ```{exercise-start}
+# :label: gs-ex-accuracy
+# ```
+#
+# A model reaches 99 % test accuracy on `phantom-chest-xray`. Give two reasons why this says
+# nothing about whether its Grad-CAM will point at the consolidation.
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} gs-ex-accuracy
+# :class: dropdown
+# ```
+#
+# 1. The model may be right for the wrong reason: a label-correlated artefact (the shortcut of the
+#    exercise above) gives the same accuracy with no attention to the lung at all.
+# 2. Even a model that uses the lesion may not let a CAM show it: the map can be no finer than the
+#    grid of the layer it reads, and upsampling puts its peak at a cell centre, so a lesion smaller
+#    than a cell can be missed. Accuracy measures the output, an explanation measures a path to
+#    it; each has to be checked on its own, which the CAM and evaluation chapters do.
+#
+# ```{solution-end}
+# ```
+
+
+# %% [markdown]
 # The map is as coarse as the grid printed in the title: it can say which part of the image
 # mattered, not trace the lesion's edge. Look also at *where* the maps point: a map that
 # favours the same place whatever the lesion's position reflects the network's geometry more
@@ -284,6 +326,17 @@ plt.show()
 #   marker, a burnt-in annotation) so you can train a "Clever Hans" model and catch it with an
 #   explanation.
 #
+# ## What to remember
+#
+# - Three calls carry the whole book: `load_dataset`, `get_trained_model` (trained once, then
+#   cached) and `explain`.
+# - The phantoms come with lesion masks, concepts and reports, so every explanation can be checked
+#   against a known answer.
+# - A map is as coarse as the layer it reads and has to be scored, not only looked at.
+#
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

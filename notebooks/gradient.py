@@ -57,6 +57,9 @@ import medxai_lite as mx
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 GRADS = list_methods("Gradient-based")
@@ -268,6 +271,34 @@ if "mask" in batch:
 # ```{solution-end}
 # ```
 #
+# ## Run it on real data
+#
+# In Colab with a GPU (see [Running on real data and in Colab](../book/real_data.md)), fetch the
+# datasets and set the parameters cell to:
+#
+# ```python
+# dataset = "figshare-brain-tumor"
+# datasets = ["figshare-brain-tumor", "ham10000", "chest-xray-pneumonia"]
+# profile = "paper"                             # 224 px, ImageNet weights
+# method_options = {"integrated_gradients": {"n_steps": 64}, "smoothgrad": {"nt_samples": 50},
+#                   "xrai": {"steps": 32}, "deepshap": {"n_noise": 16}}
+# ```
+#
+# The budgets are the ones the methods' papers use; each costs that many backward passes per image.
+#
+# ## What to remember
+#
+# - Gradient methods explain at pixel resolution, but a raw gradient describes only the local
+#   slope of the network, which saturates; path methods (Integrated Gradients, DeepLIFT, SHAP)
+#   accumulate it from a baseline, and the baseline is part of the answer.
+# - Properties such as completeness are checked in the run, not assumed: the notebook measures
+#   them for each method.
+# - Some backpropagation rules draw edges whatever the weights are; a map that looks sharp still
+#   needs the randomisation check of the evaluation chapter.
+#
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

@@ -51,9 +51,6 @@ seeds = [0, 1, 2]
 fidelity_steps = 10               # points of the deletion and insertion curves
 
 # %%
-import time
-
-T0 = time.perf_counter()
 import sys
 
 import matplotlib.pyplot as plt
@@ -71,12 +68,9 @@ from medxai_lite.metrics import (chance_level, chance_scores, cost_quality, coun
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import method_grid, plot_timing
 from medxai_lite.viz.perturbation import plot_baselines, plot_cost_quality, plot_seed_agreement
+from medxai_lite.book import chapter_timer, glue   # glue prints where no book is built (Colab)
 
-try:
-    from myst_nb import glue      # the book pastes these numbers into its text
-except ImportError:               # Colab: no book to paste into, so print them
-    def glue(name, value, display=True):
-        print(f"{name} = {value}")
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book needs HTML output
     pio.renderers.default = "plotly_mimetype+notebook_connected"
@@ -639,13 +633,10 @@ print("pixels at the maximum of the occlusion map (" + preset + " preset), mean 
 # localisation scores. With `preset = "book"` the maps and scores use the papers' budgets and the
 # cost sweep runs the `quick` preset of `book_methods` for comparison.
 
-# %%
-minutes = (time.perf_counter() - T0) / 60
-glue("pert_minutes", minutes, display=False)
-glue("pert_device", str(mx.device()), display=False)
-print(f"This notebook ran in {minutes:.1f} minutes on {mx.device()} ({torch.get_num_threads()} threads).")
-
 # %% [markdown]
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

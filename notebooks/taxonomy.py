@@ -48,6 +48,9 @@ if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book
     pio.renderers.default = "plotly_mimetype+notebook_connected"
 
 from medxai_lite.taxonomy import CATEGORIES, FAMILIES, taxonomy_frame
+from medxai_lite.book import chapter_timer
+
+timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 frame = taxonomy_frame(include_supplementary=include_supplementary)
 print(f"{len(frame)} methods in {frame['family'].nunique()} families and {frame['category'].nunique()} categories")
@@ -119,6 +122,77 @@ pd.set_option("display.max_colwidth", 90)
 frame[["category", "family", "method", "year", "survey_ref", "description"]].style.hide(axis="index")
 
 # %% [markdown]
+# ## Exercises
+#
+# ```{exercise-start}
+# :label: tax-ex-families
+# ```
+#
+# With `taxonomy_frame()`, list for each family its oldest method (by the year of the original
+# paper) and the share of its methods published in 2020 or later. Which family has the largest
+# share of recent methods in this table?
+#
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} tax-ex-families
+# :class: dropdown
+# ```
+
+# %%
+dated_methods = frame.dropna(subset=["year"]).assign(year=lambda d: d["year"].astype(int))
+oldest = dated_methods.loc[dated_methods.groupby("family")["year"].idxmin(), ["family", "method", "year"]]
+recent = dated_methods.groupby("family")["year"].apply(lambda y: (y >= 2020).mean()).rename("share from 2020")
+answer = oldest.set_index("family").join(recent).reindex(family_order)
+print(f"Largest share of methods from 2020 on: {recent.idxmax()} ({recent.max():.0%}).")
+answer.style.format({"share from 2020": "{:.0%}"})
+
+# %% [markdown]
+# The table counts the methods this book records, not every paper in the field; the survey's
+# modality tables count applications instead, which is why the atlas can rank families
+# differently.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise-start}
+# :label: tax-ex-axes
+# ```
+#
+# Place Grad-CAM, LIME and a concept bottleneck model on the three axes of the taxonomy page
+# (intrinsic or post hoc, model-specific or model-agnostic, local or global).
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} tax-ex-axes
+# :class: dropdown
+# ```
+#
+# - **Grad-CAM**: post hoc; model-specific (it needs a convolutional layer and gradients); local
+#   (one map per image and class).
+# - **LIME**: post hoc; model-agnostic (it only calls the model on perturbed inputs); local.
+# - **Concept bottleneck model**: intrinsic (the prediction passes through the named concepts);
+#   model-specific by construction; both local (the concepts predicted for one image) and global
+#   (the weights from concepts to classes hold for every image).
+#
+# ```{solution-end}
+# ```
+#
+# ## What to remember
+#
+# - The survey sorts XAI methods into three categories and eight families by *what* they return:
+#   maps, other objects (examples, concepts, text), or the geometry of the latent space.
+# - Intrinsic or post hoc, model-specific or agnostic, local or global are separate axes that cut
+#   across the families.
+# - Every method the book runs carries its family here, so a method named in a paper leads to the
+#   chapter that runs it.
+
+# %% [markdown]
 # ```{bibliography}
 # :filter: docname in docnames
 # ```
+
+# %% tags=["remove-input"]
+timer.glue()

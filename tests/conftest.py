@@ -10,6 +10,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 # the book build and the notebook tests share trained models (the Makefile sets the same default)
 os.environ.setdefault("MEDXAI_CACHE", str(ROOT / ".medxai_cache"))
+# notebook kernels inherit it: no live widgets in a headless run (see medxai_lite.book.live_widgets)
+os.environ.setdefault("MEDXAI_STATIC_WIDGETS", "1")
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from .._utils import atomic_path, cache_dir, check_choice, device, set_seed
 from .zoo import ARCHS, arch_spec, get_model
 
 __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "train_model", "evaluate",
-           "get_trained_model", "cache_key", "recalibrate_batchnorm", "training_precision"]
+           "get_trained_model", "cache_key", "recalibrate_batchnorm", "training_precision",
+           "training_seconds"]
 
 #: Training profiles. ``cpu``: 112 px, phantom-sized data, few epochs, random init, and output
 #: stride 16, so a ResNet's last block is the same 7 x 7 grid as the Chaddad et al. ResNet50's at
@@ -47,6 +48,8 @@ ARCH_SETTINGS = {
 #: Training arithmetic: ``"fp32"``, ``"bf16"`` (mixed precision through ``torch.autocast``) or
 #: ``"auto"`` (bf16 where the hardware has it natively, see :func:`training_precision`).
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Seconds this process has spent training in :func:`get_trained_model` (see :func:`training_seconds`).
+_TRAINING_CLOCK = [0.0]
 # the phantoms have no "full data": the paper profile draws this many
 _PHANTOM_PAPER_SIZES = dict(n_train=4000, n_val=600, n_test=1000)
 
@@ -140,6 +143,13 @@ def recalibrate_batchnorm(model: nn.Module, dataset, batch_size: int = 64, max_i
         b.momentum = m
     model.train(was_training)
     return len(bns)
+
+
+def training_seconds() -> float:
+    """Seconds this Python process has spent training models in :func:`get_trained_model` so far
+    (0 when every model came from the cache). A notebook's timer subtracts it to report the time a
+    reader with a warm cache will wait (:mod:`medxai_lite.book`)."""
+    return _TRAINING_CLOCK[0]
 
 
 def training_precision(dev: torch.device | str | None = None) -> str:
@@ -337,6 +347,7 @@ def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu"
         weight_decay=settings["weight_decay"], patience=settings["patience"], seed=seed, progress=progress,
         precise_bn=settings["precise_bn"], precision=settings["precision"])
     seconds = time.perf_counter() - t0
+    _TRAINING_CLOCK[0] += seconds
     report = TrainingReport(dataset=dataset, arch=arch, profile=profile, classes=list(train_set.classes),
                             settings=settings, history=history, test=evaluate(model, test_set),
                             best_epoch=best_epoch, seconds=seconds, device=str(device()), cache_key=key)

@@ -84,8 +84,17 @@ def explore(model, dataset, methods: Sequence[str], layers: Sequence[str] | None
     """A live explorer: pick the method, the image, the layer and the target class.
 
     Returns an ``ipywidgets.VBox``. In a static rendering (the built book) widgets cannot run;
-    draw :func:`explorer_figure` for the default selection beside it.
+    draw :func:`explorer_figure` for the default selection beside it. Where widgets are switched
+    off (:func:`medxai_lite.book.live_widgets`: the book build, the tests) it returns a short
+    Markdown note instead.
     """
+    from ..book import live_widgets
+
+    if not live_widgets():
+        from IPython.display import Markdown
+
+        return Markdown("*The interactive explorer runs in Jupyter or Colab; the page shows its "
+                        "default selection as a static figure.*")
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
