@@ -57,13 +57,15 @@ from medxai_lite.models import arch_spec, num_parameters
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_score_heatmap, plot_timing
 from medxai_lite.viz.attention import entropy_heatmap, plot_attention_heads, plot_entropy_by_layer
+from medxai_lite.viz.tables import registry_tables
 from medxai_lite.book import chapter_timer, glue
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
 mx.set_seed(seed)
 ATT = list_methods("Attention-based")
-methods_table("Attention-based")[["title", "library", "cost", "paper", "options"]]
+# ref: the original paper by first author and year (the chapter page cites each one in full)
+registry_tables(methods_table("Attention-based"), ["title", "library", "cost", "ref"])
 
 # %% [markdown]
 # ## The model: a hybrid Vision Transformer

@@ -54,12 +54,13 @@ import pandas as pd
 import plotly.express as px
 import plotly.io as pio
 from IPython.display import display
-from itables import init_notebook_mode, show
+from itables import init_notebook_mode
 
-from medxai_lite.bench import (PUBLISHED_CONFIDENCE, extended_ranks, reproduction_summary, run_benchmark, table_b,
-                               train_models)
+from medxai_lite.bench import (PUBLISHED_CONFIDENCE, SCORE_LABELS, extended_ranks, reproduction_summary, run_benchmark,
+                               table_b, train_models)
 from medxai_lite.models import cam_grid
 from medxai_lite.viz import plot_mean_bars, plot_pvalue_grid, plot_timing, style_verdicts
+from medxai_lite.viz.tables import interactive_table, split_table
 from medxai_lite.book import chapter_timer
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -120,13 +121,14 @@ style_verdicts(reproduction_summary(result), default="white", hide_index=True,
 # %%
 acc = result.accuracy
 ours = acc.dropna(subset=["macro_f1"])
-table_a = ours.pivot(index="dataset", columns="arch", values="accuracy")
-table_a_f1 = ours.pivot(index="dataset", columns="arch", values="macro_f1")
+table_a = ours.pivot(index="arch", columns="dataset", values="accuracy")      # a row per network
+table_a_f1 = ours.pivot(index="arch", columns="dataset", values="macro_f1")
 display(pd.concat({"accuracy": table_a, "macro-F1": table_a_f1}, axis=1).style.format("{:.3f}")
         .background_gradient(cmap="Greens", vmin=0.4, vmax=1.0)
         .set_caption(f"Table A: test accuracy and macro-F1 ({ours['source'].iloc[0]})"))
-display(ours.pivot(index="dataset", columns="arch", values=["n_train", "epochs", "train_seconds"])
-        .style.format("{:.0f}").set_caption("Training budget: images, epochs run, seconds"))
+display(ours.set_index(["dataset", "arch"])[["n_train", "epochs", "train_seconds"]]
+        .rename(columns={"n_train": "training images", "epochs": "epochs run", "train_seconds": "seconds"})
+        .style.format("{:.0f}").set_caption("Training budget"))
 display(acc[acc["macro_f1"].isna()][["dataset", "arch", "accuracy", "source"]].style.hide(axis="index")
         .format({"accuracy": "{:.4f}"}).set_caption("Published figure, for comparison (different data and scale)"))
 
@@ -140,7 +142,8 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 # Mean ROAD (combined MoRF/LeRF), mean change in the target probability when the image is
 # multiplied by the map, the fraction of images whose probability rises, and two localisation
 # scores the paper could not compute without masks: the pointing game and relevance mass
-# accuracy against the true lesion (on the images that have one). The row
+# accuracy (RMA) against the true lesion (on the images that have one), one table per dataset.
+# The row
 # `random_map` is a reference that is not in the paper: random maps with the same coarse grain
 # as the CAMs (noise on the target layer's grid, upsampled), scored on the same images. A
 # method's score means something only by its distance from that row. The published glioma
@@ -151,14 +154,16 @@ f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set
 scores, summary = result.scores, result.cam_summary
 overall = summary[summary["class"] == "all"]
 per_dataset = scores.groupby("dataset")["image"].nunique()
-display(table_b(result).style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0)
-        .set_caption("Table B: mean over " + ", ".join(f"{n} images of {d}" for d, n in per_dataset.items())))
-for metric, caption in [("road_combined", "Mean ROAD (combined) per class"),
-                        ("confidence_change", "Mean confidence change per class")]:
-    per_class = summary[summary["class"] != "all"].pivot_table(index=["dataset", "class"], columns="method",
-                                                               values=metric)
-    display(per_class.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.2, vmax=0.2)
-            .set_caption(caption))
+# one table per dataset; each column keeps its own colour scale, as on the whole table
+display(split_table(table_b(result).rename(columns=SCORE_LABELS, level=0),
+                    lambda part: part.style.format("{:.3f}").background_gradient(cmap="RdYlGn", axis=0),
+                    level="dataset", caption=lambda d: f"Table B: {d}, mean over {per_dataset[d]} images"))
+per_class = (summary[summary["class"] != "all"].set_index(["dataset", "class", "method"])
+             [["road_combined", "confidence_change"]].rename(columns=SCORE_LABELS).rename_axis(columns="metric")
+             .unstack(["dataset", "class"]).reorder_levels(["dataset", "metric", "class"], axis=1))
+display(split_table(per_class, lambda part: part.style.format("{:+.3f}").background_gradient(
+    cmap="RdYlGn", vmin=-0.2, vmax=0.2), level="dataset", caption="Mean ROAD (combined) and confidence change "
+                                                                   "per class: {key}"))
 display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
         .set_caption("Published: confidence increase on glioma (Chaddad et al. 2025)"))
 
@@ -169,8 +174,9 @@ display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
 # %%
 from medxai_lite.bench import RANDOM_REFERENCE, gap_to_random
 
-display(gap_to_random(result).style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1)
-        .set_caption("Method minus random reference"))
+display(split_table(gap_to_random(result).rename(columns=SCORE_LABELS, level=0),
+                    lambda part: part.style.format("{:+.3f}").background_gradient(cmap="RdYlGn", vmin=-0.1, vmax=0.1),
+                    level="dataset", caption="Method minus random reference: {key}"))
 undefined = overall.groupby("method")["road_n_undefined"].sum()
 print("per-image ROAD scores left out because the map was constant:",
       ", ".join(f"{m} {int(n)}" for m, n in undefined.items() if n) or "none")
@@ -191,14 +197,19 @@ if vs.empty:
 else:
     wins = vs.assign(beats=vs.p_holm <= 0.05).pivot_table(index="method_a", columns=["metric", "dataset"],
                                                           values="beats", aggfunc="first")
-    display(style_verdicts(wins.replace({True: "yes", False: "no"}), columns=None, default="#f8d7da",
+    display(style_verdicts(wins.replace({True: "yes", False: "no"}).rename(columns=SCORE_LABELS, level="metric"),
+                           columns=None, default="#f8d7da",
                            caption="Beats the random map (one-sided paired t-test, Holm-adjusted p <= 0.05)"))
-    show(vs[["dataset", "metric", "method_a", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "t",
-             "d_z", "p", "p_holm", "significant"]].rename(columns={"method_a": "method", "mean_b": "mean_random"})
-         .round(4), classes="display compact", pageLength=10)
+    # the main columns first; "Column visibility" shows n, the two means, t, d_z and the raw p
+    display(interactive_table(
+        vs[["dataset", "metric", "method_a", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "t",
+            "d_z", "p", "p_holm", "significant"]].rename(columns={"method_a": "method", "mean_b": "mean_random"})
+        .replace({"metric": SCORE_LABELS}).round(4),
+        ["dataset", "metric", "method", "mean_diff", "ci_low", "ci_high", "p_holm", "significant"],
+        classes="display compact", pageLength=10))
 
 # %% [markdown]
-# The column `map_mean` in Table B is not a score: it is the mean of the [0, 1] map, the share
+# The column `map mean` in Table B is not a score: it is the mean of the [0, 1] map, the share
 # of the image that multiplying by the map keeps. Multiplying a normalised image by a map sets
 # every pixel the map ignores to the dataset's mean colour, and on the coarse grid printed at
 # the top of the page the maps are soft blobs that keep much of the image. The figure below plots each method's confidence change against how much of the image its maps
@@ -274,7 +285,10 @@ plt.show()
 tt = result.ttests.copy()
 cols = ["dataset", "metric", "method_a", "method_b", "n", "mean_diff", "ci_low", "ci_high", "t", "d_z", "p",
         "p_holm", "p_bonferroni", "significant"]
-show(tt[cols].round(4), classes="display compact", pageLength=10)
+# the main columns first; "Column visibility" shows n, t, d_z, the raw and Bonferroni p, and significant
+interactive_table(tt[cols].replace({"metric": SCORE_LABELS}).round(4),
+                  ["dataset", "metric", "method_a", "method_b", "mean_diff", "ci_low", "ci_high", "p_holm"],
+                  classes="display compact", pageLength=10)
 
 # %%
 plot_pvalue_grid(tt, column="p_holm")      # -log10 of the Holm-adjusted p of every pair
@@ -302,7 +316,7 @@ timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).
 # localisation metrics against the phantoms' true lesion masks and with the fidelity metrics.
 # For metrics where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated
 # value, so that bright always means good. Hover over a cell for the value; the table's
-# `seconds_per_image` column is each method's cost at that preset.
+# `seconds per image` column is each method's cost at that preset.
 
 # %%
 ext = result.extended
@@ -314,7 +328,9 @@ if len(ext):
     for family, names in per_family.items():
         print(f"  {family} ({len(names)}): {', '.join(names)}")
     print(f"extended grid computed in {meta['phase_seconds'].get('extended_grid', float('nan')):.0f} s")
-    show(ext.round(4), classes="display compact", pageLength=10)
+    # the main columns first; "Column visibility" shows family, category, direction and image count
+    display(interactive_table(ext.round(4), ["dataset", "method", "metric", "value", "seconds_per_image"],
+                              classes="display compact", pageLength=10))
     ranked, mean = extended_ranks(ext)     # percentile rank per metric, 1 = best; methods best first
     fig = px.imshow(ranked, color_continuous_scale="Viridis", aspect="auto",
                     labels=dict(x="metric", y="method", color="rank (1 = best)"),
@@ -347,7 +363,7 @@ if len(ext):
 both = scores[scores.metric.isin(["confidence_change", "confidence_increase"])].pivot_table(
     index=["dataset", "method"], columns="metric", values="value")
 ranks = both.groupby(level="dataset").rank(ascending=False)
-both.join(ranks.add_suffix(" rank")).style.format("{:.3f}")
+both.join(ranks.add_suffix(" rank")).rename(columns=lambda c: c.replace("_", " ")).style.format("{:.3f}")
 
 # %% [markdown]
 # A method can raise the probability a little on most images (a high fraction) yet lower it a

@@ -58,6 +58,7 @@ import medxai_lite as mx
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
+from medxai_lite.viz.tables import compatibility_tables, registry_tables
 from medxai_lite.book import chapter_timer
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -70,26 +71,26 @@ print(len(CAMS), "CAM-family methods:", ", ".join(CAMS))
 # %% [markdown]
 # ## The registry: what each method needs and costs
 #
-# Each entry records the backing library, whether the method needs gradients, and a cost class
+# Each entry records the backing library, whether the method needs gradients, a cost class
 # (`fast`: one forward and backward pass; `slow`: one forward pass per channel of the target
-# layer, or per noise sample).
+# layer, or per noise sample) and the original paper by first author and year (the chapter's
+# summary table cites each one in full). The options each method accepts follow in a second table.
 
 # %%
-methods_table("CAM-based")[["title", "library", "needs_gradients", "cost", "paper", "options"]]
+registry_tables(methods_table("CAM-based"))
 
 # %% [markdown]
 # ## Which method runs on which architecture
 #
 # The table is computed from the registry at build time. A method is marked `yes` only where
 # its defining property holds on that architecture, as checked by the test suite; otherwise the
-# cell gives the reason, and `explain` raises the same message. The original CAM, for example,
-# needs global average pooling followed by a single linear layer, which VGG16's three-layer
-# classifier does not have.
+# cell reads `no [k]` and note k below the matrix gives the reason, the message `explain` raises.
+# The original CAM, for example, needs global average pooling followed by a single linear
+# layer, which VGG16's three-layer classifier does not have.
 
 # %%
 matrix = compatibility_matrix(family="CAM-based")
-short = matrix.apply(lambda col: col.str.slice(0, 60))
-short.style.map(lambda v: "background-color: #d9f2d9" if v == "yes" else "background-color: #f8d7da")
+compatibility_tables(matrix)      # "no [k]": the reason is note k, below the matrix
 
 # %% [markdown]
 # ## Every method on the three modalities

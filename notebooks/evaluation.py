@@ -66,6 +66,7 @@ from IPython.display import display
 
 import medxai_lite as mx
 from medxai_lite.explain import METHODS, list_methods
+from medxai_lite.explain.registry import short_reference
 from medxai_lite.metrics import (
     cascade_summary, cascading_randomisation_methods, count_constant_maps, curve_summary, localisation_table,
     metrics_table, paired_tests, perturbation_curves, pointing_game, random_maps, road_curves,
@@ -74,6 +75,7 @@ from medxai_lite.metrics import (
 from medxai_lite.selection import explain_lesions
 from medxai_lite.viz import (cascade_labels, method_colours, plot_perturbation_curves, plot_randomisation_curves,
                              plot_randomisation_maps, plot_road_curves, plot_score_heatmap, style_verdicts)
+from medxai_lite.viz.tables import split_table
 from medxai_lite.book import chapter_timer
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -89,10 +91,15 @@ COLOURS = method_colours(methods)         # one colour per method, grey for the 
 # Every metric is a plain function over a batch that returns one score per image, and records
 # whether a higher score is better and which family it belongs to. Localisation metrics need
 # the true masks; fidelity metrics need the model; the sanity metric needs the explainer itself,
-# since it reruns it on a damaged copy of the model.
+# since it reruns it on a damaged copy of the model. The reference is the paper by first author
+# and year (cited in full on the chapter page). Confidence change and confidence increase come
+# from pytorch-grad-cam's `CamMultImageConfidenceChange` and `IncreaseInConfidence`, the three
+# ROAD scores from its `ROADMostRelevantFirst`, `ROADLeastRelevantFirst` and `ROADCombined`.
 
 # %%
-metrics_table()
+registry = metrics_table()
+registry.assign(reference=registry.reference.map(short_reference)).set_index("name").rename(
+    columns=lambda c: c.replace("_", " "))
 
 # %% [markdown]
 # ## Localisation against the true lesion
@@ -129,7 +136,8 @@ if loc.empty:
     print("No dataset with masks: nothing to localise against.")
 else:
     summary = score_summary(loc)       # mean per method (rows) and per dataset and metric (columns)
-    display(summary.style.format("{:.2f}").background_gradient(cmap="viridis", vmin=0, vmax=1))
+    display(split_table(summary, lambda part: part.style.format("{:.2f}").background_gradient(
+        cmap="viridis", vmin=0, vmax=1), level="dataset"))     # one table per dataset
 
 # %% [markdown]
 # The same table as a heatmap: rows are methods, columns the metric on each dataset.
@@ -322,7 +330,8 @@ print(f"{len(randomisation)} methods on {arch}, {min(len(xs), n_randomisation)} 
       f"{len(failing)} fail (mean Spearman >= {randomisation_threshold}): {', '.join(failing) or 'none'}")
 for _, r in randomisation[~randomisation.verdict.isin(["passes", "fails"])].iterrows():
     print(f"{r.method}: {r.verdict} {r.error}")
-style_verdicts(randomisation.sort_values("spearman", ascending=False), hide_index=True,
+# the error column is empty for every method that passes or fails; the others are printed above
+style_verdicts(randomisation.sort_values("spearman", ascending=False).drop(columns="error"), hide_index=True,
                formatter={"spearman": "{:.2f}", "ssim": "{:.2f}", "seconds": "{:.1f}"},
                caption="Model randomisation: similarity of the maps before and after re-initialising every layer")
 
@@ -341,7 +350,8 @@ if not loc.empty and len(tested) >= 2:
     wide = wide_scores(loc, "RMA", tested, index=["dataset", "image"])     # the datasets pooled
     tests = paired_tests(wide, n_resamples=2000, seed=seed)
     display(tests[["method_a", "method_b", "n", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "d_z",
-                   "significant"]].style.format(precision=3))
+                   "significant"]].rename(columns=lambda c: c.replace("_", " ")).style.format(precision=3)
+            .hide(axis="index"))
 else:
     print("Paired tests skipped: they need masks and at least two methods.")
 

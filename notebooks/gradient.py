@@ -57,6 +57,7 @@ import medxai_lite as mx
 from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_methods, methods_table
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
+from medxai_lite.viz.tables import compatibility_tables, registry_tables
 from medxai_lite.book import chapter_timer
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -73,14 +74,17 @@ print(len(GRADS), "gradient-family methods:", ", ".join(GRADS))
 # networks with batch normalisation (the BatchNorm layers must first be merged into the
 # convolutions, which zennit's canonizers do for the composite rule); the ReLU-based rules of
 # DeconvNet and Guided Backpropagation have no counterpart for EfficientNet's SiLU.
+#
+# The registry gives each method's backing library, cost class and original paper (first author
+# and year; the chapter page cites each paper in full), then the options it accepts.
+# In the compatibility matrix a refused pair reads `no [k]`, and note k below it gives the reason.
 
 # %%
-methods_table("Gradient-based")[["title", "library", "cost", "paper", "options"]]
+registry_tables(methods_table("Gradient-based"), ["title", "library", "cost", "ref"])
 
 # %%
 matrix = compatibility_matrix(family="Gradient-based")
-matrix.apply(lambda col: col.str.slice(0, 60)).style.map(
-    lambda v: "background-color: #d9f2d9" if v == "yes" else "background-color: #f8d7da")
+compatibility_tables(matrix)      # "no [k]": the reason is note k, below the matrix
 
 # %% [markdown]
 # ## Every method on the three modalities

@@ -68,6 +68,7 @@ from medxai_lite.metrics import (chance_level, chance_scores, cost_quality, coun
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import method_grid, plot_timing
 from medxai_lite.viz.perturbation import plot_baselines, plot_cost_quality, plot_seed_agreement
+from medxai_lite.viz.tables import registry_tables
 from medxai_lite.book import chapter_timer, glue   # glue prints where no book is built (Colab)
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -83,19 +84,22 @@ print(len(PERT), "perturbation-family methods:", ", ".join(PERT))
 #
 # Each method's cost is set by one knob (samples, masks, windows, optimisation steps), and the
 # registry stores two settings of it: `quick`, for tests and this CPU build, and `book`, closer to
-# the papers. The table is read from the registry at build time.
+# the papers. The tables are read from the registry at build time: first what each method needs,
+# with its original paper by first author and year (the chapter page cites each one in full),
+# then the two settings of its knobs.
 
 # %%
 def knob(method: str, preset_name: str) -> str:
     return ", ".join(f"{k}={v}" for k, v in METHODS[method].presets[preset_name].items())
 
 
-registry = methods_table("Perturbation-based")[["title", "library", "needs_gradients", "paper"]]
+registry = methods_table("Perturbation-based")[["title", "library", "needs_gradients", "ref"]]
 registry["quick preset"] = [knob(m, "quick") for m in registry.index]
 registry["book preset"] = [knob(m, "book") for m in registry.index]
 for m in PERT:
     glue(f"pert_knob_{m}", f"{knob(m, 'quick')} (quick) and {knob(m, 'book')} (book)", display=False)
-registry
+registry_tables(registry, ["title", "library", "needs_gradients", "ref"], ["quick preset", "book preset"],
+                captions=("What each method needs (ref: first author and year)", "The knobs of the two presets"))
 
 # %% [markdown]
 # ## The models and the images

@@ -60,6 +60,7 @@ __all__ = [
     "explain",
     "list_methods",
     "methods_table",
+    "short_reference",
     "compatibility_matrix",
     "infer_arch",
     "hook_guard",
@@ -251,14 +252,34 @@ def list_methods(family: str | None = None) -> list[str]:
     return [n for n, m in _REGISTRY.items() if family is None or m.family == family]
 
 
+def short_reference(paper: str) -> str:
+    """The author-and-year part of a registry ``paper`` string, for tables: each ``;``-separated
+    reference cut after its first year; references without a year are left out, unless none has
+    one (then the text before the first ``:`` is kept).
+
+    >>> short_reference("Zhou et al. 2016, Learning Deep Features for Discriminative Localization (CVPR)")
+    'Zhou et al. 2016'
+    """
+    import re
+
+    if not isinstance(paper, str):
+        raise ValueError(f"paper must be a string; got {type(paper).__name__}")
+    parts = [p.strip() for p in paper.split(";") if p.strip()]
+    years = [re.search(r"\b(?:19|20)\d{2}[a-z]?\b", p) for p in parts]
+    dated = [p[:m.end()] for p, m in zip(parts, years) if m]
+    return "; ".join(dated) if dated else (parts[0].split(":")[0].strip() if parts else "")
+
+
 def methods_table(family: str | None = None):
-    """The registry as a pandas DataFrame (one row per method)."""
+    """The registry as a pandas DataFrame (one row per method). ``paper`` is the full reference
+    string, ``ref`` its author-and-year part (:func:`short_reference`) for tables that must fit
+    the page; the chapters cite the full reference from their bibliography."""
     import pandas as pd
 
     rows = [
         {"method": m.name, "title": m.title, "family": m.family, "library": m.library,
          "output": m.output, "needs_gradients": m.needs_gradients, "cost": m.cost, "paper": m.paper,
-         "options": ", ".join(m.options)}
+         "ref": short_reference(m.paper), "options": ", ".join(m.options)}
         for m in (_REGISTRY[n] for n in list_methods(family))
     ]
     return pd.DataFrame(rows).set_index("method")
