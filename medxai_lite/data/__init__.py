@@ -35,19 +35,20 @@ def _split_seed(name: str, split: str, seed: int) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _phantom_arrays(name, split, image_size, n, seed, difficulty, class_balance, shortcut):
+def _phantom_arrays(name, split, image_size, n, seed, difficulty, class_balance, shortcut, shortcut_class=None):
     return generate(name, n, size=image_size, seed=_split_seed(name, split, seed), difficulty=difficulty,
-                    class_balance=class_balance, shortcut=shortcut)
+                    class_balance=class_balance, shortcut=shortcut, shortcut_class=shortcut_class)
 
 
 def load_dataset(name: str, split: str = "train", image_size: int = 128, n: int | None = None, seed: int = 0,
                  *, difficulty: float = 0.3, class_balance: Sequence[float] | None = None,
-                 shortcut: float = 0.0, root=None) -> BiomedDataset:
+                 shortcut: float = 0.0, shortcut_class: int | None = None, root=None) -> BiomedDataset:
     """Load a dataset by name as a torch ``Dataset`` of dict items (see :mod:`medxai_lite.data.base`).
 
     Phantoms (``phantom-brain-mri``, ``phantom-skin``, ``phantom-chest-xray``) are generated on
-    the fly, deterministically for ``(split, seed)``; ``difficulty``, ``class_balance`` and
-    ``shortcut`` are their knobs (see :mod:`medxai_lite.data.phantoms`). Public datasets must have
+    the fly, deterministically for ``(split, seed)``; ``difficulty``, ``class_balance``,
+    ``shortcut`` and ``shortcut_class`` are their knobs (see :mod:`medxai_lite.data.phantoms`;
+    ``dataset.meta["artefact_mask"]`` holds the shortcut artefact's pixels). Public datasets must have
     been fetched first (``medxai data fetch NAME``); ``root`` overrides where they live.
 
     Example
@@ -65,7 +66,8 @@ def load_dataset(name: str, split: str = "train", image_size: int = 128, n: int 
     if name in PHANTOMS:
         n = DEFAULT_SIZES[split] if n is None else n
         cb = None if class_balance is None else tuple(float(c) for c in class_balance)
-        arr = _phantom_arrays(name, split, image_size, n, int(seed), float(difficulty), cb, float(shortcut))
+        arr = _phantom_arrays(name, split, image_size, n, int(seed), float(difficulty), cb, float(shortcut),
+                              shortcut_class)
         spec = PHANTOMS[name]
         return ArrayDataset(name=name, split=split, images=arr["images"], labels=arr["labels"],
                             classes=spec.classes, modality=spec.modality, masks=arr["masks"],

@@ -14,7 +14,12 @@ Knobs shared by the three generators:
   pneumonia: see ``SHORTCUT_CLASS``) carries a label-correlated artefact, while images of the
   other classes never do. 0 (default) disables it. The artefact is a ruler for dermoscopy,
   a laterality marker for chest X-ray and a burnt-in scanner annotation for MRI: the book uses it
-  to show an explanation catching a "Clever Hans" model.
+  to show an explanation catching a "Clever Hans" model. ``meta["artefact"]`` flags the images
+  that carry it and ``meta["artefact_mask"]`` (bool ``[N,S,S]``) gives its pixels, so a map's
+  relevance on the artefact can be scored like relevance on the lesion;
+- ``shortcut_class``: the class that carries the artefact (default ``SHORTCUT_CLASS[name]``).
+  Another class gives the same images with the artefact moved to that class (same seed, same
+  random stream), e.g. a test set that reverses the training correlation.
 
 Lesion sizes follow the real datasets (:data:`LESION_SIZES`, the share of the image the lesion
 mask covers, at the default ``difficulty=0.3``): each lesion's target area is drawn from a
@@ -230,7 +235,7 @@ BRAIN_CONCEPTS = ("mass present", "ring enhancement", "necrotic core", "perilesi
                   "extra-axial", "sellar location")
 
 
-def _brain(rng, n, size, difficulty, labels, shortcut):
+def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     yy, xx = _grid(size)
     # head outline: ellipse, slightly rotated and scaled per image
     rot = rng.normal(0, 0.06, n)
@@ -284,7 +289,6 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
         if idx.size == 0:
             continue
         m = idx.size
-        d_i, th_i = d[idx], th[idx]
         if cls == 0:  # glioma: irregular ring-enhancing mass with necrotic core and oedema
             r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "glioma")) * _FIT["glioma"] * scale
             ang = rng.uniform(0, 2 * np.pi, m)
@@ -337,10 +341,12 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
     n2 = rng.standard_normal(img.shape, dtype=F32) * sigma
     img = np.sqrt((img + n1) ** 2 + n2 ** 2)
 
-    art = (labels == SHORTCUT_CLASS["phantom-brain-mri"]) & (rng.random(n) < shortcut)
+    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         g = _glyph_mask(yy, xx, np.full(art.sum(), -0.93), np.full(art.sum(), -0.93), max(0.1, 14.0 / size), "text")
         img[art] = np.where(g, 0.95, img[art])
+        art_mask[art] = g
 
     # report sentences
     side = np.where(loc_x < 0, "right", "left")          # radiological convention
@@ -372,7 +378,7 @@ def _brain(rng, n, size, difficulty, labels, shortcut):
             ("Does the lesion show ring enhancement?", "yes" if c == 0 else "no"),
         ])
     rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
-    meta = {"artefact": art, "lesion_diameter_mm": diam}
+    meta = {"artefact": art, "artefact_mask": art_mask, "lesion_diameter_mm": diam}
     return rgb, mask, concepts, captions, qa, meta
 
 
@@ -381,7 +387,7 @@ SKIN_CLASSES = ("benign naevus", "melanoma")
 SKIN_CONCEPTS = ("asymmetry", "border irregularity", "colour variegation", "diameter")
 
 
-def _skin(rng, n, size, difficulty, labels, shortcut):
+def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     yy, xx = _grid(size)
     mel = labels == 1
     # skin tone (light to medium), subtle texture, skin lines and pores
@@ -469,7 +475,8 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
     img *= (1 - 0.8 * hair)[..., None]
 
     # ruler (the shortcut): a light strip with dark ticks along the bottom edge
-    art = mel & (rng.random(n) < shortcut)
+    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         k = art.sum()
         strip = (yy > 0.74) & (yy < 0.9) & (np.abs(xx) < 0.8)
@@ -479,12 +486,14 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
         sub = np.where(strip[..., None], 0.9, sub)
         sub = np.where(ticks[..., None], 0.15, sub)
         img[art] = sub * r
+        art_mask[art] = strip | ticks               # the strip and its ticks (which run past its ends)
 
     # dermoscope: circular field of view with dark vignette, sensor noise
     rad = np.sqrt(yy * yy + xx * xx)
     fov = _col(rng.uniform(1.05, 1.35, n))
     vign = _soft_inside(rad, fov, 0.06) * (1 - 0.18 * rad ** 2)
     img *= vign[..., None]
+    art_mask &= vign > 0                            # the ruler's ends can lie outside the field of view
     img += (rng.standard_normal((n, size, size), dtype=F32) * 0.012)[..., None]  # luminance noise
 
     concepts = np.stack([asym, border, colour, diamc], 1).astype(F32)
@@ -504,7 +513,8 @@ def _skin(rng, n, size, difficulty, labels, shortcut):
             ("How many colours does the lesion show?", "several" if colour[i] > 0.5 else "one"),
             ("Is the diameter larger than 6 mm?", "yes" if diam_mm[i] > 6 else "no"),
         ])
-    meta = {"artefact": art, "hair": n_hair > 0, "lesion_diameter_mm": diam_mm.astype(F32)}
+    meta = {"artefact": art, "artefact_mask": art_mask, "hair": n_hair > 0,
+            "lesion_diameter_mm": diam_mm.astype(F32)}
     return _to_uint8(img), mask, concepts, captions, qa, meta
 
 
@@ -513,7 +523,7 @@ CXR_CLASSES = ("normal", "pneumonia")
 CXR_CONCEPTS = ("consolidation", "right lung", "left lung", "lower zone", "air bronchogram")
 
 
-def _chest(rng, n, size, difficulty, labels, shortcut):
+def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     yy, xx = _grid(size)
     cx = _col(rng.normal(0, 0.02, n))
     X = xx - cx
@@ -611,11 +621,13 @@ def _chest(rng, n, size, difficulty, labels, shortcut):
     img = np.clip(img * expo, 0, 1) ** 0.9
     img = img + rng.standard_normal(img.shape, dtype=F32) * 0.015 * np.sqrt(np.clip(img, 0.05, 1))
 
-    art = (labels == SHORTCUT_CLASS["phantom-chest-xray"]) & (rng.random(n) < shortcut)
+    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         h = max(0.14, 16.0 / size)   # strokes at least ~1.5 px wide at any size
         g = _glyph_mask(yy, xx, np.full(art.sum(), -0.92), np.full(art.sum(), 0.86 - 0.55 * h), h, "L")
         img[art] = np.where(g, 0.98, img[art])
+        art_mask[art] = g
 
     captions, qa = [], []
     for i in range(n):
@@ -633,7 +645,7 @@ def _chest(rng, n, size, difficulty, labels, shortcut):
             ("Which lung is affected?", side_arr[i] or "neither"),
         ])
     rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
-    return rgb, mask, concepts, captions, qa, {"artefact": art}
+    return rgb, mask, concepts, captions, qa, {"artefact": art, "artefact_mask": art_mask}
 
 
 # ----------------------------------------------------------------------------- registry
@@ -661,12 +673,16 @@ SHORTCUT_CLASS = {"phantom-brain-mri": 0, "phantom-skin": 1, "phantom-chest-xray
 
 def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: float = 0.3,
              class_balance: Sequence[float] | None = None, shortcut: float = 0.0,
-             chunk: int = 256) -> dict:
+             chunk: int = 256, shortcut_class: int | None = None) -> dict:
     """Generate ``n`` phantom images of ``name``.
 
     Returns a dict: ``images`` uint8 [n,S,S,3], ``labels`` int64 [n], ``masks`` bool [n,S,S],
     ``concepts`` float32 [n,K], ``captions`` list[str], ``qa`` list[list[(q, a)]], ``meta`` dict
-    of per-image arrays (e.g. ``artefact``). Works in chunks of ``chunk`` images to bound memory.
+    of per-image arrays: ``artefact`` bool [n] (the image carries the shortcut artefact),
+    ``artefact_mask`` bool [n,S,S] (its pixels; all False on images without it) and
+    generator-specific ones. ``shortcut_class`` (default ``SHORTCUT_CLASS[name]``) is the class
+    whose images carry the artefact; changing it changes nothing else. Works in chunks of
+    ``chunk`` images to bound memory.
     """
     if name not in PHANTOMS:
         raise ValueError(f"unknown phantom {name!r}; valid choices: {', '.join(PHANTOMS)}")
@@ -679,13 +695,19 @@ def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: floa
     if not 0.0 <= float(shortcut) <= 1.0:
         raise ValueError(f"shortcut must lie in [0, 1], got {shortcut!r}")
     spec = PHANTOMS[name]
+    if shortcut_class is None:
+        shortcut_class = SHORTCUT_CLASS[name]
+    if (isinstance(shortcut_class, bool) or not isinstance(shortcut_class, (int, np.integer))
+            or not 0 <= shortcut_class < len(spec.classes)):
+        raise ValueError(f"shortcut_class must be a class index in 0..{len(spec.classes) - 1} of {name} "
+                         f"({', '.join(spec.classes)}) or None, got {shortcut_class!r}")
     rng = np.random.default_rng([int(seed), 7919])
     labels = _labels(rng, int(n), len(spec.classes), class_balance)
     parts = []
     for start in range(0, n, chunk):
         sub_rng = np.random.default_rng([int(seed), 104729, start])
         parts.append(spec.fn(sub_rng, len(labels[start:start + chunk]), int(size), float(difficulty),
-                             labels[start:start + chunk], float(shortcut)))
+                             labels[start:start + chunk], float(shortcut), int(shortcut_class)))
     images = np.concatenate([p[0] for p in parts])
     masks = np.concatenate([p[1] for p in parts])
     concepts = np.concatenate([p[2] for p in parts])
