@@ -69,6 +69,7 @@ import torch
 
 import medxai_lite as mx
 from medxai_lite.viz import overlay, plot_confusion, plot_history, show_grid
+from medxai_lite.viz.tables import TableGroup
 from medxai_lite.book import chapter_timer
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
@@ -178,8 +179,9 @@ plt.show()
 # chapter, load the weights in a second. Training uses AdamW with early stopping on the
 # validation macro-F1 and keeps the best epoch's weights. On a CPU with native bfloat16
 # arithmetic (recent Intel Xeons) the training steps run in mixed precision, about twice as fast;
-# elsewhere, and for every score and explanation, the arithmetic is float32. The table says
-# which one each model was trained in, and how long it took.
+# elsewhere, and for every score and explanation, the arithmetic is float32. The first table says
+# which one each model was trained in, and how long it took; the second gives the F1 score of
+# each class.
 
 # %%
 models, rows = {}, []
@@ -193,7 +195,11 @@ for name in datasets:
                  "best epoch": rep.best_epoch, "n test": rep.test["n"],
                  "training": rep.settings.get("precision", "fp32"), "training s": rep.seconds})
 table = pd.DataFrame(rows).set_index("dataset")
-table.style.format(precision=3, na_rep="").format({"training s": "{:.0f}"})
+f1_columns = [c for c in table.columns if c.startswith("F1 ")]     # each dataset has its own classes
+per_class = (table[f1_columns].stack().dropna().rename("F1").rename_axis(["dataset", "class"])
+             .rename(lambda c: c.removeprefix("F1 "), level="class").to_frame())
+TableGroup([table.drop(columns=f1_columns).style.format(precision=3, formatter={"training s": "{:.0f}"}),
+            per_class.style.format("{:.3f}").set_caption("F1 per class on the test split")])
 
 # %%
 fig, axes = plt.subplots(2, len(datasets), figsize=(5.2 * len(datasets), 8.5), squeeze=False)
@@ -323,8 +329,9 @@ plt.show()
 # - Every chapter starts with the same two cells: an install cell for Colab and a parameters
 #   cell (`dataset`, `profile`, `seed`).
 # - `mx.load_dataset(..., shortcut=0.9)` adds a label-correlated artefact (a ruler, a laterality
-#   marker, a burnt-in annotation) so you can train a "Clever Hans" model and catch it with an
-#   explanation.
+#   marker, a burnt-in annotation). The [challenges chapter](../book/challenges.md) trains such a
+#   "Clever Hans" model, catches it with its explanations and with test sets that remove or move
+#   the artefact, and cures it.
 #
 # ## What to remember
 #

@@ -132,8 +132,58 @@ def test_wheel_carries_every_subpackage_and_the_console_command(tmp_path):
                     "-w", str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("medxai_lite-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for sub in ("data", "models", "explain", "metrics", "viz"):
+    for sub in ("data", "models", "explain", "metrics", "viz", "atlas", "frameworks"):
         assert f"medxai_lite/{sub}/__init__.py" in names, f"medxai_lite.{sub} missing from the wheel"
+    assert sum(n.startswith("medxai_lite/atlas/tables/") and n.endswith(".csv") for n in names) == 9
+    assert {"medxai_lite/frameworks/table11.csv", "medxai_lite/frameworks/table11_methods.csv"} <= set(names)
     assert "medxai_lite/taxonomy.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "medxai = medxai_lite.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def _toc_captions() -> list[str]:
+    return [part["caption"] for part in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]]
+
+
+def test_the_introduction_lists_exactly_the_parts_of_the_toc():
+    """The introduction's "How to read it" list names the book's parts in the order of _toc.yml, so
+    the book never promises a part it does not have; every page it links to exists."""
+    intro = (ROOT / "book/intro.md").read_text()
+    section = intro.split("## How to read it", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\d+\. \*\*(.+?)\*\*", section, re.M)
+    assert listed == _toc_captions()
+    for target in re.findall(r"\]\(([^)#:]+?\.(?:md|ipynb))\)", intro):
+        assert (ROOT / "book" / target).resolve().exists(), f"the introduction links to {target}, which does not exist"
+
+
+#: Toc pages that are chapters in the sense of CHAPTER.md (the others: the introduction, the
+#: real-data how-to, the course page and the glossary).
+NOT_CHAPTERS = {"book/intro", "book/real_data", "book/course", "book/glossary"}
+
+
+def _chapters() -> list[tuple[str, str]]:
+    """(page, notebook) for every chapter: a prose page with its notebook, or a notebook alone."""
+    files = toc_files()
+    out = []
+    for f in files:
+        if f in NOT_CHAPTERS or f.startswith("notebooks/") and f"book/{f.split('/')[1]}" in files:
+            continue
+        nb = f"notebooks/{f.split('/')[1]}"
+        out.append((f, nb))
+    return out
+
+
+@pytest.mark.parametrize("page, nb", _chapters(), ids=lambda v: v)
+def test_every_chapter_opens_and_closes_as_chapter_md_asks(page, nb):
+    """Objectives, prerequisites and a time line glued from the last build at the start; two or
+    more exercises with solutions and "What to remember" at the end; the notebook glues its time."""
+    texts = [(ROOT / f"{f}{s}").read_text() for f in {page, nb} for s in (".md", ".py") if (ROOT / f"{f}{s}").exists()]
+    text = "\n".join(texts)
+    assert "Learning objectives" in text and "Prerequisites:" in text, page
+    assert re.search(r"\*Time:\*.*\{glue:text\}`[^`]*time_cpu_note(:[^`]*)?`", text, re.S), f"{page}: no glued time line"
+    exercises = len(re.findall(r"\{exercise-start\}|```\{exercise\}", text))
+    solutions = len(re.findall(r"\{solution-start\}|```\{solution\}", text))
+    assert exercises >= 2 and solutions >= exercises, f"{page}: {exercises} exercises, {solutions} solutions"
+    assert "What to remember" in text, page
+    py = (ROOT / f"{nb}.py").read_text()
+    assert py.rstrip().endswith("timer.glue()"), f"{nb}.py must end with the cell that glues its time"
