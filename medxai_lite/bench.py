@@ -82,13 +82,14 @@ BENCH_BUDGETS = {
                 # and does not learn from scratch in any budget the chapter can afford: it gets a token run
                 arch_train={"vgg16": dict(n_train=64, epochs=1, lr=1e-4)},
                 n_images=16, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.05, "batch_size": 128}},
-                # one lesion image per dataset: every method x every metric on three images, a smoke
-                # test of the grid at CPU scale (two images cost 75 s more of the book's 25 minutes)
-                extended_images=1,
+                # the extended grid is off on the CPU (extended=True runs it: one lesion image per dataset,
+                # about 100 s with its three extra networks); the book's 25 minutes cannot hold it
+                extended=False, extended_images=1,
                 # every method of the extended grid runs at its registry preset: "quick" here, "book" at paper scale
                 extended_preset="quick", extended_options={},
                 steps=16),
-    "paper": dict(train={}, arch_train={}, n_images=100, method_options={}, extended_images=32, extended_preset="book",
+    "paper": dict(train={}, arch_train={}, n_images=100, method_options={}, extended=True, extended_images=32,
+                  extended_preset="book",
                   extended_options={}, steps=32),
 }
 _CAM_METRICS = ("road_combined", "confidence_change", "confidence_increase")
@@ -147,12 +148,13 @@ def bench_model(dataset: str, arch: str = "resnet50", profile: str = "cpu", seed
 
 
 def train_models(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
-                 archs: Sequence[str] | None = None, extended: bool = True, seed: int = 0,
+                 archs: Sequence[str] | None = None, extended: bool | None = None, seed: int = 0,
                  progress: bool = True) -> dict:
     """Train (or load from the cache) every network a benchmark run needs, and return them.
 
     The ``archs`` on each dataset with the benchmark's budget (:func:`bench_model`) and, when
-    ``extended``, the ResNet18 (same budget) that the extended grid explains. ``run_benchmark``
+    ``extended`` (default: the profile's ``BENCH_BUDGETS[profile]["extended"]``), the ResNet18
+    (same budget) that the extended grid explains. ``run_benchmark``
     calls it first; calling it on its own splits a long run into a training step and an
     explaining step (the benchmark notebook does, to keep each cell short). Returns
     ``{(dataset, arch): model}``.
@@ -164,6 +166,8 @@ def train_models(data: str = "phantom", profile: str = "cpu", *, datasets: Seque
     check_choice("data", data, DATA_SOURCES)
     check_choice("profile", profile, BENCH_BUDGETS)
     datasets = list(datasets or DATA_SOURCES[data])
+    if extended is None:
+        extended = BENCH_BUDGETS[profile].get("extended", True)
     archs = list(dict.fromkeys([*(archs or PAPER_ARCHS), *([EXTENDED_ARCH] if extended else [])]))
     jobs = [(d, a) for d in datasets for a in archs]
     return {(d, a): bench_model(d, a, profile, seed=seed) for d, a in tqdm(jobs, desc="training", disable=not progress)}
@@ -203,15 +207,16 @@ def _balanced(test, keep) -> list[int]:
 
 def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
                   archs: Sequence[str] | None = None, methods: Sequence[str] | None = None,
-                  cam_arch: str = "resnet50", n_images: int | None = None, extended: bool = True,
+                  cam_arch: str = "resnet50", n_images: int | None = None, extended: bool | None = None,
                   extended_methods: Sequence[str] | None = None, seed: int = 0, out: str | os.PathLike | None = None,
                   force: bool = False, progress: bool = True) -> BenchmarkResult:
     """Run the benchmark (see the module docstring) and return its tables.
 
     ``data``: ``"phantom"`` (embedded) or ``"real"`` (the public datasets, fetched first with
     ``medxai data fetch``). ``datasets``, ``archs``, ``methods`` select subsets; ``cam_arch`` is
-    the network the CAM methods explain (ResNet50 in the paper). ``out``: the folder to write
-    (default: ``$MEDXAI_CACHE/bench/<key>``).
+    the network the CAM methods explain (ResNet50 in the paper). ``extended``: run the extended
+    grid (default: the profile's ``BENCH_BUDGETS[profile]["extended"]``, off on ``cpu``). ``out``:
+    the folder to write (default: ``$MEDXAI_CACHE/bench/<key>``).
     """
     import pandas as pd
     import torch
@@ -231,6 +236,8 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     if cam_arch not in archs:
         raise ValueError(f"cam_arch {cam_arch!r} must be one of the benchmarked archs: {', '.join(archs)}")
     budget = BENCH_BUDGETS[profile]
+    if extended is None:        # naming the grid's methods asks for the grid
+        extended = bool(extended_methods) or budget.get("extended", True)
     n_images = int(n_images or budget["n_images"])
     if n_images < 2:
         raise ValueError(f"n_images must be at least 2 for paired tests, got {n_images}")

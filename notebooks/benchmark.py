@@ -43,6 +43,7 @@ datasets = None       # None: the data source's three datasets
 archs = None          # None: ResNet50, DenseNet121, VGG16, EfficientNet-B0
 methods = None        # None: the paper's five CAM methods
 n_images = None       # None: the profile's budget (bench.BENCH_BUDGETS)
+extended = None       # None: the profile's choice (off on the CPU, on at paper scale); True runs the grid
 progress = False      # True: progress bars (worth it for the long paper run)
 
 # %%
@@ -71,16 +72,17 @@ init_notebook_mode(all_interactive=False, connected=False)   # sortable tables t
 
 # %% [markdown]
 # Training comes first, as a step of its own: the four networks on each dataset with the
-# benchmark's budget, and a ResNet18 with the same budget for the extended grid. On a rebuild
-# every network comes from the cache in seconds.
+# benchmark's budget, and, when the extended grid runs, a ResNet18 with the same budget for it.
+# On a rebuild every network comes from the cache in seconds.
 
 # %%
-models = train_models(data, profile, datasets=datasets, archs=archs, seed=seed, progress=progress)
+models = train_models(data, profile, datasets=datasets, archs=archs, extended=extended, seed=seed,
+                      progress=progress)
 print(f"{len(models)} networks ready")
 
 # %%
 result = run_benchmark(data, profile, datasets=datasets, archs=archs, methods=methods, n_images=n_images,
-                       seed=seed, progress=progress)
+                       extended=extended, seed=seed, progress=progress)
 meta = result.meta
 print(f"tables in {result.folder}")
 print(f"device: {meta['device']}; computed in {meta['wall_seconds']:.0f} s (" + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in meta['phase_seconds'].items()) + ")")
@@ -317,6 +319,11 @@ timing.style.format({"mean_s_per_image": "{:.3f}", "sd_s_per_image": "{:.3f}"}).
 # For metrics where lower is better (deletion AUC, ROAD MoRF) the heatmap ranks by the negated
 # value, so that bright always means good. Hover over a cell for the value; the table's
 # `seconds per image` column is each method's cost at that preset.
+#
+# The grid costs 32 methods times 8 metrics per image, so the `cpu` profile leaves it out of the
+# book's build (whose budget is 25 minutes for every chapter together); set `extended = True` in
+# the parameters cell to run it, on one lesion image per dataset on a CPU. The `paper` profile
+# runs it on 32 images per dataset.
 
 # %%
 ext = result.extended
@@ -339,6 +346,9 @@ if len(ext):
                       hovertemplate="%{y} / %{x}<br>value %{customdata:.3f}<br>rank %{z:.2f}<extra></extra>")
     fig.update_layout(height=650)
     fig.show()
+else:
+    print("The extended grid did not run in this build (extended=False for the "
+          f"{profile!r} profile); set extended = True in the parameters cell to run it.")
 
 # %% [markdown]
 # ## Exercises

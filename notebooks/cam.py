@@ -41,7 +41,8 @@ datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # the s
 profile = "cpu"
 seed = 0
 arch = "resnet18"
-n_images = 2                      # images per dataset in the grids
+n_images = 1                      # images per dataset in the grids (Score-CAM and its kin run one
+                                  # forward pass per channel: the chapter's costliest methods)
 n_score = 32                      # lesion images per dataset scored against the true masks
 # sample budgets of the costly methods (one forward pass per channel and sample)
 slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_samples": 1, "batch_size": 128},
