@@ -135,7 +135,8 @@ fig.show()
 
 # %%
 groups = family_matrix("modality")
-display(groups)
+# the families without "-based", so that the eight columns fit the page
+display(groups.rename(columns=lambda c: str(c).replace("-based", "")))
 slug = {"CAM-based": "cam", "Gradient-based": "gradient", "Attention-based": "attention",
         "Perturbation-based": "pert", "Example-based": "example", "Concept-based": "concept",
         "Text-based": "text", "Latent-based": "latent"}

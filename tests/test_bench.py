@@ -198,12 +198,16 @@ def test_the_cache_key_holds_the_extended_grid_as_resolved(monkeypatch):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(bench, "_key", stop)
-    for kwargs in ({}, {"extended": False}, {"extended_methods": ["rise", "gradcam"]}):
+    for profile, kwargs in (("cpu", {"extended": True}), ("cpu", {"extended": False}),
+                            ("cpu", {"extended_methods": ["rise", "gradcam"]}), ("cpu", {}), ("paper", {})):
         with pytest.raises(RuntimeError, match="stop here"):
-            bench.run_benchmark("phantom", "cpu", progress=False, **kwargs)
+            bench.run_benchmark("phantom", profile, progress=False, **kwargs)
     assert seen[0]["extended_methods"] == bench.extended_grid_methods() and "rise" in seen[0]["extended_methods"]
     assert seen[1]["extended_methods"] == []
-    assert seen[2]["extended_methods"] == ["rise", "gradcam"]
+    assert seen[2]["extended_methods"] == ["rise", "gradcam"] and seen[2]["extended"]   # naming methods asks for the grid
+    # the grid is off by default on the CPU (the book's budget) and on at paper scale
+    assert seen[3]["extended"] is False and seen[3]["extended_methods"] == []
+    assert seen[4]["extended"] is True and seen[4]["extended_methods"] == bench.extended_grid_methods()
 
 
 def test_extended_ranks_orient_every_metric_so_that_higher_is_better():
