@@ -212,10 +212,18 @@ plt.show()
 
 # %%
 if "mask" in batch:
-    inside = pd.DataFrame({k: relevance_mass_accuracy(None, None, None, v.maps, batch["mask"].numpy(),
-                                                      on_constant="nan") for k, v in cols.items()},
-                          index=[f"image {i}" for i in range(len(batch["image"]))]).T
-    display(inside.style.format("{:.2f}"))
+    import warnings
+
+    with warnings.catch_warnings():      # a map with no positive relevance scores NaN; said below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        inside = pd.DataFrame({k: relevance_mass_accuracy(None, None, None, v.maps, batch["mask"].numpy(),
+                                                          on_constant="nan") for k, v in cols.items()},
+                              index=[f"image {i}" for i in range(len(batch["image"]))]).T
+    display(inside.style.format("{:.2f}", na_rep="n/a"))
+    for k, row in inside.iterrows():
+        if row.isna().any():
+            print(f"{k}: no positive relevance on {', '.join(row.index[row.isna()])} "
+                  "(the rectified map is zero everywhere), so its relevance mass is undefined (n/a)")
 
 # %% [markdown]
 # ## Explore
