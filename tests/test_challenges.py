@@ -24,12 +24,8 @@ NAMES = list(PHANTOMS)
 FIXTURE = Path(__file__).parent / "data" / "phantoms_v3_before_artefact_masks.npz"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread for the module (conftest.py): on shared cores 2 spin-waiting threads are slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- phantoms: artefact masks

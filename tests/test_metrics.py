@@ -21,13 +21,8 @@ from medxai_lite.metrics import fidelity, stats
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # the machine's cores are shared; OpenMP spin-waiting makes 2 threads slower than 1 under load
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# torch on one thread for the module (conftest.py): on shared cores 2 spin-waiting threads are slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- models and explainers
