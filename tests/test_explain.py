@@ -158,12 +158,33 @@ def _needs_attention(method: str) -> bool:
     return "attention" in METHODS[method].requires
 
 
+@pytest.fixture(scope="module")
+def text_models(small):
+    """Untrained text models of :mod:`medxai_lite.models.text` around the SmallCNN (a brain-phantom
+    vocabulary; 8 reference reports for retrieval), one per text method."""
+    from medxai_lite.data import load_dataset
+    from medxai_lite.models import text as T
+
+    refs = load_dataset("phantom-brain-mri", "train", image_size=32, n=8, seed=0)
+    torch.manual_seed(0)
+    vocab = T.Vocabulary.build(refs.captions + [q for pairs in refs.qa for q, _ in pairs])
+    answers = sorted({a for pairs in refs.qa for _, a in pairs})
+    vqa = T.VisualQA(small, T.VQANet(len(vocab), len(answers), 32).eval(), vocab, answers).eval()
+    return {"captioner": T.Captioner(small, T.CaptionDecoder(len(vocab), 32).eval(), vocab, max_len=6).eval(),
+            "vqa": vqa, "report_template": T.TemplateReporter(vqa, "phantom-brain-mri").eval(),
+            "report_retrieval": T.ReportRetriever(small, refs).eval()}
+
+
+def _needs_text(method: str) -> bool:
+    return "language_model" in METHODS[method].requires
+
+
 @pytest.fixture
-def model_for(small, plain, vit):
+def model_for(small, plain, vit, text_models):
     """The SmallCNN; the plain CNN for a method the registry refuses on small_cnn; the ViT for the
-    attention family."""
-    return lambda method: vit if _needs_attention(method) else small if METHODS[method].supports("small_cnn") \
-        else plain
+    attention family; a text model around the SmallCNN for the text family."""
+    return lambda method: text_models[method] if _needs_text(method) else vit if _needs_attention(method) \
+        else small if METHODS[method].supports("small_cnn") else plain
 
 
 def _hook_count(model: nn.Module) -> int:
@@ -178,6 +199,10 @@ def _snapshot(model: nn.Module):
 def _assert_contract(result: Explanation, method: str, n: int, size: int) -> None:
     assert isinstance(result, Explanation)
     assert result.method == method and result.family == METHODS[method].family
+    assert result.targets.shape == (n,) and result.targets.dtype == np.int64
+    if result.kind == "text":
+        assert result.maps is None and len(result.value) == n and all(isinstance(t, str) for t in result.value)
+        return
     assert result.maps.shape == (n, size, size) and result.maps.dtype == np.float32
     assert result.raw.shape == (n, size, size) and result.raw.dtype == np.float32
     assert np.isfinite(result.maps).all() and np.isfinite(result.raw).all()
@@ -335,8 +360,11 @@ def test_every_method_keeps_the_contract_and_leaves_the_model_as_found(method, m
         first = explain(method, small, images, **QUICK)
         second = explain(method, small, images, **QUICK)
         _assert_contract(first, method, 2, 32)
-        np.testing.assert_allclose(first.maps, second.maps, atol=1e-5, err_msg="not deterministic")
-        np.testing.assert_allclose(first.raw, second.raw, rtol=1e-4, atol=1e-6)
+        if first.kind == "map":
+            np.testing.assert_allclose(first.maps, second.maps, atol=1e-5, err_msg="not deterministic")
+            np.testing.assert_allclose(first.raw, second.raw, rtol=1e-4, atol=1e-6)
+        else:
+            assert first.value == second.value, "not deterministic"
         assert _hook_count(small) == 0
         assert all(not m.training for m in small.modules())
         assert [p.requires_grad for p in params] == [False] + [True] * (len(params) - 1)
@@ -362,7 +390,8 @@ def test_no_hooks_left_and_gradients_restored_after_an_error(method, model_for, 
         calls["n"] += 1
         raise RuntimeError("boom")
 
-    head = small.head if _needs_attention(method) else small.classifier
+    head = small.head if _needs_attention(method) else small.classifier.classifier if _needs_text(method) \
+        else small.classifier
     handle = head.register_forward_hook(boom)
     params = list(small.parameters())
     for p in params:
@@ -450,8 +479,9 @@ REGION_EXPECTATIONS = {
 
 
 # (the attention family reads attention weights a CNN does not have: tests/test_attention.py builds a
-# ViT by hand whose class token looks at one patch and checks that every map puts its peak there)
-@pytest.mark.parametrize("method", [m for m in ALL if not _needs_attention(m)])
+# ViT by hand whose class token looks at one patch and checks that every map puts its peak there;
+# the text family draws no map, and tests/test_text_models.py checks where its attention looks)
+@pytest.mark.parametrize("method", [m for m in ALL if not _needs_attention(m) and METHODS[m].output == "map"])
 def test_a_model_reading_one_region_gets_its_relevance_there(method):
     kind, options, confident = REGION_EXPECTATIONS.get(method, ("mass", {}, False))
     model = (ConfidentRegionModel() if confident else RegionModel()).eval()

@@ -504,7 +504,8 @@ def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
         B = "irregular" if border[i] > 0.5 else "regular"
         C = "multiple colours" if colour[i] > 0.5 else "a uniform brown colour"
         verdict = "suspicious for melanoma" if labels[i] == 1 else "in keeping with a benign naevus"
-        captions.append(f"Dermoscopy: a {A} pigmented lesion with {B} borders, {C} and a diameter of "
+        article = "an" if A[0] in "aeiou" else "a"
+        captions.append(f"Dermoscopy: {article} {A} pigmented lesion with {B} borders, {C} and a diameter of "
                         f"about {diam_mm[i]:.0f} mm, {verdict}.")
         qa.append([
             ("What is the diagnosis?", SKIN_CLASSES[labels[i]]),

@@ -20,6 +20,7 @@ from . import cam as _cam  # noqa: F401  (registers the CAM family)
 from . import gradient as _gradient  # noqa: F401  (registers the gradient family)
 from . import perturbation as _perturbation  # noqa: F401  (registers the perturbation family)
 from . import attention as _attention  # noqa: F401  (registers the attention family)
+from . import text as _text  # noqa: F401  (registers the text-based family)
 from .registry import (
     METHODS,
     OUTPUT_KINDS,

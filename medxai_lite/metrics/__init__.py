@@ -253,6 +253,10 @@ from .tables import (  # noqa: E402
 )
 from .repeatability import rank_correlation, seed_rank_correlation, top_overlap  # noqa: E402
 from .cost import cost_quality  # noqa: E402
+from .text import (  # noqa: E402
+    TEXT_METRICS, MissingJavaError, bleu, cider_d, meteor, report_tuples, rouge_l, spice_style_f1, text_scores,
+    tokenize,
+)
 
 __all__ = [
     "METRICS", "CATEGORIES", "ON_CONSTANT", "register_metric", "list_metrics", "metrics_table",
@@ -265,4 +269,6 @@ __all__ = [
     "independent_randomisation", "label_randomisation", "make_train_fn", "map_similarity", "randomisable_layers",
     "model_randomisation_table", "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni",
     "bootstrap_ci", "rank_correlation", "top_overlap", "seed_rank_correlation", "cost_quality",
+    "TEXT_METRICS", "MissingJavaError", "tokenize", "bleu", "meteor", "rouge_l", "cider_d", "report_tuples",
+    "spice_style_f1", "text_scores",
 ]

@@ -130,9 +130,13 @@ class ArchSpec:
 
 
 #: The capabilities an :class:`ArchSpec` may declare (a method's ``requires=`` names them);
-#: ``"attention"``: the network has self-attention layers whose weights the attention family reads.
-CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free", "attention")
-_LACKS_DEFAULT = {"attention": "it is a convolutional network with no self-attention layers"}
+#: ``"attention"``: the network has self-attention layers whose weights the attention family reads;
+#: ``"language_model"``: the model writes text (no zoo classifier does; the text-based family runs on
+#: the wrappers of :mod:`medxai_lite.models.text`, which are not zoo architectures).
+CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free", "attention", "language_model")
+_LACKS_DEFAULT = {"attention": "it is a convolutional network with no self-attention layers",
+                  "language_model": "it is an image classifier that writes no text (wrap it with a text model of "
+                                    "medxai_lite.models.text, e.g. get_trained_captioner)"}
 
 
 def _is_resnet(bottleneck: bool) -> Callable[[nn.Module], bool]:
