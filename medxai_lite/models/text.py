@@ -691,7 +691,8 @@ def get_trained_captioner(dataset: str, *, attention: bool = True, profile: str 
     training record (a :class:`TextTrainingReport`)."""
     from .train import get_trained_model
 
-    classifier = classifier or get_trained_model(dataset, profile=profile, seed=seed, progress=progress)
+    if classifier is None:
+        classifier = get_trained_model(dataset, profile=profile, seed=seed, progress=progress)
     s = _text_settings(profile, overrides)
     feat_dim = None
 
@@ -722,7 +723,8 @@ def get_trained_vqa(dataset: str, *, history: bool = False, profile: str = "cpu"
     dialogues of :func:`dialogues`), on the book's default classifier, cached like the captioner."""
     from .train import get_trained_model
 
-    classifier = classifier or get_trained_model(dataset, profile=profile, seed=seed, progress=progress)
+    if classifier is None:
+        classifier = get_trained_model(dataset, profile=profile, seed=seed, progress=progress)
     s = _text_settings(profile, overrides)
 
     def build(report):
