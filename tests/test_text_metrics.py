@@ -411,3 +411,33 @@ def test_bad_options_name_the_parameter():
         report_tuples(None)
     with pytest.raises(ValueError, match="text must be a string"):
         tokenize(3)
+
+
+def test_a_score_table_of_several_corpora_matches_text_scores_of_each():
+    from medxai_lite.metrics.text import text_score_table
+
+    a = (["a mass in the sella", "normal brain"], ["a mass in the sella", "normal brain parenchyma"])
+    b = (["clear lungs", "consolidation in the right lower zone"], ["clear lungs", "consolidation in the left lower zone"])
+    table = text_score_table({("x", "1"): a, ("y", "2"): b}, meteor=False)
+    assert list(table.index) == [("x", "1"), ("y", "2")] and table.attrs["skipped"]
+    for key, pair in (("x", a), ("y", b)):
+        single = text_scores(*pair, meteor=False)["value"]
+        row = table.xs(key, level=0).iloc[0]
+        np.testing.assert_allclose(row.drop("meteor").to_numpy(float), single.drop("meteor").to_numpy(float))
+    with pytest.raises(ValueError, match="groups"):
+        text_score_table({})
+
+
+def test_diagnosis_agreement_compares_the_named_diagnoses_only():
+    from medxai_lite.metrics.text import diagnosis_agreement
+
+    glioma = ("Axial T1 post-contrast MRI: a 23 mm irregular ring-enhancing mass with a necrotic core and surrounding "
+              "oedema in the right frontal lobe, in keeping with glioma.")
+    same_words = glioma.replace("glioma.", "meningioma.")         # 1 word of 30 differs, diagnosis wrong
+    terse = "Axial T1 post-contrast MRI: a mass, in keeping with glioma."
+    normal = "Axial T1 post-contrast MRI: normal brain parenchyma, no mass or abnormal enhancement."
+    got = diagnosis_agreement([same_words, terse, normal, normal], [glioma, glioma, normal, glioma], per_item=True)
+    np.testing.assert_array_equal(got, [False, True, True, False])
+    assert diagnosis_agreement([terse], [[normal, glioma]]) == 1.0          # any reference
+    with pytest.raises(ValueError, match="same length"):
+        diagnosis_agreement([terse], [glioma, glioma])

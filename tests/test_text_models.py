@@ -150,7 +150,8 @@ def test_a_template_is_filled_with_the_answers(brain, classifier, monkeypatch):
                "Where is the lesion?": ["sella", "sella"], "What is the diagnosis?": ["pituitary", "no tumour"]}
     monkeypatch.setattr(vqa, "answer", lambda images, q, *a, **k: answers[q])
     reports = T.TemplateReporter(vqa, "phantom-brain-mri").generate(torch.zeros(2, 3, 64, 64))
-    assert reports == ["Axial T1 post-contrast MRI: a small enhancing mass in the sella, in keeping with pituitary.",
+    assert reports == ["Axial T1 post-contrast MRI: a small enhancing mass in the sella, in keeping with a pituitary "
+                       "tumour.",
                        "Axial T1 post-contrast MRI: normal brain parenchyma, no mass or abnormal enhancement."]
 
 

@@ -255,6 +255,7 @@ from .repeatability import rank_correlation, seed_rank_correlation, top_overlap 
 from .cost import cost_quality  # noqa: E402
 from .text import (  # noqa: E402
     TEXT_METRICS, MissingJavaError, bleu, cider_d, meteor, report_tuples, rouge_l, spice_style_f1, text_scores,
+    text_score_table, diagnosis_agreement,
     tokenize,
 )
 
@@ -270,5 +271,5 @@ __all__ = [
     "model_randomisation_table", "stats", "paired_tests", "method_summary", "cohens_dz", "holm", "bonferroni",
     "bootstrap_ci", "rank_correlation", "top_overlap", "seed_rank_correlation", "cost_quality",
     "TEXT_METRICS", "MissingJavaError", "tokenize", "bleu", "meteor", "rouge_l", "cider_d", "report_tuples",
-    "spice_style_f1", "text_scores",
+    "spice_style_f1", "text_scores", "text_score_table", "diagnosis_agreement",
 ]

@@ -43,7 +43,7 @@ from .._utils import check_positive_int
 
 __all__ = [
     "MissingJavaError", "TEXT_METRICS", "SIZE_BINS_MM", "tokenize", "bleu", "meteor", "rouge_l", "cider_d",
-    "report_tuples", "spice_style_f1", "text_scores",
+    "report_tuples", "spice_style_f1", "text_scores", "text_score_table", "TEXT_SCORE_NAMES", "diagnosis_agreement",
 ]
 
 #: Size bins (mm) for the size attribute of :func:`report_tuples`: 6 mm is the "D" of the ABCD
@@ -670,3 +670,67 @@ def text_scores(candidates: Sequence[str], references: Sequence, *, meteor="auto
                              index=pd.Index(TEXT_SCORE_NAMES, name="metric"))
     table.attrs["skipped"] = skipped
     return table
+
+
+def text_score_table(groups, *, meteor="auto", size_bins: Sequence[float] | None = SIZE_BINS_MM):
+    """:func:`text_scores` for several corpora at once: ``groups`` maps a name (or a tuple of
+    names) to ``(candidates, references)``; returns a DataFrame with one row per group and one
+    column per metric (:data:`TEXT_SCORE_NAMES`), the corpus values of :func:`text_scores`.
+
+    METEOR runs in one JVM for all groups (starting it costs seconds, scoring a corpus
+    milliseconds), still with each group's own corpus statistics; CIDEr-D's IDF is, as always,
+    each group's own reference set. ``meteor`` as in :func:`text_scores`.
+    """
+    import pandas as pd
+
+    if not (isinstance(meteor, bool) or (isinstance(meteor, str) and meteor == "auto")):
+        raise ValueError(f"meteor must be 'auto', True or False; got {meteor!r}")
+    if not hasattr(groups, "items") or not groups:
+        raise ValueError(f"groups must be a non-empty mapping name -> (candidates, references), got {groups!r}")
+    prepared = {}
+    for name, pair in groups.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"groups[{name!r}] must be a pair (candidates, references)")
+        prepared[name] = _prepare(*pair)
+    run_meteor = meteor is True or (meteor == "auto" and shutil.which("java") is not None)
+    if meteor is True:
+        _check_java()
+    elif meteor == "auto" and not run_meteor:
+        warnings.warn("METEOR skipped: no Java runtime found (apt-get install default-jre-headless; the other "
+                      "metrics are computed)", UserWarning, stacklevel=2)
+    met = {name: math.nan for name in prepared}
+    if run_meteor:
+        with _meteor_scorer() as scorer:
+            for name, (res, gts, _, _) in prepared.items():
+                met[name] = float(scorer.compute_score(gts, res)[0])
+    rows = {}
+    for name, (res, gts, cands, refs) in prepared.items():
+        bleu_corpus, _ = _bleu(res, gts, 4)
+        m, c, r = _tuple_counts(cands, refs, size_bins).sum(0).astype(float)
+        rows[name] = list(bleu_corpus) + [met[name], float(_rouge(res, gts).mean()), float(_cider(res, gts).mean()),
+                                          2 * m / (c + r) if c + r else math.nan]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(TEXT_SCORE_NAMES))
+    if all(isinstance(k, tuple) for k in rows):
+        table.index = pd.MultiIndex.from_tuples(list(rows))
+    table.attrs["skipped"] = {} if run_meteor else {"meteor": "skipped: no Java runtime on PATH" if meteor == "auto"
+                                                    else "skipped: meteor=False"}
+    return table
+
+
+def _diagnoses(text: str, size_bins) -> frozenset:
+    return frozenset(t[2] for t in report_tuples(text, size_bins=size_bins)
+                     if len(t) == 3 and t[0] == "finding" and t[1] in ("consistent with", "suspicious for"))
+
+
+def diagnosis_agreement(candidates: Sequence[str], references: Sequence, *, per_item: bool = False,
+                        size_bins: Sequence[float] | None = SIZE_BINS_MM):
+    """Share of reports that state the same diagnosis as their reference: the set of diagnoses of
+    the ``("finding", "consistent with" | "suspicious for", diagnosis)`` tuples of
+    :func:`report_tuples`, which is empty for a normal report. A clinical check that no n-gram
+    score makes: a report can share most of its words with the reference and name the wrong
+    disease. With several references an item agrees when it matches any of them.
+    ``per_item=True`` returns a bool array [N]."""
+    _, _, cands, refs = _prepare(candidates, references)
+    agree = np.array([any(_diagnoses(c, size_bins) == _diagnoses(r, size_bins) for r in rs)
+                      for c, rs in zip(cands, refs)], dtype=bool)
+    return agree if per_item else float(agree.mean())

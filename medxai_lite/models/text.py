@@ -52,7 +52,7 @@ from .._utils import atomic_path, cache_dir, check_choice, check_positive_int, s
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
-           "get_trained_vqa", "train_captioner", "train_vqa", "dialogues", "DIALOGUE_REWRITES", "TEMPLATES",
+           "get_trained_vqa", "training_features", "train_captioner", "train_vqa", "dialogues", "DIALOGUE_REWRITES", "TEMPLATES",
            "LESION_WORDS", "word_attention"]
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -397,14 +397,17 @@ class ReportRetriever(_Wrapper):
     """Retrieval-based report generation: the report of the nearest training image in the
     classifier's pooled feature space (``sklearn.neighbors.NearestNeighbors``, cosine distance)."""
 
-    def __init__(self, classifier: nn.Module, references, batch_size: int = 64):
+    def __init__(self, classifier: nn.Module, references, batch_size: int = 64, grid: torch.Tensor | None = None):
         super().__init__(classifier)
         from sklearn.neighbors import NearestNeighbors
 
         if getattr(references, "captions", None) is None:
             raise ValueError("references must be a dataset with report sentences (dataset.captions), "
                              f"got {type(references).__name__} without them")
-        grid, _ = grid_features(classifier, references, batch_size)
+        if grid is None:
+            grid, _ = grid_features(classifier, references, batch_size)
+        elif len(grid) != len(references):
+            raise ValueError(f"grid must hold the references' features ({len(references)}), got {len(grid)}")
         self.reports = list(references.captions)
         self.index = NearestNeighbors(n_neighbors=1, metric="cosine").fit(pooled_features(grid))
 
@@ -418,31 +421,44 @@ class ReportRetriever(_Wrapper):
         return [self.reports[i] for i in idx[:, 0]]
 
 
-#: Report templates per phantom: slots are answers of the VQA model to the dataset's questions.
+#: Report templates per phantom. ``finding`` is a sentence whose ``{question}`` slots the VQA
+#: model's answers fill, each answer first turned into a phrase by ``phrases`` (answers without a
+#: phrase go in as they are); ``normal`` = ``(question, answer, sentence)``: when the model gives
+#: that answer, the normal report is written instead.
 TEMPLATES = {
     "phantom-brain-mri": {
         "normal": ("Is there a tumour?", "no", "Axial T1 post-contrast MRI: normal brain parenchyma, no mass or "
                                                "abnormal enhancement."),
         "finding": "Axial T1 post-contrast MRI: a {How large is the lesion?} enhancing mass in the "
                    "{Where is the lesion?}, in keeping with {What is the diagnosis?}.",
+        "phrases": {"What is the diagnosis?": {"pituitary": "a pituitary tumour"},
+                    "How large is the lesion?": {"medium": "medium-sized"}},
     },
     "phantom-skin": {
-        "finding": "Dermoscopy: a pigmented lesion, symmetric: {Is the lesion symmetric?}; regular border: "
-                   "{Is the border regular?}; {How many colours does the lesion show?} colour(s); larger than "
-                   "6 mm: {Is the diameter larger than 6 mm?}; in keeping with {What is the diagnosis?}.",
+        "finding": "Dermoscopy: {Is the lesion symmetric?} pigmented lesion with {Is the border regular?} borders, "
+                   "{How many colours does the lesion show?} and a diameter {Is the diameter larger than 6 mm?}, "
+                   "{What is the diagnosis?}.",
+        "phrases": {"Is the lesion symmetric?": {"yes": "a symmetric", "no": "an asymmetric"},
+                    "Is the border regular?": {"yes": "regular", "no": "irregular"},
+                    "How many colours does the lesion show?": {"one": "a uniform brown colour",
+                                                               "several": "multiple colours"},
+                    "Is the diameter larger than 6 mm?": {"yes": "above 6 mm", "no": "of 6 mm or less"},
+                    "What is the diagnosis?": {"benign naevus": "in keeping with a benign naevus",
+                                               "melanoma": "suspicious for melanoma"}},
     },
     "phantom-chest-xray": {
         "normal": ("Is there consolidation?", "no", "Frontal chest radiograph: clear lungs, no focal "
                                                     "consolidation; normal heart size."),
-        "finding": "Frontal chest radiograph: consolidation in the {Where is the abnormality?}, in keeping "
-                   "with {What is the diagnosis?}.",
+        "finding": "Frontal chest radiograph: patchy airspace consolidation in the {Where is the abnormality?}, "
+                   "in keeping with {What is the diagnosis?}.",
+        "phrases": {},
     },
 }
 
 
 class TemplateReporter(_Wrapper):
     """Template-based report generation: a fixed sentence per dataset whose slots are filled with
-    the answers of a :class:`VisualQA` model (``TEMPLATES``)."""
+    the answers of a :class:`VisualQA` model (:data:`TEMPLATES`)."""
 
     def __init__(self, vqa: VisualQA, dataset: str):
         super().__init__(vqa.classifier)
@@ -455,15 +471,17 @@ class TemplateReporter(_Wrapper):
         normal = self.template.get("normal")
         if normal is not None:
             answers[normal[0]] = self.vqa.answer(images, normal[0])
+        phrases = self.template.get("phrases", {})
         out = []
         for i in range(len(images)):
             if normal is not None and answers[normal[0]][i] == normal[1]:
                 out.append(normal[2])
-            else:
-                text = self.template["finding"]
-                for q in self.slots:
-                    text = text.replace("{" + q + "}", answers[q][i])
-                out.append(text)
+                continue
+            text = self.template["finding"]
+            for q in self.slots:
+                a = answers[q][i]
+                text = text.replace("{" + q + "}", phrases.get(q, {}).get(a, a))
+            out.append(text)
         return out
 
 
@@ -535,9 +553,10 @@ def _key(blob: dict) -> str:
 _FEATURES: dict = {}
 
 
-def _train_features(classifier: nn.Module, dataset: str, seed: int):
-    """``(training split, its grid features)``, computed once per classifier in this process (the
-    captioner, the VQA and the dialogue model of a dataset read the same features)."""
+def training_features(classifier: nn.Module, dataset: str, seed: int = 0):
+    """``(training split, its grid features [N, D, h, w])`` of the classifier's own training data
+    (its ``report.settings``), computed once per classifier in this process: the captioner, the
+    VQA and the dialogue model of a dataset, and a retrieval index, read the same features."""
     key = (classifier.report.cache_key, dataset, seed)
     if key not in _FEATURES:
         _FEATURES.clear()                       # one dataset's features at a time (~80 MB each)
@@ -703,7 +722,7 @@ def get_trained_captioner(dataset: str, *, attention: bool = True, profile: str 
 
     def fit():
         nonlocal feat_dim
-        train, grid = _train_features(classifier, dataset, seed)
+        train, grid = training_features(classifier, dataset, seed)
         feat_dim = grid.shape[1]
         dec, vocab, hist = train_captioner(grid, train.captions, attention=attention, seed=seed, progress=progress, **s)
         return dec, TextTrainingReport(kind="captioner", dataset=dataset, settings={**s, "feat_dim": feat_dim},
@@ -733,7 +752,7 @@ def get_trained_vqa(dataset: str, *, history: bool = False, profile: str = "cpu"
                       feature_norm=s["feature_norm"])
 
     def fit():
-        train, grid = _train_features(classifier, dataset, seed)
+        train, grid = training_features(classifier, dataset, seed)
         net, vocab, answers, hist = train_vqa(grid, train.qa, history=history, seed=seed, progress=progress, **s)
         return net, TextTrainingReport(kind="vqa", dataset=dataset, settings={**s, "feat_dim": grid.shape[1]},
                                        vocab=vocab.words, answers=answers, history=hist)
