@@ -175,6 +175,16 @@ def test_a_trained_text_model_comes_back_from_the_cache(tmp_cache):
         assert torch.equal(a, b)
     cap = T.get_trained_captioner("phantom-skin", classifier=clf, epochs=1)
     assert cap.report.kind == "captioner" and len(cap.generate(torch.zeros(1, 3, 32, 32))) == 1
+    train = load_dataset("phantom-skin", "train", image_size=32, n=32, seed=0)
+    counts = first.report.answer_counts["What is the diagnosis?"]
+    assert counts == {c: int((train.labels == k).sum()) for k, c in enumerate(train.classes) if (train.labels == k).any()}
+    built = T.get_report_retriever("phantom-skin", classifier=clf)
+    x = torch.stack([train[i]["image"] for i in (0, 5)])
+    assert built.generate(x) == [train.captions[0], train.captions[5]]
+    T._FEATURES.clear()                                   # the second call reads the index from the cache
+    loaded = T.get_report_retriever("phantom-skin", classifier=clf)
+    assert not T._FEATURES and loaded.reports == built.reports
+    np.testing.assert_allclose(loaded.features, built.features)
 
 
 def test_bad_input_is_refused_by_name(brain, classifier):
@@ -192,3 +202,22 @@ def test_bad_input_is_refused_by_name(brain, classifier):
         vocab = T.Vocabulary.build(["a"])
         explain("vqa", T.VisualQA(classifier, T.VQANet(len(vocab), 1, 64), vocab, ["x"]).eval(),
                 torch.zeros(1, 3, 64, 64), question="")
+
+
+def test_asking_several_questions_about_one_batch_runs_the_classifier_once(brain, classifier):
+    vocab = T.Vocabulary.build(["is there a tumour"])
+    model = T.VisualQA(classifier, T.VQANet(len(vocab), 2, 64), vocab, ["yes", "no"]).eval()
+    calls = []
+    handle = classifier.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        x = torch.stack([brain[i]["image"] for i in range(4)])
+        first = model.answer(x, "Is there a tumour?", with_maps=True)[1]
+        model.answer(x, "Where is the lesion?")
+        assert len(calls) == 1
+        x.mul_(0.5)                                   # an in-place change is seen
+        second = model.answer(x, "Is there a tumour?", with_maps=True)[1]
+        assert len(calls) == 2 and not np.allclose(first, second)
+        model.answer(x.clone(), "Is there a tumour?")  # another tensor, another pass
+        assert len(calls) == 3
+    finally:
+        handle.remove()

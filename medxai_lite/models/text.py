@@ -52,7 +52,7 @@ from .._utils import atomic_path, cache_dir, check_choice, check_positive_int, s
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
-           "get_trained_vqa", "training_features", "train_captioner", "train_vqa", "dialogues", "DIALOGUE_REWRITES", "TEMPLATES",
+           "get_trained_vqa", "get_report_retriever", "training_features", "train_captioner", "train_vqa", "dialogues", "DIALOGUE_REWRITES", "TEMPLATES",
            "LESION_WORDS", "word_attention"]
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -297,7 +297,17 @@ class _Wrapper(nn.Module):
         return self.classifier(images)
 
     def _grid(self, images: torch.Tensor) -> torch.Tensor:
-        return grid_features(self.classifier, images)[0]
+        """The classifier's grid features of ``images``; the last batch's are kept, so asking
+        several questions about the same tensor runs the classifier once (an in-place change of
+        the tensor bumps its version counter and is seen)."""
+        import weakref
+
+        version = (images._version, sum(p._version for p in self.classifier.parameters()))
+        memo = self.__dict__.get("_grid_memo")
+        if memo is None or memo[0]() is not images or memo[1] != version:
+            memo = (weakref.ref(images), version, grid_features(self.classifier, images)[0])
+            self.__dict__["_grid_memo"] = memo
+        return memo[2]
 
 
 def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: int) -> np.ndarray:
@@ -409,7 +419,8 @@ class ReportRetriever(_Wrapper):
         elif len(grid) != len(references):
             raise ValueError(f"grid must hold the references' features ({len(references)}), got {len(grid)}")
         self.reports = list(references.captions)
-        self.index = NearestNeighbors(n_neighbors=1, metric="cosine").fit(pooled_features(grid))
+        self.features = pooled_features(grid) if grid.ndim == 4 else np.asarray(grid, dtype=np.float32)
+        self.index = NearestNeighbors(n_neighbors=1, metric="cosine").fit(self.features)
 
     def neighbours(self, images: torch.Tensor, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(distances, indices)`` [N, k] of the nearest references, nearest first."""
@@ -527,6 +538,7 @@ class TextTrainingReport:
     settings: dict
     vocab: list
     answers: list = field(default_factory=list)
+    answer_counts: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     seconds: float = 0.0
     cache_key: str = ""
@@ -559,7 +571,6 @@ def training_features(classifier: nn.Module, dataset: str, seed: int = 0):
     VQA and the dialogue model of a dataset, and a retrieval index, read the same features."""
     key = (classifier.report.cache_key, dataset, seed)
     if key not in _FEATURES:
-        _FEATURES.clear()                       # one dataset's features at a time (~80 MB each)
         train = _splits(classifier, dataset, seed)
         _FEATURES[key] = (train, grid_features(classifier, train)[0])
     return _FEATURES[key]
@@ -735,11 +746,40 @@ def get_trained_captioner(dataset: str, *, attention: bool = True, profile: str 
     return model
 
 
+def get_report_retriever(dataset: str, *, profile: str = "cpu", seed: int = 0, classifier: nn.Module | None = None,
+                         rebuild: bool = False) -> ReportRetriever:
+    """A :class:`ReportRetriever` over the default classifier's training split. Its index (the
+    pooled features of the training images, ~2 MB) is cached beside the classifier, so a later
+    call runs no network over the training set."""
+    from ..data.base import ArrayDataset
+    from .train import get_trained_model
+
+    if classifier is None:
+        classifier = get_trained_model(dataset, profile=profile, seed=seed, progress=False)
+    key = _key({"kind": "retrieval-index", "dataset": dataset, "classifier": classifier.report.cache_key,
+                "seed": seed})
+    path = cache_dir("models") / f"{dataset}-retrieval-{key}.npz"
+    if path.exists() and not rebuild:
+        with np.load(path, allow_pickle=False) as z:
+            features, reports = z["features"], [str(r) for r in z["reports"]]
+    else:
+        train, grid = training_features(classifier, dataset, seed)
+        features, reports = pooled_features(grid), list(train.captions)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, features=features, reports=np.array(reports))
+    refs = ArrayDataset(name=dataset, split="train", images=np.zeros((len(reports), 1, 1, 3), np.uint8),
+                        labels=np.zeros(len(reports), np.int64), classes=("?",), modality="", captions=reports)
+    return ReportRetriever(classifier, refs, grid=torch.from_numpy(features))
+
+
 def get_trained_vqa(dataset: str, *, history: bool = False, profile: str = "cpu", seed: int = 0,
                     classifier: nn.Module | None = None, retrain: bool = False, progress: bool = False,
                     **overrides) -> VisualQA:
     """The VQA model of ``dataset`` (with ``history=True`` the dialogue model, trained on the
-    dialogues of :func:`dialogues`), on the book's default classifier, cached like the captioner."""
+    dialogues of :func:`dialogues`), on the book's default classifier, cached like the captioner.
+    ``model.report.answer_counts`` holds ``{question: {answer: count}}`` of its training split,
+    for the baselines that ignore the image."""
     from .train import get_trained_model
 
     if classifier is None:
@@ -754,11 +794,16 @@ def get_trained_vqa(dataset: str, *, history: bool = False, profile: str = "cpu"
     def fit():
         train, grid = training_features(classifier, dataset, seed)
         net, vocab, answers, hist = train_vqa(grid, train.qa, history=history, seed=seed, progress=progress, **s)
+        counts: dict = {}
+        for pairs in train.qa:
+            for q, a in pairs:
+                counts.setdefault(q, {}).setdefault(a, 0)
+                counts[q][a] += 1
         return net, TextTrainingReport(kind="vqa", dataset=dataset, settings={**s, "feat_dim": grid.shape[1]},
-                                       vocab=vocab.words, answers=answers, history=hist)
+                                       vocab=vocab.words, answers=answers, answer_counts=counts, history=hist)
 
-    net, report = _cached("dialog" if history else "vqa", dataset, classifier, seed, s, {"history": history},
-                          build, fit, retrain)
+    net, report = _cached("dialog" if history else "vqa", dataset, classifier, seed, s,
+                          {"history": history, "format": 2}, build, fit, retrain)
     model = VisualQA(classifier, net, Vocabulary(report.vocab), report.answers).eval()
     model.report = report
     return model
