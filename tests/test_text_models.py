@@ -205,6 +205,7 @@ def test_bad_input_is_refused_by_name(brain, classifier):
 
 
 def test_asking_several_questions_about_one_batch_runs_the_classifier_once(brain, classifier):
+    T._GRID_MEMO.clear()
     vocab = T.Vocabulary.build(["is there a tumour"])
     model = T.VisualQA(classifier, T.VQANet(len(vocab), 2, 64), vocab, ["yes", "no"]).eval()
     calls = []

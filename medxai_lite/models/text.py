@@ -39,6 +39,7 @@ import hashlib
 import json
 import re
 import time
+import weakref
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
@@ -285,6 +286,11 @@ class VQANet(nn.Module):
 
 
 # ----------------------------------------------------------------------------- wrappers
+#: The last batch each classifier encoded: {classifier: (images, layout, versions, grid, logits)}. The
+#: images are held, so their memory cannot be reused by another tensor while the entry lives.
+_GRID_MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 class _Wrapper(nn.Module):
     """A classifier plus a text part; ``forward`` is the classifier's. The classifier is left as
     given: the text parts read its features without gradients and train only their own weights."""
@@ -293,21 +299,27 @@ class _Wrapper(nn.Module):
         super().__init__()
         self.classifier = classifier
 
+    def _encoded(self, images: torch.Tensor):
+        """``(grid, logits)`` of ``images``. The last batch per classifier is kept, so the
+        template, retrieval and captioning wrappers of one classifier, and several questions about
+        one batch, run the classifier once; an in-place change of the tensor or of the weights
+        bumps a version counter and is seen."""
+        layout = (images.data_ptr(), tuple(images.shape), images.stride(), images.dtype, str(images.device))
+        version = (images._version, sum(p._version for p in self.classifier.parameters()), self.classifier.training)
+        memo = _GRID_MEMO.get(self.classifier)
+        if memo is None or memo[1] != layout or memo[2] != version:     # a detached view of the batch matches
+            grid, logits = grid_features(self.classifier, images)
+            memo = (images, layout, version, grid, logits)
+            _GRID_MEMO[self.classifier] = memo
+        return memo[3], memo[4]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(images)
+        if torch.is_grad_enabled() or self.classifier.training:
+            return self.classifier(images)
+        return self._encoded(images)[1].to(images.device)
 
     def _grid(self, images: torch.Tensor) -> torch.Tensor:
-        """The classifier's grid features of ``images``; the last batch's are kept, so asking
-        several questions about the same tensor runs the classifier once (an in-place change of
-        the tensor bumps its version counter and is seen)."""
-        import weakref
-
-        version = (images._version, sum(p._version for p in self.classifier.parameters()))
-        memo = self.__dict__.get("_grid_memo")
-        if memo is None or memo[0]() is not images or memo[1] != version:
-            memo = (weakref.ref(images), version, grid_features(self.classifier, images)[0])
-            self.__dict__["_grid_memo"] = memo
-        return memo[2]
+        return self._encoded(images)[0]
 
 
 def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: int) -> np.ndarray:
