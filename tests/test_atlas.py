@@ -170,7 +170,9 @@ def test_find_methods_known_answers():
     assert (top["method"], top["studies"], top["chapter"], top["registry"]) == ("Grad-CAM", 15, "book/cam", "gradcam")
     assert top["references"][:3] == [84, 90, 198]
     assert list(cxr["studies"]) == sorted(cxr["studies"], reverse=True)
-    assert cxr.set_index("method").loc["Image Captioning", "chapter"] is None
+    captioning = cxr.set_index("method").loc["Image Captioning"]
+    assert (captioning["chapter"], captioning["registry"]) == ("book/text", "captioner")
+    assert A.find_methods("Dermatology").set_index("method").loc["TCAV", "chapter"] is None
     # case-insensitive modality, task keyword as a substring
     covid_ct = A.find_methods("ct", task="COVID")
     assert covid_ct.iloc[0]["method"] == "Grad-CAM"

@@ -217,6 +217,8 @@ REGISTRY_KEYS: dict[str, str] = {
     "Attention": "attention",
     "Raw attention": "attention",
     "Attention Rollout": "attention_rollout",
+    "Image Captioning": "captioner",
+    "VQA": "vqa",
 }
 
 #: The book chapter (path without suffix, from the repository root) of each family that has one.
@@ -225,6 +227,8 @@ FAMILY_CHAPTERS: dict[str, str] = {
     "Gradient-based": "book/gradient",
     "Attention-based": "book/attention",
     "Perturbation-based": "book/perturbation",
+    "Text-based": "book/text",
+    "Latent-based": "book/latent",
 }
 
 
