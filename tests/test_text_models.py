@@ -222,3 +222,35 @@ def test_asking_several_questions_about_one_batch_runs_the_classifier_once(brain
         assert len(calls) == 3
     finally:
         handle.remove()
+
+
+def test_the_text_figures_label_what_they_show():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medxai_lite.viz.text import _wrap, plot_answer_maps, plot_dialogue, plot_reports, plot_word_attention
+
+    assert _wrap("Q1?  ->  a\nQ2?  ->  b", 40) == "Q1?  ->  a\nQ2?  ->  b"          # line breaks survive
+    image, mask = torch.zeros(3, 16, 16), np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    maps = np.random.default_rng(0).random((3, 16, 16)).astype(np.float32)
+    fig = plot_word_attention(image, ["a", "mass", "here"], maps, mask=mask, highlight=("mass",), title="t")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["a", "mass", "here"] and "attention" in fig.axes[-1].get_ylabel()
+    with pytest.raises(ValueError, match="one map per word"):
+        plot_word_attention(image, ["a", "b", "c", "d"], maps)
+    fig = plot_dialogue(image, [("Q?", "yes", maps[0]), ("Where is it?", "sella", maps[1])], truths=["yes", "no"],
+                        mask=mask)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert panels[1].title.get_color() == "#c62828" and "(true: no)" in panels[1].get_title()
+    assert any("attention" in ax.get_ylabel() for ax in fig.axes)
+    fig = plot_answer_maps([image, image], maps[:2], ["A: yes (true: yes)", "A: no (true: yes)"], masks=[mask, mask])
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    fig = plot_reports(image, {"reference": "a report", "generated": "another"}, mask=mask)
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert texts == ["reference", "a report", "generated", "another"]
+    with pytest.raises(ValueError, match="reports"):
+        plot_reports(image, {})
+    plt.close("all")

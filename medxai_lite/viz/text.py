@@ -14,7 +14,20 @@ __all__ = ["plot_reports", "plot_word_attention", "plot_answer_maps", "plot_dial
 
 
 def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or "(empty)"
+    """Wrap each line of ``text`` at ``width`` characters, keeping its own line breaks."""
+    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""])]
+    return "\n".join(lines).strip("\n") or "(empty)"
+
+
+_ATTENTION_LABEL = "attention (scaled to its maximum)"
+
+
+def _attention_colorbar(ax) -> None:
+    import matplotlib as mpl
+
+    from .plots import add_colorbar
+
+    add_colorbar(ax, mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="inferno"), label=_ATTENTION_LABEL)
 
 
 def plot_reports(image, reports: Mapping[str, str], *, mask=None, title: str | None = None, width: int = 72):
@@ -72,7 +85,7 @@ def plot_word_attention(image, words: Sequence[str], maps, *, mask=None, highlig
     fig.subplots_adjust(right=0.9, wspace=0.08, hspace=0.3, top=0.86 if title else 0.95)
     cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
     cb = fig.colorbar(mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(0, 1), cmap="inferno"), cax=cax)
-    cb.set_label("attention (scaled to its maximum)", fontsize=8)
+    cb.set_label(_ATTENTION_LABEL, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -87,7 +100,9 @@ def plot_answer_maps(images, maps, titles: Sequence[str], *, masks=None, suptitl
     fig, axes = plt.subplots(1, n, figsize=(size * n + 0.6, size + 0.8), squeeze=False)
     for k, ax in enumerate(axes[0]):
         overlay(ax, images[k], np.asarray(maps[k]), mask=None if masks is None else np.asarray(masks[k]),
-                title=titles[k], colorbar=k == n - 1)
+                title=_wrap(titles[k], 30), colorbar=False)
+        if k == n - 1:
+            _attention_colorbar(ax)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
@@ -106,7 +121,9 @@ def plot_dialogue(image, turns: Sequence[tuple], *, truths: Sequence[str] | None
         label = f"Q{k + 1}: {q}\nA: {a}"
         if truths is not None:
             label += f"  (true: {truths[k]})"
-        overlay(ax, image, m, mask=mask, colorbar=k == n - 1, title=_wrap(label, 30))
+        overlay(ax, image, m, mask=mask, colorbar=False, title=_wrap(label, 30))
+        if k == n - 1:
+            _attention_colorbar(ax)
         if truths is not None:
             ax.title.set_color("black" if a == truths[k] else "#c62828")
     if title:
