@@ -113,10 +113,14 @@ class BiomedDataset(torch.utils.data.Dataset, abc.ABC):
 
 
 class ArrayDataset(BiomedDataset):
-    """A dataset held in memory as arrays (the phantoms)."""
+    """A dataset held in memory as arrays (the phantoms).
+
+    ``generation``: the ``load_dataset`` arguments that made a phantom dataset (``None`` otherwise),
+    so that :func:`medxai_lite.data.intervene` can re-render it with a concept forced.
+    """
 
     def __init__(self, *, name, split, images, labels, classes, modality, masks=None, concepts=None,
-                 concept_names=(), captions=None, qa=None, meta=None):
+                 concept_names=(), captions=None, qa=None, meta=None, generation=None):
         self.name, self.split, self.modality = name, split, modality
         self.images = images            # uint8 [N,H,W,3]
         self._labels = np.asarray(labels, dtype=np.int64)
@@ -127,6 +131,7 @@ class ArrayDataset(BiomedDataset):
         self.captions = captions
         self.qa = qa
         self.meta = meta or {}
+        self.generation = generation
 
     def __len__(self) -> int:
         return len(self._labels)

@@ -37,17 +37,71 @@ range seen there. Sources:
   one per lung), each box about 220 x 330 px of a 1,024 px film (7-8 % of the image).
 
 Generation is deterministic for a seed.
+
+Concept interventions
+---------------------
+``generate(..., interventions={concept: value})`` re-renders the same images from the same seed
+with a concept forced for every image (``load_dataset`` and :func:`medxai_lite.data.intervene`
+pass it through). Every random number is drawn exactly as without the intervention, and the
+forced value replaces the drawn one where the renderer uses it, so anatomy, noise, position and
+the other concepts stay as they were; the mask, the concept vector, the report and the
+question/answer pairs are made from the forced values. :data:`INTERVENTIONS` lists what each
+phantom can force; ``"artefact"`` (0 or 1) forces the shortcut artefact off or on for every image,
+whatever its class and ``shortcut`` (``meta["artefact"]`` and ``meta["artefact_mask"]`` follow);
+the artefact belongs to the acquisition, so an image that carried it keeps it when an
+intervention changes its class. Pixels change only where the forced concept renders: on the
+artefact, or at the lesion and its soft edge (a few pixels), the glioma's oedema (out to 1.6
+lesion radii) and, on chest films, the opacity's faint patchy tail, which can move a grey level
+by one a little further out (``tests/test_interventions.py`` holds the measured tolerances).
+
+Which concepts define the class (:data:`CLASS_DEFINING`):
+
+- brain MRI: the class is the tumour type, and a tumour type is defined by where the mass grows
+  (a meningioma on the dura, outside the brain; a pituitary tumour in the sella; a glioma inside
+  the brain). ``"mass present"`` = 0 removes the mass, its oedema and all its attributes: the
+  label becomes "no tumour", the mask empty, the concept vector zero and the report normal.
+  ``"extra-axial"`` and ``"sellar location"`` would move a mass between compartments, for which
+  the generator draws no position: they cannot be forced (ValueError). ``"ring enhancement"``,
+  ``"necrotic core"`` and ``"perilesional oedema"`` are imaging signs, not the type: they switch
+  on or off on every image with a mass and the label stays (a non-enhancing glioma is still a
+  glioma, as low-grade ones are). Without ring enhancement a glioma's rim is T1-hypointense
+  non-enhancing tumour; without a necrotic core its centre is that tissue too; with ring
+  enhancement a meningioma or pituitary tumour keeps an enhancing rim around a non-enhancing (or
+  necrotic) centre; a necrotic core inside an enhancing meningioma is a dark centre in a bright
+  rim. On "no tumour" images these three have nothing to act on: the image and its zeros stay.
+- dermoscopy: the label is drawn first and the ABCD attributes from class-dependent ranges, so
+  the label is the truth and the attributes its evidence: forcing ``"asymmetry"`` (the outline's
+  low harmonics), ``"border irregularity"`` (the high harmonics and the edge's blur),
+  ``"colour variegation"`` (the dark, blue-grey and red zones) or ``"diameter"`` (the lesion's
+  area, log scale from 3 % to 75 % of the image) never changes the label. The pigment network
+  (typical for naevi, atypical for melanomas) follows the class, not a concept.
+- chest X-ray: ``"consolidation"`` = 0 removes every opacity: label "normal", empty mask, zero
+  concept vector, normal report. ``"lower zone"`` moves every opacity to the lower (1) or upper
+  (0) zone, at the height the generator drew for that zone. ``"right lung"`` = 1 adds, on a film
+  whose only opacity lies in the left lung, a copy of that opacity in the right lung (same shape
+  and texture, at the same height); ``"right lung"`` = 0 drops the right opacity of a film with
+  two, and moves a film's only right opacity to the left lung (its "left lung" entry then turns
+  1: a pneumonia film keeps its opacity somewhere); ``"left lung"`` likewise. Forcing both lungs
+  to 0 needs ``"consolidation"`` = 0. ``"air bronchogram"`` = 0 removes the air bronchogram;
+  1 keeps the rendered one. Dropping or moving an opacity can also change ``"lower zone"`` (the
+  dropped one was the film's only lower one) and, on the odd film, ``"air bronchogram"``, which is
+  measured where the bronchial pattern crosses the rendered opacity (about 1 natural pneumonia
+  film in 200 has none). Normal films have no opacity for these concepts to act on: they stay as
+  they were.
+
+``"mass present"`` = 1 and ``"consolidation"`` = 1 cannot be forced: the images without a lesion
+have no drawn lesion to add. Binary concepts take 0 or 1, the ABCD concepts any value in [0, 1].
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "LESION_SIZES", "generate", "fractal_noise",
-           "lesion_shares"]
+__all__ = ["PhantomSpec", "PHANTOMS", "GENERATOR_VERSION", "LESION_SIZES", "INTERVENTIONS", "CLASS_DEFINING",
+           "generate", "check_interventions", "fractal_noise", "lesion_shares"]
 
 #: Bump whenever a change alters the generated pixels: trained-model cache keys include it.
 GENERATOR_VERSION = 3
@@ -141,15 +195,27 @@ def _polar(yy, xx, cy, cx, sy=1.0, sx=1.0, rot=0.0):
     return np.sqrt(u * u + v * v), np.arctan2(v, u)
 
 
-def _wobbly_radius(rng, n, theta, base, amp, kmin, kmax, odd_weight=1.0):
-    """Radius ``base * (1 + sum_k a_k cos(k*theta + phi_k))`` for harmonics kmin..kmax."""
-    r = np.ones_like(theta)
+def _wobbly_coeffs(rng, n, amp, kmin, kmax, odd_weight=1.0):
+    """The random harmonics of :func:`_wobbly_radius`: ``[(k, a_k [n,1,1], phi_k [n,1,1]), ...]``."""
+    out = []
     for k in range(kmin, kmax + 1):
         a = _col(rng.uniform(0.0, 1.0, n)) * _col(amp) / k ** 0.7
         if k % 2 == 1:
             a = a * odd_weight
-        r = r + a * np.cos(k * theta + _col(rng.uniform(0, 2 * np.pi, n)))
+        out.append((k, a, _col(rng.uniform(0, 2 * np.pi, n))))
+    return out
+
+
+def _wobbly_eval(theta, base, coeffs):
+    r = np.ones_like(theta)
+    for k, a, phi in coeffs:
+        r = r + a * np.cos(k * theta + phi)
     return _col(base) * r
+
+
+def _wobbly_radius(rng, n, theta, base, amp, kmin, kmax, odd_weight=1.0):
+    """Radius ``base * (1 + sum_k a_k cos(k*theta + phi_k))`` for harmonics kmin..kmax."""
+    return _wobbly_eval(theta, base, _wobbly_coeffs(rng, n, amp, kmin, kmax, odd_weight))
 
 
 def _blur(x: np.ndarray, sigma_frac: float) -> np.ndarray:
@@ -235,7 +301,36 @@ BRAIN_CONCEPTS = ("mass present", "ring enhancement", "necrotic core", "perilesi
                   "extra-axial", "sellar location")
 
 
-def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
+def _artefact_flags(rng, labels, shortcut, shortcut_class, forced):
+    """Which images carry the shortcut artefact: drawn as always, then forced by ``"artefact"``."""
+    art = (labels == shortcut_class) & (rng.random(len(labels)) < shortcut)
+    if "artefact" in forced:
+        art = np.full(len(labels), forced["artefact"] > 0.5)
+    return art
+
+
+def _brain_mass(bg, lesion, rim, core, oedema, contrast, enhancing, enh_tex, tex, ring, necrotic, oed,
+                homogeneous):
+    """A brain mass rendered from its signs (an intervention; the natural masses keep their own formula).
+
+    ``rim`` and ``core`` weight the mass's outer and inner parts. An enhancing part takes the
+    class's post-contrast value ``enhancing + enh_tex``; non-enhancing tumour is T1-hypointense
+    (``0.36 - 0.12 * contrast``); necrosis is darker still (the glioma core's value). The rim
+    enhances with ring enhancement or in a homogeneously enhancing tumour (meningioma, pituitary);
+    the core is necrotic, or else non-enhancing under ring enhancement and in a glioma, or else
+    enhancing. Oedema darkens the surrounding brain as in the glioma.
+    """
+    enh = enhancing + enh_tex
+    plain = 0.36 - 0.12 * contrast + 0.04 * tex
+    necrosis = 0.30 - 0.16 * contrast + 0.04 * tex
+    rim_v = enh if ring or homogeneous else plain
+    core_v = necrosis if necrotic else plain if ring or not homogeneous else enh
+    if oed:
+        bg = bg * (1 - 0.35 * oedema * contrast)
+    return bg * (1 - lesion) + lesion * (rim * rim_v + core * core_v)
+
+
+def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class, forced):
     yy, xx = _grid(size)
     # head outline: ellipse, slightly rotated and scaled per image
     rot = rng.normal(0, 0.06, n)
@@ -284,11 +379,21 @@ def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     loc_x = np.zeros(n, F32)
     diam = np.zeros(n, F32)
 
+    # interventions (see the module docstring): the draws below are made for every image as
+    # always; a forced value only changes what is rendered from them
+    keep = forced.get("mass present", 1.0) > 0.5          # False: every mass is removed
+    signs = {k: forced[k] > 0.5 for k in ("ring enhancement", "necrotic core", "perilesional oedema") if k in forced}
+    out_labels = labels.copy() if keep else np.where(labels < 3, 3, labels)
+
     for cls in range(3):
         idx = np.flatnonzero(labels == cls)
         if idx.size == 0:
             continue
         m = idx.size
+        natural = (True, True, True) if cls == 0 else (False, False, False)
+        ring, necrotic, oed = (signs.get(k, d) for k, d in zip(("ring enhancement", "necrotic core",
+                                                                  "perilesional oedema"), natural))
+        altered = (ring, necrotic, oed) != natural
         if cls == 0:  # glioma: irregular ring-enhancing mass with necrotic core and oedema
             r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "glioma")) * _FIT["glioma"] * scale
             ang = rng.uniform(0, 2 * np.pi, m)
@@ -301,11 +406,15 @@ def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
             core = _soft_inside(dt + 0.03 * tex, rr * rng.uniform(0.45, 0.65, m)[:, None, None], 0.02)
             oedema = _soft_inside(dt + 0.05 * tex, rr * 1.6, 0.05) * (1 - lesion)
             rim = lesion * (1 - core)
-            val = (img[idx] * (1 - 0.35 * oedema * contrast)) * (1 - lesion) \
-                + lesion * (rim * (0.36 + 0.45 * contrast + 0.08 * tex) + core * (0.30 - 0.16 * contrast + 0.04 * tex))
-            img[idx] = val
-            mask[idx] = lesion > 0.5
-            concepts[idx] = (1, 1, 1, 1, 0, 0)
+            if not keep:
+                pass
+            elif altered:
+                img[idx] = _brain_mass(img[idx], lesion, rim, core, oedema, contrast, 0.36 + 0.45 * contrast,
+                                       0.08 * tex, tex, ring, necrotic, oed, homogeneous=False)
+            else:
+                val = (img[idx] * (1 - 0.35 * oedema * contrast)) * (1 - lesion) \
+                    + lesion * (rim * (0.36 + 0.45 * contrast + 0.08 * tex) + core * (0.30 - 0.16 * contrast + 0.04 * tex))
+                img[idx] = val
         elif cls == 1:  # meningioma: round, homogeneous, dural-based (touching the skull)
             ang = rng.uniform(0, 2 * np.pi, m)
             r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "meningioma")) * _FIT["meningioma"] * scale
@@ -317,21 +426,36 @@ def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
             rr = _wobbly_radius(rng, m, tt, r0, 0.05, 2, 3)
             tex = fractal_noise(rng, m, size, beta=2.5)
             lesion = _soft_inside(dt, rr, 0.012) * skull_in[idx]
-            val = img[idx] * (1 - lesion) + lesion * (0.40 + 0.38 * contrast + 0.025 * tex)
-            img[idx] = val
-            mask[idx] = lesion > 0.5
-            concepts[idx] = (1, 0, 0, 0, 1, 0)
+            if not keep:
+                pass
+            elif altered:
+                core = _soft_inside(dt + 0.03 * tex, rr * 0.55, 0.02)
+                oedema = _soft_inside(dt + 0.05 * tex, rr * 1.6, 0.05) * (1 - lesion) * brain[idx]
+                img[idx] = _brain_mass(img[idx], lesion, 1 - core, core, oedema, contrast, 0.40 + 0.38 * contrast,
+                                       0.025 * tex, tex, ring, necrotic, oed, homogeneous=True)
+            else:
+                val = img[idx] * (1 - lesion) + lesion * (0.40 + 0.38 * contrast + 0.025 * tex)
+                img[idx] = val
         else:  # pituitary: small bright oval at the sella, on the midline
             ty = cy[idx] - 0.30 * sy[idx] + rng.normal(0, 0.02, m)
             tx = cx[idx] + rng.normal(0, 0.012, m)
             r0 = _disc_radius(_draw_share(rng, m, "phantom-brain-mri", "pituitary")) * _FIT["pituitary"] * scale
             dt, _ = _polar(yy, xx, ty, tx, r0 * 0.8, r0, 0.0)
             lesion = _soft_inside(dt, 1.0, 0.15)
-            img[idx] = img[idx] * (1 - lesion) + lesion * (0.45 + 0.4 * contrast)
+            if not keep:
+                pass
+            elif altered:                      # dt is in lesion radii here
+                core = _soft_inside(dt, 0.55, 0.15)
+                oedema = _soft_inside(dt, 1.6, 0.15) * (1 - lesion) * brain[idx]
+                img[idx] = _brain_mass(img[idx], lesion, 1 - core, core, oedema, contrast, 0.45 + 0.4 * contrast,
+                                       0.0, 0.0, ring, necrotic, oed, homogeneous=True)
+            else:
+                img[idx] = img[idx] * (1 - lesion) + lesion * (0.45 + 0.4 * contrast)
+        if keep:
             mask[idx] = lesion > 0.5
-            concepts[idx] = (1, 0, 0, 0, 0, 1)
-        loc_y[idx], loc_x[idx] = ty - cy[idx], tx - cx[idx]
-        diam[idx] = 2 * r0 * 110.0   # field of view 220 mm
+            concepts[idx] = (1, ring, necrotic, oed, cls == 1, cls == 2)
+            loc_y[idx], loc_x[idx] = ty - cy[idx], tx - cx[idx]
+            diam[idx] = 2 * r0 * 110.0   # field of view 220 mm
 
     # bias field and Rician-like noise
     bias = 1.0 + 0.12 * fractal_noise(rng, n, size, beta=4.0)
@@ -341,29 +465,35 @@ def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     n2 = rng.standard_normal(img.shape, dtype=F32) * sigma
     img = np.sqrt((img + n1) ** 2 + n2 ** 2)
 
-    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art = _artefact_flags(rng, labels, shortcut, shortcut_class, forced)
     art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         g = _glyph_mask(yy, xx, np.full(art.sum(), -0.93), np.full(art.sum(), -0.93), max(0.1, 14.0 / size), "text")
         img[art] = np.where(g, 0.95, img[art])
         art_mask[art] = g
 
-    # report sentences
+    # report sentences, from the (possibly forced) class and signs
     side = np.where(loc_x < 0, "right", "left")          # radiological convention
     region = np.where(loc_y < -0.15, "frontal", np.where(loc_y > 0.2, "occipital", "parietal"))
     captions, qa = [], []
     for i in range(n):
-        c = labels[i]
+        c = out_labels[i]
+        ring, necrotic, oed = (bool(v) for v in concepts[i, 1:4])
+        feats = [f for f, on in (("a necrotic core", necrotic), ("surrounding oedema", oed)) if on]
+        with_ = " with " + " and ".join(feats) if feats else ""
         if c == 0:
-            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm irregular ring-enhancing mass with a necrotic "
-                 f"core and surrounding oedema in the {side[i]} {region[i]} lobe, in keeping with glioma.")
+            enh = "ring-enhancing" if ring else "non-enhancing"
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm irregular {enh} mass{with_} "
+                 f"in the {side[i]} {region[i]} lobe, in keeping with glioma.")
             loc = f"{side[i]} {region[i]} lobe"
         elif c == 1:
-            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm well-circumscribed, homogeneously enhancing "
-                 f"extra-axial mass along the {side[i]} {region[i]} convexity, in keeping with meningioma.")
+            enh = "ring-enhancing" if ring else "enhancing" if necrotic else "homogeneously enhancing"
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm well-circumscribed, {enh} "
+                 f"extra-axial mass{with_} along the {side[i]} {region[i]} convexity, in keeping with meningioma.")
             loc = f"{side[i]} {region[i]} convexity"
         elif c == 2:
-            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm enhancing lesion in the sella, "
+            enh = "ring-enhancing" if ring else "enhancing"
+            s = (f"Axial T1 post-contrast MRI: a {diam[i]:.0f} mm {enh} lesion{with_} in the sella, "
                  f"in keeping with a pituitary tumour.")
             loc = "sella"
         else:
@@ -375,11 +505,11 @@ def _brain(rng, n, size, difficulty, labels, shortcut, shortcut_class):
             ("Is there a tumour?", "no" if c == 3 else "yes"),
             ("Where is the lesion?", loc),
             ("How large is the lesion?", "none" if c == 3 else str(_size_words(diam[i]))),
-            ("Does the lesion show ring enhancement?", "yes" if c == 0 else "no"),
+            ("Does the lesion show ring enhancement?", "yes" if ring else "no"),
         ])
     rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
     meta = {"artefact": art, "artefact_mask": art_mask, "lesion_diameter_mm": diam}
-    return rgb, mask, concepts, captions, qa, meta
+    return rgb, mask, concepts, captions, qa, meta, out_labels
 
 
 # ----------------------------------------------------------------------------- dermoscopy
@@ -387,7 +517,7 @@ SKIN_CLASSES = ("benign naevus", "melanoma")
 SKIN_CONCEPTS = ("asymmetry", "border irregularity", "colour variegation", "diameter")
 
 
-def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
+def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class, forced):
     yy, xx = _grid(size)
     mel = labels == 1
     # skin tone (light to medium), subtle texture, skin lines and pores
@@ -415,6 +545,16 @@ def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     share = np.where(mel, _draw_share(rng, n, "phantom-skin", "melanoma"),
                      _draw_share(rng, n, "phantom-skin", "benign naevus"))
     diamc = np.clip(np.log(share / 0.03) / np.log(0.75 / 0.03), 0, 1).astype(F32)
+    # interventions: the drawn values above are replaced where the renderer reads them
+    if "asymmetry" in forced:
+        asym = np.full(n, forced["asymmetry"])
+    if "border irregularity" in forced:
+        border = np.full(n, forced["border irregularity"])
+    if "colour variegation" in forced:
+        colour = np.full(n, forced["colour variegation"])
+    if "diameter" in forced:                         # the concept's inverse: share = 3 % * 25**diameter
+        diamc = np.full(n, forced["diameter"], F32)
+        share = np.full(n, 0.03 * (0.75 / 0.03) ** forced["diameter"], F32)
 
     cy, cx = rng.normal(0, 0.08, n), rng.normal(0, 0.08, n)
     elong = 1.0 + 0.35 * rng.random(n)
@@ -475,7 +615,7 @@ def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     img *= (1 - 0.8 * hair)[..., None]
 
     # ruler (the shortcut): a light strip with dark ticks along the bottom edge
-    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art = _artefact_flags(rng, labels, shortcut, shortcut_class, forced)
     art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         k = art.sum()
@@ -516,7 +656,7 @@ def _skin(rng, n, size, difficulty, labels, shortcut, shortcut_class):
         ])
     meta = {"artefact": art, "artefact_mask": art_mask, "hair": n_hair > 0,
             "lesion_diameter_mm": diam_mm.astype(F32)}
-    return _to_uint8(img), mask, concepts, captions, qa, meta
+    return _to_uint8(img), mask, concepts, captions, qa, meta, labels
 
 
 # ----------------------------------------------------------------------------- chest X-ray
@@ -524,7 +664,39 @@ CXR_CLASSES = ("normal", "pneumonia")
 CXR_CONCEPTS = ("consolidation", "right lung", "left lung", "lower zone", "air bronchogram")
 
 
-def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
+def _chest_plans(m, right, two, rows1, ops, forced):
+    """Per pneumonia film, the opacities to render as ``(opacity, row, on_right, lower)``.
+
+    Without interventions: the first opacity in the drawn lung and, on films with two, the second
+    in the other lung, each in its drawn zone. ``"consolidation"`` = 0 renders none; ``"lower
+    zone"`` sets every zone; a lung forced to 0 loses its opacity (a film's only one moves to the
+    other lung); a lung forced to 1 without an opacity gets a copy of the film's first one.
+    """
+    if forced.get("consolidation", 1.0) < 0.5:
+        return [[] for _ in range(m)]
+    plans = []
+    for i in range(m):
+        plan = [(0, i, bool(right[i]), bool(ops[0]["lower"][i]))]
+        if two[i]:
+            plan.append((1, int(rows1[i]), not right[i], bool(ops[1]["lower"][rows1[i]])))
+        if "lower zone" in forced:
+            plan = [(k, row, r, forced["lower zone"] > 0.5) for k, row, r, _ in plan]
+        for lung, value in sorted(forced.items()):
+            if lung in ("right lung", "left lung") and value < 0.5:
+                side = lung == "right lung"
+                kept = [e for e in plan if e[2] != side]
+                plan = kept or [(k, row, not side, lo) for k, row, _, lo in plan[:1]]
+        for lung, value in sorted(forced.items()):
+            if lung in ("right lung", "left lung") and value > 0.5:
+                side = lung == "right lung"
+                if not any(e[2] == side for e in plan):
+                    k, row, _, lo = plan[0]
+                    plan.append((k, row, side, lo))
+        plans.append(plan)
+    return plans
+
+
+def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class, forced):
     yy, xx = _grid(size)
     cx = _col(rng.normal(0, 0.02, n))
     X = xx - cx
@@ -573,48 +745,74 @@ def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     idx = np.flatnonzero(labels == 1)
     side_arr = np.full(n, "", dtype=object)
     loc_arr = np.full(n, "", dtype=object)
+    out_labels = labels.copy()
     if idx.size:
         m = idx.size
         right = rng.random(m) < 0.55                     # image left = patient's right lung
         two = rng.random(m) < 0.55                       # RSNA: 55 % of positive films have two boxes
         strength = 0.55 * (1.0 - 0.55 * difficulty)
-        cons_all = np.zeros((m, size, size), F32)       # patchy density inside the region
-        env_all = np.zeros((m, size, size), F32)
-        lower_any = np.zeros(m, bool)
-        where = [[] for _ in range(m)]
+        # the two opacities' random parameters, drawn as always (interventions only change which
+        # are rendered, and in which lung and zone)
+        ops = []
         for k in range(2):                               # the first opacity, then the other lung's
             sel = np.arange(m) if k == 0 else np.flatnonzero(two)
-            if sel.size == 0:
-                continue
             j = sel.size
-            on_right = right[sel] if k == 0 else ~right[sel]
+            if j == 0:
+                ops.append(None)
+                continue
             lower = rng.random(j) < 0.65
             share = _draw_share(rng, j, "phantom-chest-xray", "pneumonia")
             # a tall ellipse (RSNA boxes: height/width 1.45) of the drawn share, before lung clipping
             sx = np.sqrt(share * 4.0 / (np.pi * 1.45)) * _FIT["pneumonia"] * _size_scale(difficulty)
-            sy = 1.45 * sx
-            ly = np.where(lower, rng.uniform(0.0, 0.25, j), rng.uniform(-0.4, -0.15, j))
-            lx = cx[idx[sel], 0, 0] + np.where(on_right, -0.4, 0.42) + rng.normal(0, 0.03, j)
-            dl, tl = _polar(yy, xx, ly, lx, sy, sx, rng.uniform(-0.3, 0.3, j))
+            ly_lower, ly_upper = rng.uniform(0.0, 0.25, j), rng.uniform(-0.4, -0.15, j)
+            jitter = rng.normal(0, 0.03, j)
+            rot = rng.uniform(-0.3, 0.3, j)
             patchy = fractal_noise(rng, j, size, beta=2.0)
-            blob = _soft_inside(dl + 0.125 * patchy, _wobbly_radius(rng, j, tl, 1.0, 0.3, 2, 5), 0.15)
-            own_lung = np.where(_col(on_right), lung_masks[0][idx[sel]], lung_masks[1][idx[sel]]) > 0.5
+            ops.append(dict(lower=lower, sx=sx, sy=1.45 * sx, ly_lower=ly_lower, ly_upper=ly_upper, jitter=jitter,
+                            rot=rot, patchy=patchy, wob=_wobbly_coeffs(rng, j, 0.3, 2, 5)))
+        rows1 = np.cumsum(two) - 1                       # film -> its row among the second opacities
+        plans = _chest_plans(m, right, two, rows1, ops, forced)
+        cons_all = np.zeros((m, size, size), F32)       # patchy density inside the region
+        env_all = np.zeros((m, size, size), F32)
+        # one rendering pass per (opacity, use): a film can use its first opacity twice (a copy)
+        passes = {}
+        for i, plan in enumerate(plans):
+            used = {}
+            for k, row, on_right, lo in plan:
+                use = used.get(k, 0)
+                used[k] = use + 1
+                passes.setdefault((k, use), []).append((i, row, on_right, lo))
+        for (k, _), items in sorted(passes.items()):
+            films, rows, on_right, lower = (np.array(v) for v in zip(*items))
+            op = ops[k]
+            ly = np.where(lower, op["ly_lower"][rows], op["ly_upper"][rows])
+            lx = cx[idx[films], 0, 0] + np.where(on_right, -0.4, 0.42) + op["jitter"][rows]
+            dl, tl = _polar(yy, xx, ly, lx, op["sy"][rows], op["sx"][rows], op["rot"][rows])
+            patchy = op["patchy"][rows]
+            wob = [(h, a[rows], phi[rows]) for h, a, phi in op["wob"]]
+            blob = _soft_inside(dl + 0.125 * patchy, _wobbly_eval(tl, 1.0, wob), 0.15)
+            own_lung = np.where(_col(on_right), lung_masks[0][idx[films]], lung_masks[1][idx[films]]) > 0.5
             region = blob * own_lung                     # the opacity's extent, as a reader would outline it
-            env_all[sel] = np.maximum(env_all[sel], region)
-            cons_all[sel] = np.maximum(cons_all[sel], region * _smoothstep(-0.4, 0.6, patchy + 0.3))
-            lower_any[sel] |= lower
-            for i, r, lo in zip(sel, on_right, lower):
-                where[i].append(f"{'right' if r else 'left'} {'lower' if lo else 'upper'}")
+            env_all[films] = np.maximum(env_all[films], region)
+            cons_all[films] = np.maximum(cons_all[films], region * _smoothstep(-0.4, 0.6, patchy + 0.3))
         bronch = (np.abs(fractal_noise(rng, m, size, beta=2.5)) < 0.08) * cons_all
-        density[idx] = density[idx] + strength * cons_all - 0.12 * strength * bronch
-        mask[idx] = env_all > 0.5
-        concepts[idx, 0] = 1
-        concepts[idx, 1] = right | two
-        concepts[idx, 2] = ~right | two
-        concepts[idx, 3] = lower_any
-        concepts[idx, 4] = bronch.reshape(m, -1).max(1) > 0
-        side_arr[idx] = np.where(two, "both", np.where(right, "right", "left"))
-        loc_arr[idx] = [" and ".join(w[:1]) + " zone" if len(w) == 1 else f"{w[0]} and {w[1]} zones" for w in where]
+        if forced.get("air bronchogram", 1.0) < 0.5:
+            bronch = np.zeros_like(bronch)
+        if forced.get("consolidation", 1.0) > 0.5:
+            density[idx] = density[idx] + strength * cons_all - 0.12 * strength * bronch
+            mask[idx] = env_all > 0.5
+            right_any = np.array([any(r for _, _, r, _ in p) for p in plans])
+            left_any = np.array([any(not r for _, _, r, _ in p) for p in plans])
+            concepts[idx, 0] = 1
+            concepts[idx, 1] = right_any
+            concepts[idx, 2] = left_any
+            concepts[idx, 3] = [any(lo for *_, lo in p) for p in plans]
+            concepts[idx, 4] = bronch.reshape(m, -1).max(1) > 0
+            side_arr[idx] = np.where(right_any & left_any, "both", np.where(right_any, "right", "left"))
+            where = [[f"{'right' if r else 'left'} {'lower' if lo else 'upper'}" for *_, r, lo in p] for p in plans]
+            loc_arr[idx] = [" and ".join(w[:1]) + " zone" if len(w) == 1 else f"{w[0]} and {w[1]} zones" for w in where]
+        else:
+            out_labels[idx] = 0
 
     img = _blur(density, 0.6 / size)
     # detector response: gamma, exposure variation, quantum noise
@@ -622,7 +820,7 @@ def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
     img = np.clip(img * expo, 0, 1) ** 0.9
     img = img + rng.standard_normal(img.shape, dtype=F32) * 0.015 * np.sqrt(np.clip(img, 0.05, 1))
 
-    art = (labels == shortcut_class) & (rng.random(n) < shortcut)
+    art = _artefact_flags(rng, labels, shortcut, shortcut_class, forced)
     art_mask = np.zeros((n, size, size), dtype=bool)
     if art.any():
         h = max(0.14, 16.0 / size)   # strokes at least ~1.5 px wide at any size
@@ -632,7 +830,7 @@ def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
 
     captions, qa = [], []
     for i in range(n):
-        if labels[i] == 1:
+        if out_labels[i] == 1:
             captions.append(f"Frontal chest radiograph: patchy airspace consolidation in the {loc_arr[i]}, "
                             f"in keeping with pneumonia.")
             loc = loc_arr[i]
@@ -640,13 +838,13 @@ def _chest(rng, n, size, difficulty, labels, shortcut, shortcut_class):
             captions.append("Frontal chest radiograph: clear lungs, no focal consolidation; normal heart size.")
             loc = "none"
         qa.append([
-            ("What is the diagnosis?", CXR_CLASSES[labels[i]]),
-            ("Is there consolidation?", "yes" if labels[i] == 1 else "no"),
+            ("What is the diagnosis?", CXR_CLASSES[out_labels[i]]),
+            ("Is there consolidation?", "yes" if out_labels[i] == 1 else "no"),
             ("Where is the abnormality?", loc),
             ("Which lung is affected?", side_arr[i] or "neither"),
         ])
     rgb = np.repeat(_to_uint8(img)[..., None], 3, axis=-1)
-    return rgb, mask, concepts, captions, qa, {"artefact": art, "artefact_mask": art_mask}
+    return rgb, mask, concepts, captions, qa, {"artefact": art, "artefact_mask": art_mask}, out_labels
 
 
 # ----------------------------------------------------------------------------- registry
@@ -672,9 +870,83 @@ PHANTOMS = {
 SHORTCUT_CLASS = {"phantom-brain-mri": 0, "phantom-skin": 1, "phantom-chest-xray": 1}
 
 
+_BINARY = (0.0, 1.0)
+
+#: What ``generate(..., interventions=...)`` can force, per phantom: concept -> the values it
+#: accepts (``None``: any value in [0, 1]). ``"artefact"`` is the shortcut artefact. Concepts of
+#: ``PHANTOMS[name].concept_names`` missing here cannot be forced (see the module docstring).
+INTERVENTIONS = {
+    "phantom-brain-mri": {"mass present": (0.0,), "ring enhancement": _BINARY, "necrotic core": _BINARY,
+                          "perilesional oedema": _BINARY, "artefact": _BINARY},
+    "phantom-skin": {"asymmetry": None, "border irregularity": None, "colour variegation": None, "diameter": None,
+                     "artefact": _BINARY},
+    "phantom-chest-xray": {"consolidation": (0.0,), "right lung": _BINARY, "left lung": _BINARY,
+                           "lower zone": _BINARY, "air bronchogram": _BINARY, "artefact": _BINARY},
+}
+
+#: The interventions that change the label, per phantom: concept -> what forcing it does. All
+#: others leave every label as drawn.
+CLASS_DEFINING = {
+    "phantom-brain-mri": {"mass present": "0: every tumour becomes 'no tumour' (label 3)"},
+    "phantom-skin": {},
+    "phantom-chest-xray": {"consolidation": "0: every pneumonia film becomes 'normal' (label 0)"},
+}
+
+_REFUSED = {
+    ("phantom-brain-mri", "extra-axial"): "it defines the tumour type (a meningioma grows on the dura, outside the "
+                                          "brain) and the generator draws no other compartment for a mass",
+    ("phantom-brain-mri", "sellar location"): "it defines the tumour type (a pituitary tumour grows in the sella) "
+                                              "and the generator draws no other compartment for a mass",
+    ("phantom-brain-mri", "mass present", 1.0): "the images without a tumour have no drawn mass to add",
+    ("phantom-chest-xray", "consolidation", 1.0): "the normal films have no drawn opacity to add",
+}
+
+
+def check_interventions(name: str, interventions: Mapping[str, float] | None) -> dict:
+    """Validate ``interventions`` for phantom ``name``; returns ``{concept: float}`` (``{}`` for None).
+
+    Raises a ValueError naming ``interventions`` for an unknown or unforceable concept, a value
+    outside [0, 1], a binary concept not 0 or 1, or a contradictory combination.
+    """
+    if interventions is None:
+        return {}
+    if not isinstance(interventions, Mapping):
+        raise ValueError(f"interventions must be a mapping {{concept: value}} or None, got {interventions!r}")
+    allowed = INTERVENTIONS[name]
+    out = {}
+    for key, value in interventions.items():
+        if (name, key) in _REFUSED:
+            raise ValueError(f"interventions: {key!r} cannot be forced in {name}: {_REFUSED[(name, key)]}; "
+                             f"forceable: {', '.join(allowed)}")
+        if key not in allowed:
+            raise ValueError(f"interventions: unknown concept {key!r} for {name}; valid names: {', '.join(allowed)}")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"interventions[{key!r}] must be a number in [0, 1], got {value!r}") from None
+        if not 0.0 <= v <= 1.0:                       # also rejects NaN
+            raise ValueError(f"interventions[{key!r}] must lie in [0, 1], got {value!r}")
+        if (name, key, v) in _REFUSED:
+            raise ValueError(f"interventions[{key!r}] = {value!r} cannot be forced in {name}: "
+                             f"{_REFUSED[(name, key, v)]}; it accepts 0 only")
+        if allowed[key] is not None and v not in allowed[key]:
+            raise ValueError(f"interventions[{key!r}] is binary: it must be 0 or 1, got {value!r}")
+        out[key] = v
+    on = {k for k, v in out.items() if v > 0.5}
+    if out.get("mass present") == 0.0 and on & {"ring enhancement", "necrotic core", "perilesional oedema"}:
+        raise ValueError(f"interventions: 'mass present' = 0 contradicts {', '.join(sorted(on - {'artefact'}))} = 1")
+    if out.get("consolidation") == 0.0 and on - {"artefact"}:
+        raise ValueError(f"interventions: 'consolidation' = 0 contradicts {', '.join(sorted(on - {'artefact'}))} = 1")
+    if out.get("right lung") == 0.0 and out.get("left lung") == 0.0 and "consolidation" not in out:
+        raise ValueError("interventions: 'right lung' = 0 and 'left lung' = 0 leave a pneumonia film no opacity; "
+                         "add 'consolidation': 0 to remove the consolidation")
+    return out
+
+
 def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: float = 0.3,
              class_balance: Sequence[float] | None = None, shortcut: float = 0.0,
-             chunk: int = 256, shortcut_class: int | None = None) -> dict:
+             chunk: int = 256, shortcut_class: int | None = None,
+             interventions: Mapping[str, float] | None = None) -> dict:
     """Generate ``n`` phantom images of ``name``.
 
     Returns a dict: ``images`` uint8 [n,S,S,3], ``labels`` int64 [n], ``masks`` bool [n,S,S],
@@ -684,6 +956,16 @@ def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: floa
     generator-specific ones. ``shortcut_class`` (default ``SHORTCUT_CLASS[name]``) is the class
     whose images carry the artefact; changing it changes nothing else. Works in chunks of
     ``chunk`` images to bound memory.
+
+    ``interventions`` (``{concept: value}``, see :data:`INTERVENTIONS`) re-renders the same images
+    with those concepts forced for every image: all random draws stay as without it, so anatomy,
+    noise, position and the other concepts are unchanged, while the pixels, mask, concept vector,
+    report and answers follow the forced values (``"artefact"``: 0 or 1 forces the shortcut
+    artefact off or on, whatever the class and ``shortcut``). Only the class-defining concepts of
+    :data:`CLASS_DEFINING` change labels: brain ``"mass present"`` = 0 (-> "no tumour") and chest
+    ``"consolidation"`` = 0 (-> "normal"); the dermoscopy label is the truth the ABCD concepts are
+    drawn from and never follows them. The module docstring says how each intervention is
+    rendered and which cannot be forced. ``{}`` and ``None`` give the same images.
     """
     if name not in PHANTOMS:
         raise ValueError(f"unknown phantom {name!r}; valid choices: {', '.join(PHANTOMS)}")
@@ -702,18 +984,20 @@ def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: floa
             or not 0 <= shortcut_class < len(spec.classes)):
         raise ValueError(f"shortcut_class must be a class index in 0..{len(spec.classes) - 1} of {name} "
                          f"({', '.join(spec.classes)}) or None, got {shortcut_class!r}")
+    forced = check_interventions(name, interventions)
     rng = np.random.default_rng([int(seed), 7919])
     labels = _labels(rng, int(n), len(spec.classes), class_balance)
     parts = []
     for start in range(0, n, chunk):
         sub_rng = np.random.default_rng([int(seed), 104729, start])
         parts.append(spec.fn(sub_rng, len(labels[start:start + chunk]), int(size), float(difficulty),
-                             labels[start:start + chunk], float(shortcut), int(shortcut_class)))
+                             labels[start:start + chunk], float(shortcut), int(shortcut_class), forced))
     images = np.concatenate([p[0] for p in parts])
     masks = np.concatenate([p[1] for p in parts])
     concepts = np.concatenate([p[2] for p in parts])
     captions = [c for p in parts for c in p[3]]
     qa = [q for p in parts for q in p[4]]
     meta = {k: np.concatenate([p[5][k] for p in parts]) for k in parts[0][5]}
+    labels = np.concatenate([p[6] for p in parts])
     return {"images": images, "labels": labels.astype(np.int64), "masks": masks, "concepts": concepts,
-            "captions": captions, "qa": qa, "meta": meta}
+            "captions": captions, "qa": qa, "meta": meta, "interventions": forced}
