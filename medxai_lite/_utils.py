@@ -80,6 +80,30 @@ def cache_dir(sub: str | None = None, create: bool = True) -> Path:
 
 
 @contextlib.contextmanager
+def cache_lock(final: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``final`` (a cache entry) across processes while the block runs.
+
+    Two notebooks, or two students sharing one ``$MEDXAI_CACHE``, that need the same model at the
+    same time then train it once: the second waits, and finds the entry when it gets the lock.
+    The lock is a ``fcntl.flock`` on ``<final>.lock`` (removed afterwards); where ``fcntl`` does not
+    exist (Windows) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = Path(str(final) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only if the block succeeds.
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["glue", "chapter_timer", "ChapterTimer", "TIME_KEY", "time_note", "live_widgets", "STATIC_ENV"]
+__all__ = ["glue", "chapter_timer", "ChapterTimer", "TIME_KEY", "time_note", "live_widgets", "STATIC_ENV",
+           "execute_book", "toc_notebooks", "JOBS_ENV", "HEAVY_FIRST"]
 
 #: Set to "1" in a non-interactive run (the book build, the notebook tests): widgets are not built.
 STATIC_ENV = "MEDXAI_STATIC_WIDGETS"
@@ -52,14 +53,19 @@ def glue(name: str, value, display: bool = True):
     return _glue(name, value, display=display)
 
 
-def time_note(total_min: float, train_min: float) -> str:
+def time_note(total_min: float, train_min: float, shared: int = 1) -> str:
     """The sentence a chapter's opening shows, e.g. ``"3.2 minutes (1.1 minutes of it training models
     the cache lacked; 2.1 minutes with a warm cache)"`` or ``"48 seconds (every model came from the
-    cache)"``."""
+    cache)"``. ``shared`` > 1 adds that the notebook ran beside others, one core each (the book's
+    parallel build, :func:`execute_book`), so alone it runs faster."""
     if train_min < 0.05:
-        return f"{_duration(total_min)} (every model came from the cache)"
-    return (f"{_duration(total_min)} ({_duration(train_min)} of it training models the cache lacked; "
-            f"{_duration(total_min - train_min)} with a warm cache)")
+        text = f"{_duration(total_min)} (every model came from the cache"
+    else:
+        text = (f"{_duration(total_min)} ({_duration(train_min)} of it training models the cache lacked; "
+                f"{_duration(total_min - train_min)} with a warm cache")
+    if shared > 1:
+        text += f"; the build ran {shared} notebooks side by side, one core each, so alone it runs faster"
+    return text + ")"
 
 
 def _duration(minutes: float) -> str:
@@ -94,14 +100,152 @@ class ChapterTimer:
         from ._utils import device
 
         total, train = self.minutes(), self.training_minutes()
+        try:
+            shared = max(1, int(os.environ.get(JOBS_ENV, "1")))
+        except ValueError:
+            shared = 1
         glue(key, total, display=False)
         glue("time_train_min", train, display=False)
         glue("time_run_min", total - train, display=False)
-        glue("time_cpu_note", time_note(total, train), display=False)
-        print(f"This notebook ran in {time_note(total, train)} on {device().type.upper()}.")
+        glue("time_cpu_note", time_note(total, train, shared), display=False)
+        print(f"This notebook ran in {time_note(total, train, shared)} on {device().type.upper()}.")
         return total
 
 
 def chapter_timer() -> ChapterTimer:
     """Start the stopwatch of a chapter's notebook (call it in the first code cell after the imports)."""
     return ChapterTimer()
+
+
+# ----------------------------------------------------------------------------- executing the book
+#: Environment variable the parallel executor sets: how many notebooks ran side by side.
+JOBS_ENV = "MEDXAI_BUILD_JOBS"
+
+#: Notebooks started first by :func:`execute_book` (the longest ones, which also train the models
+#: the others read: the default networks, the ViTs, the benchmark's networks, the shortcut model).
+HEAVY_FIRST = ("attention", "benchmark", "text", "challenges", "evaluation", "perturbation")
+
+
+def toc_notebooks(root: str | os.PathLike = ".") -> list:
+    """The notebooks ``_toc.yml`` lists (``notebooks/NAME``), as paths to their ``.ipynb`` files."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(root)
+
+    def files(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                yield node["file"]
+            for value in node.values():
+                yield from files(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from files(item)
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    return [root / f"{f}.ipynb" for f in files(toc) if f.startswith("notebooks/")]
+
+
+def _execute_one(path: str, cache_path: str, timeout: int) -> tuple:
+    """Execute one notebook as myst-nb's cache mode does and store it in the jupyter-cache at
+    ``cache_path``; ``(path, seconds, error text or None)``. A notebook already cached is skipped."""
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    cache = get_cache(cache_path)
+    nb = nbformat.read(path, as_version=4)
+    try:
+        if cache.match_cache_notebook(nb) is not None:
+            return path, 0.0, None
+    except KeyError:
+        pass
+    result = single_nb_execution(nb, cwd=os.path.dirname(os.path.abspath(path)), allow_errors=False,
+                                 timeout=timeout, meta_override=True)
+    if result.err is not None:
+        return path, result.time, result.exc_string or repr(result.err)
+    for attempt in range(5):                       # two workers can meet at the SQLite file
+        try:
+            cache.cache_notebook_bundle(CacheBundleIn(nb, os.path.abspath(path),
+                                                      data={"execution_seconds": result.time}),
+                                        check_validity=False, overwrite=True)
+            break
+        except Exception:  # noqa: BLE001 - "database is locked": wait and retry
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+    return path, result.time, None
+
+
+def execute_book(root: str | os.PathLike = ".", jobs: int = 2, *, cache_path: str | None = None,
+                 timeout: int = 600, first: tuple = HEAVY_FIRST) -> dict:
+    """Execute the book's notebooks ``jobs`` at a time into the jupyter-cache that ``jupyter-book
+    build`` reads (``_build/.jupyter_cache``), so the build itself only renders.
+
+    Each notebook runs in its own kernel with one CPU thread (``OMP_NUM_THREADS=1``): on a
+    two-core machine two single-threaded kernels keep both cores busy through the parts of a
+    notebook that a multi-threaded kernel runs on one core (plotting, scikit-learn, Python
+    loops), and they do not spin against each other as two multi-threaded kernels would. The
+    notebooks in ``first`` start first; models two notebooks need at once are trained once
+    (:func:`medxai_lite._utils.cache_lock`). A notebook whose code is already cached is skipped,
+    as in the build. Returns ``{notebook: (seconds, error or None)}``; raises ``RuntimeError``
+    listing the notebooks that failed.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from pathlib import Path
+
+    from ._utils import check_positive_int
+
+    check_positive_int("jobs", jobs)
+    root = Path(root).resolve()
+    cache_path = cache_path or str(root / "_build" / ".jupyter_cache")
+    notebooks = toc_notebooks(root)
+    missing = [str(p) for p in notebooks if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"_toc.yml lists notebooks that do not exist: {missing}")
+    from jupyter_cache import get_cache
+
+    get_cache(cache_path).list_cache_records()     # create the folder and database here, not in two workers at once
+    rank = {name: i for i, name in enumerate(first)}
+    order = sorted(notebooks, key=lambda p: rank.get(p.stem, len(rank)))
+    os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", JOBS_ENV: str(jobs), STATIC_ENV: "1"})
+    results, failed = {}, []
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_execute_one, str(p), cache_path, timeout) for p in order]
+        for future in as_completed(futures):
+            path, seconds, error = future.result()
+            name = Path(path).stem
+            results[name] = (seconds, error)
+            state = "cached" if seconds == 0 and error is None else ("FAILED" if error else f"{seconds:.0f} s")
+            print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {name}: {state}", flush=True)
+            if error:
+                failed.append(name)
+                print(error[-3000:], flush=True)
+    if failed:
+        raise RuntimeError(f"notebooks failed: {', '.join(failed)} (tracebacks above)")
+    return results
+
+
+def _main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m medxai_lite.book",
+                                     description="Execute the book's notebooks in parallel into the build's cache.")
+    parser.add_argument("command", choices=["execute"])
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks at a time (default 2)")
+    parser.add_argument("--root", default=".", help="the book's root folder (default: here)")
+    args = parser.parse_args(argv)
+    try:
+        execute_book(args.root, args.jobs)
+    except RuntimeError as err:
+        print(err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -80,3 +80,104 @@ def test_the_book_build_switches_widgets_off(monkeypatch):
     monkeypatch.delenv(book.STATIC_ENV, raising=False)
     ext.setup(None)
     assert not book.live_widgets()
+
+
+def test_time_note_says_when_the_build_shared_the_machine():
+    assert book.time_note(3.21, 0.0, shared=2) == ("3.2 minutes (every model came from the cache; the build ran 2 "
+                                                   "notebooks side by side, one core each, so alone it runs faster)")
+    assert book.time_note(3.21, 0.0, shared=1) == book.time_note(3.21, 0.0)
+
+
+_LOCK_HOLDER = """
+import sys, time
+from medxai_lite._utils import cache_lock
+with cache_lock(sys.argv[1]):
+    open(sys.argv[2], "a").write("A-start\\n")
+    time.sleep(1.0)
+    open(sys.argv[2], "a").write("A-end\\n")
+"""
+
+
+def test_a_cache_lock_makes_a_second_process_wait(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from medxai_lite._utils import cache_lock
+
+    log = tmp_path / "log.txt"
+    proc = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(tmp_path / "entry.pt"), str(log)])
+    try:
+        for _ in range(300):                       # wait until the other process holds the lock
+            if log.exists() and "A-start" in log.read_text():
+                break
+            time.sleep(0.05)
+        with cache_lock(tmp_path / "entry.pt"):
+            with open(log, "a") as fh:
+                fh.write("B\n")
+    finally:
+        proc.wait(timeout=60)
+    assert log.read_text().split() == ["A-start", "A-end", "B"]
+
+
+_TRAIN_ONE = """
+from medxai_lite.models import get_trained_model
+from medxai_lite.models.train import training_seconds
+get_trained_model("phantom-skin", "small_cnn", image_size=32, n_train=32, n_val=16, n_test=16, epochs=1, progress=False)
+print("trained" if training_seconds() > 0 else "loaded")
+"""
+
+
+def test_two_processes_asking_for_one_model_train_it_once(tmp_cache):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", _TRAIN_ONE], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outcomes = sorted(p.communicate(timeout=300)[0].strip() for p in procs)
+    assert outcomes == ["loaded", "trained"]
+
+
+_NB_OK = "import os\nprint('threads', os.environ.get('OMP_NUM_THREADS'), os.environ.get('MEDXAI_BUILD_JOBS'))"
+
+
+def _toy_book(root, cells: dict):
+    import nbformat
+
+    (root / "notebooks").mkdir()
+    for name, source in cells.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+    toc = "format: jb-book\nroot: intro\nparts:\n  - caption: Part\n    chapters:\n" + "".join(
+        f"      - file: notebooks/{name}\n" for name in cells)
+    (root / "_toc.yml").write_text(toc)
+
+
+def test_execute_book_fills_the_cache_the_build_reads(tmp_path, monkeypatch):
+    import nbformat
+    from jupyter_cache import get_cache
+
+    monkeypatch.setattr(book.os, "environ", dict(book.os.environ))   # execute_book sets variables: keep them here
+    _toy_book(tmp_path, {"one": _NB_OK, "two": "x = 6 * 7\nprint(x)"})
+    results = book.execute_book(tmp_path, jobs=2)
+    assert set(results) == {"one", "two"} and all(err is None and s > 0 for s, err in results.values())
+    cache = get_cache(str(tmp_path / "_build" / ".jupyter_cache"))
+    for name, text in (("one", "threads 1 2"), ("two", "42")):
+        nb = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert cache.match_cache_notebook(nb) is not None          # what myst-nb looks up in the build
+        _, merged = cache.merge_match_into_notebook(nb)
+        assert merged.cells[0].outputs[0]["text"].strip() == text
+    again = book.execute_book(tmp_path, jobs=2)                     # unchanged: nothing runs again
+    assert all(s == 0 and err is None for s, err in again.values())
+
+
+def test_execute_book_names_the_notebook_that_failed(tmp_path, monkeypatch):
+    monkeypatch.setattr(book.os, "environ", dict(book.os.environ))
+    _toy_book(tmp_path, {"good": "1 + 1", "bad": "raise ValueError('broken on purpose')"})
+    with pytest.raises(RuntimeError, match="notebooks failed: bad"):
+        book.execute_book(tmp_path, jobs=2)
+    with pytest.raises(ValueError, match="jobs"):
+        book.execute_book(tmp_path, jobs=0)

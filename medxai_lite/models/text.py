@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, check_choice, check_positive_int, set_seed
+from .._utils import atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, set_seed
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
@@ -707,11 +707,26 @@ def _cached(kind: str, dataset: str, classifier: nn.Module, seed: int, settings:
     folder = cache_dir("models")
     stem = f"{dataset}-{kind}-{key}"
     weights, meta = folder / f"{stem}.pt", folder / f"{stem}.json"
-    if weights.exists() and meta.exists() and not retrain:
+
+    def cached():
+        if retrain or not (weights.exists() and meta.exists()):
+            return None
         report = TextTrainingReport(**json.loads(meta.read_text()))
         module = build(report)
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         return module.eval(), report
+
+    found = cached()
+    if found is not None:
+        return found
+    with cache_lock(weights):                 # another process training the same model: wait, then read it
+        found = cached()
+        if found is not None:
+            return found
+        return _fit_and_cache(fit, key, classifier_key, weights, meta)
+
+
+def _fit_and_cache(fit, key, classifier_key, weights, meta):
     t0 = time.perf_counter()
     module, report = fit()
     report.seconds, report.cache_key, report.classifier_key = time.perf_counter() - t0, key, classifier_key

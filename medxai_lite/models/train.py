@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, check_choice, device, set_seed
+from .._utils import atomic_path, cache_dir, cache_lock, check_choice, device, set_seed
 from .zoo import ARCHS, arch_spec, get_model
 
 __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "train_model", "evaluate",
@@ -319,12 +319,14 @@ def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu"
 
     knobs = {k: settings[k] for k in ("difficulty", "shortcut", "class_balance") if k in settings}
     size = settings["image_size"]
-    test_set = None
 
     def data(split, n):
         return load_dataset(dataset, split=split, image_size=size, n=n, seed=seed, **knobs)
 
-    if weights.exists() and meta.exists() and not retrain:
+    def cached():
+        """The cached model, or None when the entry is missing or unreadable."""
+        if retrain or not (weights.exists() and meta.exists()):
+            return None
         try:
             report = TrainingReport(**json.loads(meta.read_text()))
             model = get_model(arch, len(report.classes), pretrained=False, output_stride=_stride(arch, report.settings))
@@ -335,7 +337,19 @@ def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu"
         except Exception as exc:  # noqa: BLE001 - any unreadable cache entry is rebuilt
             warnings.warn(f"cached model {weights.name} could not be read ({type(exc).__name__}: {exc}); "
                           "retraining it.", RuntimeWarning, stacklevel=2)
+            return None
 
+    model = cached()
+    if model is not None:
+        return model
+    with cache_lock(weights):       # another process may be training the same model: wait, then read it
+        model = cached()
+        if model is not None:
+            return model
+        return _train_and_cache(dataset, arch, profile, seed, settings, key, weights, meta, data, progress)
+
+
+def _train_and_cache(dataset, arch, profile, seed, settings, key, weights, meta, data, progress) -> nn.Module:
     train_set, val_set = data("train", settings["n_train"]), data("val", settings["n_val"])
     test_set = data("test", settings["n_test"])
     set_seed(seed)
