@@ -433,7 +433,7 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # BLEU-4 and SPICE-style F1 over the same images: which score would have warned you?
 # ```
 #
-# ```{solution} text-ex-side
+# ````{solution} text-ex-side
 # :class: dropdown
 #
 # ```python
@@ -454,7 +454,7 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # only the location tuple of each report. Neither score is built to count wrong sides; the
 # wrong-zone rate, computed directly from the tuples, is the number to report, and a rate of even
 # a few per cent is clinically unacceptable.
-# ```
+# ````
 #
 # ```{exercise} Why attention and not Grad-CAM?
 # :label: text-ex-why
@@ -509,7 +509,7 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # section 4. Does the map still find the lesion? Explain the result with what a CAM reads.
 # ```
 #
-# ```{solution} text-ex-norm
+# ````{solution} text-ex-norm
 # :class: dropdown
 #
 # ```python
@@ -532,7 +532,7 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # from the skin's, and nothing in the captioning loss asks the attention to prefer them: the
 # words can be predicted from the initial state, which has seen the mean of all cells. Compare
 # your pointing game with the one of section 4 and with the random map's.
-# ```
+# ````
 #
 # ## What to remember
 #
