@@ -299,8 +299,9 @@ class _Wrapper(nn.Module):
         super().__init__()
         self.classifier = classifier
 
-    def _encoded(self, images: torch.Tensor):
-        """``(grid, logits)`` of ``images``. The last batch per classifier is kept, so the
+    def encode(self, images: torch.Tensor):
+        """``(grid, logits)`` of ``images``: the classifier's pass every text model starts from.
+        The last batch per classifier is kept, so the
         template, retrieval and captioning wrappers of one classifier, and several questions about
         one batch, run the classifier once; an in-place change of the tensor or of the weights
         bumps a version counter and is seen."""
@@ -316,10 +317,10 @@ class _Wrapper(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or self.classifier.training:
             return self.classifier(images)
-        return self._encoded(images)[1].to(images.device)
+        return self.encode(images)[1].to(images.device)
 
     def _grid(self, images: torch.Tensor) -> torch.Tensor:
-        return self._encoded(images)[0]
+        return self.encode(images)[0]
 
 
 def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: int) -> np.ndarray:
