@@ -606,6 +606,31 @@ def _batches(n: int, batch_size: int, seed: int):
     return perm.split(batch_size)
 
 
+def _train_loop(module: nn.Module, n: int, batch_size: int, epochs: int, lr: float, seed: int, loss_of, progress: bool,
+                clip: float | None = None) -> list:
+    """Adam with a cosine schedule over ``epochs`` passes of shuffled batches of ``0..n-1``;
+    ``loss_of(indices)`` returns a batch's loss. Returns the mean loss per epoch."""
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    history = []
+    for epoch in range(epochs):
+        module.train()
+        total = 0.0
+        for idx in _batches(n, batch_size, seed + epoch):
+            loss = loss_of(idx)
+            opt.zero_grad()
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), clip)
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        history.append(total / n)
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.3f}")
+    return history
+
+
 def train_captioner(grid: torch.Tensor, captions: Sequence[str], *, attention: bool = True, seed: int = 0,
                     vocab: Vocabulary | None = None, progress: bool = False, **settings) -> tuple[CaptionDecoder, Vocabulary, list]:
     """Fit a :class:`CaptionDecoder` on precomputed grid features ``[N, D, h, w]`` and their
@@ -620,29 +645,18 @@ def train_captioner(grid: torch.Tensor, captions: Sequence[str], *, attention: b
     dec = CaptionDecoder(len(vocab), grid.shape[1], attention=attention, embed=s["embed"], hidden=s["hidden"],
                          att_dim=s["att_dim"], dropout=s["dropout"], feature_norm=s["feature_norm"])
     dec.norm.fit(grid)
-    opt = torch.optim.Adam(dec.parameters(), lr=s["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s["epochs"])
-    history = []
-    for epoch in range(s["epochs"]):
-        dec.train()
-        total = 0.0
-        for idx in _batches(len(grid), s["batch_size"], seed + epoch):
-            x, y = grid[idx], tokens[idx]
-            y = y[:, :int((y != 0).sum(1).max())]
-            logits, alpha = dec(x, y)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1), ignore_index=0)
-            if alpha is not None and s["doubly_stochastic"]:
-                steps = (y[:, 1:] != 0).float()[..., None]                   # only real words attend
-                loss = loss + s["doubly_stochastic"] * ((1 - (alpha * steps).sum(1)) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(dec.parameters(), 5.0)
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        history.append(total / len(grid))
-        if progress:
-            print(f"epoch {epoch + 1}/{s['epochs']}: loss {history[-1]:.3f}")
+
+    def loss_of(idx):
+        x, y = grid[idx], tokens[idx]
+        y = y[:, :int((y != 0).sum(1).max())]
+        logits, alpha = dec(x, y)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1), ignore_index=0)
+        if alpha is not None and s["doubly_stochastic"]:
+            steps = (y[:, 1:] != 0).float()[..., None]                   # only real words attend
+            loss = loss + s["doubly_stochastic"] * ((1 - (alpha * steps).sum(1)) ** 2).mean()
+        return loss
+
+    history = _train_loop(dec, len(grid), s["batch_size"], s["epochs"], s["lr"], seed, loss_of, progress, clip=5.0)
     return dec.eval(), vocab, history
 
 
@@ -679,23 +693,12 @@ def train_vqa(grid: torch.Tensor, qa: Sequence[Sequence[tuple[str, str]]], *, hi
     net = VQANet(len(vocab), len(answers), grid.shape[1], history=history, embed=s["embed"], hidden=s["qa_hidden"],
                  att_dim=s["att_dim"], dropout=s["dropout"], feature_norm=s["feature_norm"])
     net.norm.fit(grid)
-    opt = torch.optim.Adam(net.parameters(), lr=s["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s["epochs"])
-    losses = []
-    for epoch in range(s["epochs"]):
-        net.train()
-        total = 0.0
-        for idx in _batches(len(rows), s["batch_size"] * 2, seed + epoch):
-            logits, _ = net(grid[img[idx]], q[idx], h[idx] if history else None)
-            loss = F.cross_entropy(logits, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        losses.append(total / len(rows))
-        if progress:
-            print(f"epoch {epoch + 1}/{s['epochs']}: loss {losses[-1]:.3f}")
+
+    def loss_of(idx):
+        logits, _ = net(grid[img[idx]], q[idx], h[idx] if history else None)
+        return F.cross_entropy(logits, y[idx])
+
+    losses = _train_loop(net, len(rows), s["batch_size"] * 2, s["epochs"], s["lr"], seed, loss_of, progress)
     return net.eval(), vocab, answers, losses
 
 
