@@ -85,8 +85,9 @@ def cache_lock(final: str | os.PathLike) -> Iterator[None]:
 
     Two notebooks, or two students sharing one ``$MEDXAI_CACHE``, that need the same model at the
     same time then train it once: the second waits, and finds the entry when it gets the lock.
-    The lock is a ``fcntl.flock`` on ``<final>.lock`` (removed afterwards); where ``fcntl`` does not
-    exist (Windows) the block runs unlocked.
+    The lock is a ``fcntl.flock`` on an empty file ``<final>.lock``, which stays in the cache
+    (deleting it while another process waits on it would let a third one in); where ``fcntl``
+    does not exist (Windows) the block runs unlocked.
     """
     try:
         import fcntl
