@@ -220,6 +220,14 @@ def test_asking_several_questions_about_one_batch_runs_the_classifier_once(brain
         assert len(calls) == 2 and not np.allclose(first, second)
         model.answer(x.clone(), "Is there a tumour?")  # another tensor, another pass
         assert len(calls) == 3
+        y = x.clone()
+        model.answer(y, "Is there a tumour?")
+        extra = classifier.features.register_forward_hook(lambda m, i, o: None)
+        try:
+            model.answer(y, "Is there a tumour?")        # a hook added since: the classifier runs again
+        finally:
+            extra.remove()
+        assert len(calls) == 5
     finally:
         handle.remove()
 

@@ -304,9 +304,11 @@ class _Wrapper(nn.Module):
         The last batch per classifier is kept, so the
         template, retrieval and captioning wrappers of one classifier, and several questions about
         one batch, run the classifier once; an in-place change of the tensor or of the weights
-        bumps a version counter and is seen."""
+        bumps a version counter and is seen, and so is a forward hook added to the classifier."""
         layout = (images.data_ptr(), tuple(images.shape), images.stride(), images.dtype, str(images.device))
-        version = (images._version, sum(p._version for p in self.classifier.parameters()), self.classifier.training)
+        hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in self.classifier.modules())
+        version = (images._version, sum(p._version for p in self.classifier.parameters()), self.classifier.training,
+                   hooks)                  # a hook registered since must see the classifier run
         memo = _GRID_MEMO.get(self.classifier)
         if memo is None or memo[1] != layout or memo[2] != version:     # a detached view of the batch matches
             grid, logits = grid_features(self.classifier, images)
