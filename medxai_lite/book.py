@@ -181,7 +181,7 @@ def _execute_one(path: str, cache_path: str, timeout: int) -> tuple:
 
 
 def execute_book(root: str | os.PathLike = ".", jobs: int = 2, *, cache_path: str | None = None,
-                 timeout: int = 600, first: tuple = HEAVY_FIRST) -> dict:
+                 timeout: int = 1800, first: tuple = HEAVY_FIRST) -> dict:
     """Execute the book's notebooks ``jobs`` at a time into the jupyter-cache that ``jupyter-book
     build`` reads (``_build/.jupyter_cache``), so the build itself only renders.
 
@@ -191,7 +191,9 @@ def execute_book(root: str | os.PathLike = ".", jobs: int = 2, *, cache_path: st
     loops), and they do not spin against each other as two multi-threaded kernels would. The
     notebooks in ``first`` start first; models two notebooks need at once are trained once
     (:func:`medxai_lite._utils.cache_lock`). A notebook whose code is already cached is skipped,
-    as in the build. Returns ``{notebook: (seconds, error or None)}``; raises ``RuntimeError``
+    as in the build. ``timeout`` is per cell, longer than the build's 600 s: on one core a
+    cell that trains several networks (the attention chapter's trains six) runs up to twice as
+    long as on two. Returns ``{notebook: (seconds, error or None)}``; raises ``RuntimeError``
     listing the notebooks that failed.
     """
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -238,9 +240,10 @@ def _main(argv=None) -> int:
     parser.add_argument("command", choices=["execute"])
     parser.add_argument("--jobs", type=int, default=2, help="notebooks at a time (default 2)")
     parser.add_argument("--root", default=".", help="the book's root folder (default: here)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     args = parser.parse_args(argv)
     try:
-        execute_book(args.root, args.jobs)
+        execute_book(args.root, args.jobs, timeout=args.timeout)
     except RuntimeError as err:
         print(err)
         return 1
