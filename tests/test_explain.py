@@ -179,12 +179,25 @@ def _needs_text(method: str) -> bool:
     return "language_model" in METHODS[method].requires
 
 
+@pytest.fixture(scope="module")
+def concept_model(small):
+    """An untrained concept bottleneck (4 named concepts, 3 classes) around the SmallCNN."""
+    from medxai_lite.concepts import ConceptBottleneckModel
+
+    return ConceptBottleneckModel.untrained(small, ["a", "b", "c", "d"], 3).eval()
+
+
+def _needs_concepts(method: str) -> bool:
+    return "concept_bottleneck" in METHODS[method].requires
+
+
 @pytest.fixture
-def model_for(small, plain, vit, text_models):
+def model_for(small, plain, vit, text_models, concept_model):
     """The SmallCNN; the plain CNN for a method the registry refuses on small_cnn; the ViT for the
-    attention family; a text model around the SmallCNN for the text family."""
+    attention family; a text model around the SmallCNN for the text family; a concept bottleneck
+    around it for the bottleneck methods."""
     return lambda method: text_models[method] if _needs_text(method) else vit if _needs_attention(method) \
-        else small if METHODS[method].supports("small_cnn") else plain
+        else concept_model if _needs_concepts(method) else small if METHODS[method].supports("small_cnn") else plain
 
 
 def _hook_count(model: nn.Module) -> int:
@@ -196,12 +209,27 @@ def _snapshot(model: nn.Module):
     return ([n for n, _ in model.named_modules()], {k: v.clone() for k, v in model.state_dict().items()})
 
 
+def _assert_same_value(a, b) -> None:
+    """Two values of a non-map kind are equal (arrays inside dicts compared element-wise)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), "not deterministic"
+        for key in a:
+            _assert_same_value(a[key], b[key])
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg="not deterministic")
+    else:
+        assert a == b, "not deterministic"
+
+
 def _assert_contract(result: Explanation, method: str, n: int, size: int) -> None:
     assert isinstance(result, Explanation)
     assert result.method == method and result.family == METHODS[method].family
     assert result.targets.shape == (n,) and result.targets.dtype == np.int64
     if result.kind == "text":
         assert result.maps is None and len(result.value) == n and all(isinstance(t, str) for t in result.value)
+        return
+    if result.kind != "map":     # the other kinds' contracts are checked by explain (tests/test_output_kinds.py)
+        assert result.maps is None and result.raw is None and result.value is not None
         return
     assert result.maps.shape == (n, size, size) and result.maps.dtype == np.float32
     assert result.raw.shape == (n, size, size) and result.raw.dtype == np.float32
@@ -364,7 +392,7 @@ def test_every_method_keeps_the_contract_and_leaves_the_model_as_found(method, m
             np.testing.assert_allclose(first.maps, second.maps, atol=1e-5, err_msg="not deterministic")
             np.testing.assert_allclose(first.raw, second.raw, rtol=1e-4, atol=1e-6)
         else:
-            assert first.value == second.value, "not deterministic"
+            _assert_same_value(first.value, second.value)
         assert _hook_count(small) == 0
         assert all(not m.training for m in small.modules())
         assert [p.requires_grad for p in params] == [False] + [True] * (len(params) - 1)
@@ -475,6 +503,13 @@ REGION_EXPECTATIONS = {
     # with how little the probability moves, so the confident copy with 2000 masks; the expected map is the
     # square blurred over about two 5-px grid cells on a floor, so its peak, not its mass, is in the margin
     "rise": ("peak", {"n_masks": 2000}, True),
+    # a pertinent positive is the part of the image that, on top of the reference, keeps the class; RegionModel
+    # already gives the black reference (and the mean colour, by 6e-5) the explained class, so its PP is empty (an
+    # all-zero map, the right answer). From the mean colour with a margin kappa = 1 on the confident copy (whose
+    # mean-colour margin is 0.06) the PP is needed, and must lie on the square
+    "cem_pp": ("mass", {"baseline": "zero", "kappa": 1.0}, True),
+    # L2X keeps k whole patches (quick: 4 px): the margin [18, 30) lies in the patches of [16, 32)^2
+    "l2x": ("cell", {}, False),
 }
 
 

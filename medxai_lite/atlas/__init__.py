@@ -219,6 +219,9 @@ REGISTRY_KEYS: dict[str, str] = {
     "Attention Rollout": "attention_rollout",
     "Image Captioning": "captioner",
     "VQA": "vqa",
+    "TCAV": "tcav",
+    "CBM": "cbm_concepts",
+    "Prototypes": "prototypes",
 }
 
 #: The book chapter (path without suffix, from the repository root) of each family that has one.

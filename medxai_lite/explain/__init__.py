@@ -21,6 +21,8 @@ from . import gradient as _gradient  # noqa: F401  (registers the gradient famil
 from . import perturbation as _perturbation  # noqa: F401  (registers the perturbation family)
 from . import attention as _attention  # noqa: F401  (registers the attention family)
 from . import text as _text  # noqa: F401  (registers the text-based family)
+from . import concept as _concept  # noqa: F401  (registers the concept-based family)
+from . import examples as _examples  # noqa: F401  (registers the example-based family)
 from .registry import (
     METHODS,
     OUTPUT_KINDS,

@@ -132,11 +132,15 @@ class ArchSpec:
 #: The capabilities an :class:`ArchSpec` may declare (a method's ``requires=`` names them);
 #: ``"attention"``: the network has self-attention layers whose weights the attention family reads;
 #: ``"language_model"``: the model writes text (no zoo classifier does; the text-based family runs on
-#: the wrappers of :mod:`medxai_lite.models.text`, which are not zoo architectures).
-CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free", "attention", "language_model")
+#: the wrappers of :mod:`medxai_lite.models.text`, which are not zoo architectures);
+#: ``"concept_bottleneck"``: the model predicts named concepts and its class from them (the concept
+#: bottleneck wrappers of :mod:`medxai_lite.concepts`, not zoo architectures either).
+CAPABILITIES = ("gap_linear_head", "relu", "batchnorm_free", "attention", "language_model", "concept_bottleneck")
 _LACKS_DEFAULT = {"attention": "it is a convolutional network with no self-attention layers",
                   "language_model": "it is an image classifier that writes no text (wrap it with a text model of "
-                                    "medxai_lite.models.text, e.g. get_trained_captioner)"}
+                                    "medxai_lite.models.text, e.g. get_trained_captioner)",
+                  "concept_bottleneck": "it is an image classifier without a concept layer (wrap it with a concept "
+                                        "bottleneck of medxai_lite.concepts, e.g. get_trained_cbm)"}
 
 
 def _is_resnet(bottleneck: bool) -> Callable[[nn.Module], bool]:
