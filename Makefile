@@ -17,9 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# The notebooks run two at a time (one core each) into the build's cache, then the build renders.
 book: $(VENV)/.installed
-	$(PY) -m medxai_lite.book execute --jobs 2
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
 book-clean: $(VENV)/.installed
