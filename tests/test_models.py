@@ -92,8 +92,9 @@ def test_evaluate_known_answer():
 
 def test_training_is_cached_and_deterministic(tmp_cache, monkeypatch):
     m1 = mx.get_trained_model("phantom-skin", "small_cnn", progress=False, **TINY)
-    files = sorted(p.name for p in (tmp_cache / "models").iterdir())
+    files = sorted(p.name for p in (tmp_cache / "models").iterdir() if not p.name.endswith(".lock"))
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".pt")
+    assert (tmp_cache / "models" / (files[1] + ".lock")).exists()      # the training lock (cache_lock) stays
     meta = json.loads((tmp_cache / "models" / files[0]).read_text())
     assert meta["settings"]["image_size"] == 32 and meta["classes"] == ["benign naevus", "melanoma"]
 
