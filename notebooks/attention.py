@@ -43,6 +43,7 @@ seed = 0
 arch = "hybrid_vit"               # the network the attention family reads
 cnn_arch = "resnet18"             # the book's default CNN, for the Grad-CAM beside it
 n_images = 6                      # lesion images per dataset that are explained and scored
+fidelity_steps = 16               # deletion/insertion steps (one forward pass per step and image)
 
 # %%
 import matplotlib.pyplot as plt
@@ -246,7 +247,7 @@ print(f"largest |flow - cut bound| over {len(gaps)} images: {max(gaps):.1e}; "
 # al. scaled to the image. The references: uniform noise on the token grid (`random`, as
 # coarse as the attention maps) and the chance level (the lesion's share of the image).
 # Fidelity: deletion and insertion areas under the curve, computed on the model each map
-# explains.
+# explains, with `fidelity_steps` steps per curve (each step is one forward pass per image).
 
 # %%
 # the phantoms have lesion masks; of the public datasets, figshare-brain-tumor and ham10000 do
@@ -288,16 +289,17 @@ if losers:
 
 # %%
 fidelity = []
+FIDELITY = {"deletion": ("deletion", {"steps": fidelity_steps}), "insertion": ("insertion", {"steps": fidelity_steps})}
 for name, run in runs.items():
     b, res = run["batch"], run["results"]
     vit, cnn = models[name]
     vit_maps = {label: r.maps for label, r in res.items() if label != cnn_label}
     vit_maps["random"] = random_maps(b["image"], grid=tokens, seed=seed)
-    fidelity.append(score_table(vit_maps, ["deletion", "insertion"], model=vit, images=b["image"],
+    fidelity.append(score_table(vit_maps, FIDELITY, model=vit, images=b["image"],
                                 targets=b["label"], dataset=name, model_name=arch, quiet=True))
     fidelity.append(score_table({cnn_label: res[cnn_label].maps,
                                  "random (CNN)": random_maps(b["image"], grid="cam", model=cnn, arch=cnn_arch, seed=seed)},
-                                ["deletion", "insertion"], model=cnn, images=b["image"], targets=b["label"],
+                                FIDELITY, model=cnn, images=b["image"], targets=b["label"],
                                 dataset=name, model_name=cnn_arch, quiet=True))
 fid = pd.concat(fidelity, ignore_index=True)
 fid_summary = score_summary(fid)
