@@ -178,6 +178,18 @@ def check_choice(param: str, value, choices: Iterable) -> None:
         )
 
 
+def profile_settings(profiles: dict, profile: str, overrides: dict, what: str = "setting") -> dict:
+    """A copy of ``profiles[profile]`` updated with ``overrides``; a ``ValueError`` for an unknown
+    ``profile`` or for an override that is not one of the profile's keys (named ``what``)."""
+    check_choice("profile", profile, profiles)
+    settings = dict(profiles[profile])
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {sorted(unknown)}; valid: {sorted(settings)}")
+    settings.update(overrides)
+    return settings
+
+
 def check_positive_int(param: str, value, minimum: int = 1) -> int:
     """``value`` as an ``int``; a ``ValueError`` naming ``param`` unless it is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:

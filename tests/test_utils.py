@@ -50,3 +50,16 @@ def test_atomic_dir_replaces_an_existing_folder(tmp_path):
         (tmp / "new.txt").write_text("new")
     assert _names(final) == ["new.txt"]  # replaced as a whole, not merged
     assert _names(tmp_path) == ["out"]   # the previous folder, moved aside, is removed
+
+
+def test_profile_settings_copies_updates_and_names_bad_keys():
+    from medxai_lite._utils import profile_settings
+
+    profiles = {"cpu": {"epochs": 2, "lr": 0.1}}
+    got = profile_settings(profiles, "cpu", {"lr": 0.5})
+    assert got == {"epochs": 2, "lr": 0.5}
+    assert profiles["cpu"] == {"epochs": 2, "lr": 0.1}          # the profile itself is untouched
+    with pytest.raises(ValueError, match=r"unknown widget\(s\) \['epoch'\]; valid: \['epochs', 'lr'\]"):
+        profile_settings(profiles, "cpu", {"epoch": 3}, "widget")
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        profile_settings(profiles, "gpu", {})

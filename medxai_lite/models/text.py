@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, set_seed
+from .._utils import atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, profile_settings, set_seed
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
@@ -561,13 +561,7 @@ class TextTrainingReport:
 
 
 def _text_settings(profile: str, overrides: dict) -> dict:
-    check_choice("profile", profile, TEXT_PROFILES)
-    settings = dict(TEXT_PROFILES[profile])
-    unknown = set(overrides) - set(settings)
-    if unknown:
-        raise ValueError(f"unknown text-model setting(s) {sorted(unknown)}; valid: {sorted(settings)}")
-    settings.update(overrides)
-    return settings
+    return profile_settings(TEXT_PROFILES, profile, overrides, "text-model setting")
 
 
 def _key(blob: dict) -> str:
