@@ -57,12 +57,26 @@ from .._utils import check_choice
 from .._utils import check_positive_int as _int
 from .registry import AdapterResult, register
 
-__all__ = ["ExampleIndex", "Prototypes", "METRICS", "SCOPES", "ESTIMATORS", "HESSIAN_DAMPING", "example_index", "training_split", "training_index",
-           "class_prototypes", "self_influence", "influence_scores"]
+__all__ = ["ExampleIndex", "Prototypes", "METRICS", "BOOK_SEARCH", "BOOK_L2X", "SCOPES", "ESTIMATORS", "HESSIAN_DAMPING",
+           "example_index", "training_split", "training_index", "class_prototypes", "self_influence",
+           "influence_scores"]
 
 _EX = "Example-based"
 #: Distances in feature space :class:`ExampleIndex` accepts (scikit-learn metric names).
 METRICS = ("euclidean", "cosine")
+#: The chapter's ("book" preset) budget for the searches that make an image (prototype
+#: counterfactuals, CEM): each Adam/FISTA step is a forward and backward pass of the network, and
+#: the adapters' defaults (2 rounds of the search over ``c`` x 100 steps) cost 200 of them per
+#: image. Two rounds of 40 steps (the second with ``c`` raised tenfold where the first failed,
+#: halved where it succeeded) cost 80; the solutions found are less sparse.
+BOOK_SEARCH = {"steps": 40, "c_steps": 2}
+#: The chapter's L2X: trained once per classifier on its training split and cached. A 16-pixel
+#: patch grid (the 7 x 7 grid the CAM chapter reads at 112 px), a narrow explainer (``width`` 8),
+#: small batches and five epochs, so that training fits a CPU budget of seconds per dataset
+#: (about 500 steps on 800 images); a learning rate of 0.003, below the default, learnt more
+#: steadily in that many steps.
+BOOK_L2X = {"train": None, "k": 4, "patch": 16, "epochs": 5, "approximator": "learned", "width": 8,
+            "batch_size": 8, "lr": 0.003, "tau": 0.5}
 
 
 # --------------------------------------------------------------------------- the latent space
@@ -280,7 +294,7 @@ def _resolve(call, references, metric: str, batch_size: int, name: str = "refere
           paper="Cover & Hart 1967, Nearest neighbor pattern classification (IEEE Trans. Inf. Theory); "
                 "Papernot & McDaniel 2018, Deep k-Nearest Neighbors: Towards Confident, Interpretable and Robust "
                 "Deep Learning (arXiv:1803.04765)",
-          presets={"quick": {"references": "batch", "k": 2}})
+          presets={"quick": {"references": "batch", "k": 2}, "book": {"references": None, "k": 5}})
 def _nearest(call, k: int = 5, references=None, metric: str = "euclidean", batch_size: int = 64):
     """The ``k`` reference images nearest to each image in the model's latent space.
 
@@ -351,7 +365,7 @@ def class_prototypes(index: ExampleIndex, labels=None, n_per_class: int = 1, see
           cost="fast", output="examples",
           paper="Snell, Swersky & Zemel 2017, Prototypical Networks for Few-shot Learning (NeurIPS): class means "
                 "in an embedding space; Kim, Khanna & Koyejo 2016, Examples are not enough, learn to criticize (NeurIPS)",
-          presets={"quick": {"references": "batch"}})
+          presets={"quick": {"references": "batch"}, "book": {"references": None}})
 def _prototypes(call, n_per_class: int = 1, k: int | None = None, references=None, by: str = "label",
                 metric: str = "euclidean", batch_size: int = 64):
     """Class prototypes in the latent space (:func:`class_prototypes`), nearest first for each image.
@@ -495,7 +509,9 @@ def _check_number(name: str, value, minimum: float = 0.0, strict: bool = False) 
 @register("counterfactual_proto", title="Counterfactuals guided by prototypes", family=_EX, library="torch",
           needs_gradients=True, cost="slow", sign="positive",
           paper="Van Looveren & Klaise 2021, Interpretable Counterfactual Explanations Guided by Prototypes (ECML PKDD)",
-          presets={"quick": {"references": "batch", "steps": 30, "c_steps": 1}})
+          presets={"quick": {"references": "batch", "steps": 30, "c_steps": 1},
+                   # the chapter's CPU budget: 2 rounds of 40 Adam steps instead of 2 x 100 (see BOOK_SEARCH)
+                   "book": {"references": None, **BOOK_SEARCH}})
 def _counterfactual_proto(call, references=None, beta: float = 0.1, theta: float = 1.0, c: float = 10.0,
                           kappa: float = 0.0, k_proto: int = 5, steps: int = 100, lr: float = 0.01, c_steps: int = 2,
                           batch_size: int = 64):
@@ -525,7 +541,11 @@ def _counterfactual_proto(call, references=None, beta: float = 0.1, theta: float
     Map: :math:`\sum_{ch} |x_{cf} - x_0|`. ``extras``: ``counterfactual`` [N, C, H, W] (normalised),
     ``counterfactual_class``, ``target_class``, ``flipped``, ``l1`` and ``l2`` (of :math:`\delta`,
     normalised units), ``proto_distance`` (:math:`\|\mathrm{ENC}(x_{cf}) - \mathrm{proto}_j\|_2`),
-    ``target_source`` ("prototype" or "runner-up") and ``c`` per image.
+    ``target_source`` ("prototype" or "runner-up") and ``c`` per image; ``proto_distance_start``
+    (:math:`\|\mathrm{ENC}(x_0) - \mathrm{proto}_j\|_2`, where the search started),
+    ``target_picture`` (the reference of class :math:`j` nearest to :math:`\mathrm{proto}_j`, an
+    index into the references; -1 for a runner-up target), ``reference_source`` and ``dataset``
+    (the references' dataset, when there is one).
     """
     beta, theta, c = _check_number("beta", beta), _check_number("theta", theta), _check_number("c", c, strict=True)
     kappa, lr = _check_number("kappa", kappa), _check_number("lr", lr, strict=True)
@@ -538,23 +558,25 @@ def _counterfactual_proto(call, references=None, beta: float = 0.1, theta: float
         logits = call.model(x)
     protos = np.zeros_like(queries)
     target = np.zeros(len(x), np.int64)
+    picture = np.full(len(x), -1, np.int64)
     source = []
     for i, (q, t) in enumerate(zip(queries, t0.tolist())):
         best = None
         for cls in np.unique(labels):
             if cls == t:
                 continue
-            feats = index.features[labels == cls]
+            members = np.flatnonzero(labels == cls)
+            feats = index.features[members]
             d = np.linalg.norm(feats - q, axis=1)
             proto = feats[np.argsort(d, kind="stable")[:k_proto]].mean(0)
             dist = float(np.linalg.norm(proto - q))
             if best is None or dist < best[0]:
-                best = (dist, int(cls), proto)
+                best = (dist, int(cls), proto, int(members[np.linalg.norm(feats - proto, axis=1).argmin()]))
         if best is None:
             target[i] = int(logits[i].scatter(0, torch.tensor([t], device=x.device), float("-inf")).argmax())
             source.append("runner-up")
         else:
-            target[i], protos[i] = best[1], best[2]
+            target[i], protos[i], picture[i] = best[1], best[2], best[3]
             source.append("prototype")
     proto_t = torch.as_tensor(protos, device=x.device, dtype=x.dtype)
     weight = torch.tensor([theta if s == "prototype" else 0.0 for s in source], device=x.device, dtype=x.dtype)
@@ -581,7 +603,9 @@ def _counterfactual_proto(call, references=None, beta: float = 0.1, theta: float
         "l2": delta.flatten(1).norm(dim=1).cpu().numpy(),
         "proto_distance": np.where(np.asarray(source) == "prototype",
                                    (enc - proto_t).norm(dim=1).cpu().numpy(), np.nan),
-        "target_source": source, "c": c_final.cpu().numpy(), "reference_source": index.source})
+        "proto_distance_start": np.where(np.asarray(source) == "prototype", np.sqrt(start.cpu().numpy()), np.nan),
+        "target_picture": picture, "target_source": source, "c": c_final.cpu().numpy(),
+        "reference_source": index.source, "dataset": index.dataset})
 
 
 # --------------------------------------------------------------------------- CEM
@@ -636,7 +660,7 @@ _CEM_QUICK = {"steps": 15, "c_steps": 3}
 
 
 @register("cem_pp", title="CEM pertinent positive", family=_EX, library="torch", needs_gradients=True, cost="slow",
-          paper=_CEM_PAPER, presets={"quick": _CEM_QUICK})
+          paper=_CEM_PAPER, presets={"quick": _CEM_QUICK, "book": BOOK_SEARCH})
 def _cem_pp(call, baseline="black", beta: float = 0.1, c: float = 10.0, kappa: float = 0.0, steps: int = 100,
             lr: float = 0.01, c_steps: int = 2):
     r"""CEM pertinent positive: the smallest part of the image that, alone, keeps the class.
@@ -662,7 +686,7 @@ def _cem_pp(call, baseline="black", beta: float = 0.1, c: float = 10.0, kappa: f
 
 
 @register("cem_pn", title="CEM pertinent negative", family=_EX, library="torch", needs_gradients=True, cost="slow",
-          paper=_CEM_PAPER, presets={"quick": _CEM_QUICK})
+          paper=_CEM_PAPER, presets={"quick": _CEM_QUICK, "book": BOOK_SEARCH})
 def _cem_pn(call, baseline="black", beta: float = 0.1, c: float = 10.0, kappa: float = 0.0, steps: int = 100,
             lr: float = 0.01, c_steps: int = 2):
     r"""CEM pertinent negative: the smallest addition, absent from the image, that would change the class.
@@ -690,9 +714,11 @@ def _cem_pn(call, baseline="black", beta: float = 0.1, c: float = 10.0, kappa: f
           cost="slow", sign="positive",
           paper="Chen, Song, Wainwright & Jordan 2018, Learning to Explain: An Information-Theoretic Perspective on "
                 "Model Interpretation (ICML)",
-          presets={"quick": {"train": "batch", "patch": 4, "epochs": 60, "approximator": "classifier"}})
+          presets={"quick": {"train": "batch", "patch": 4, "epochs": 60, "approximator": "classifier"},
+                   "book": BOOK_L2X})
 def _l2x(call, k: int = 4, patch: int = 8, train=None, explainer=None, epochs: int = 20, approximator: str = "learned",
-         baseline="zero"):
+         baseline="zero", width: int | None = None, batch_size: int | None = None, lr: float | None = None,
+         tau: float | None = None):
     r"""L2X: the ``k`` patches (of a ``patch``-pixel grid) a trained explainer keeps for each image.
 
     The explainer maximises the paper's variational bound on the mutual information between the
@@ -705,7 +731,10 @@ def _l2x(call, k: int = 4, patch: int = 8, train=None, explainer=None, epochs: i
     the images explained (the quick preset; ``epochs`` passes). ``explainer``: a trained
     :class:`~medxai_lite.models.explainers.L2X` (then ``k``, ``patch``, ``train``, ``epochs``,
     ``approximator`` and ``baseline`` are its own). ``approximator``: ``"learned"`` (the paper's
-    :math:`q_\phi`) or ``"classifier"`` (:math:`q` is the classifier itself).
+    :math:`q_\phi`) or ``"classifier"`` (:math:`q` is the classifier itself). ``width``,
+    ``batch_size``, ``lr``, ``tau``: training settings of
+    :func:`~medxai_lite.models.explainers.train_l2x` (``None``: its defaults,
+    :data:`~medxai_lite.models.explainers.L2X_SETTINGS`).
 
     Map: the kept patches (1) and the rest (0). ``extras``: ``probabilities`` [N, gh, gw] (the
     explainer's softmax over patches), ``selected`` [N, k] (patch indices, row-major),
@@ -721,6 +750,13 @@ def _l2x(call, k: int = 4, patch: int = 8, train=None, explainer=None, epochs: i
         k, patch, epochs = _int("k", k), _int("patch", patch), _int("epochs", epochs)
         check_choice("approximator", approximator, ("learned", "classifier"))
         options = dict(k=k, patch=patch, epochs=epochs, approximator=approximator, baseline=baseline)
+        if width is not None:
+            options["width"] = _int("width", width)
+        if batch_size is not None:
+            options["batch_size"] = _int("batch_size", batch_size)
+        for name, value in (("lr", lr), ("tau", tau)):
+            if value is not None:
+                options[name] = _check_number(name, value, strict=True)
         if isinstance(train, str) and train != "batch":
             raise ValueError(f"train must be None, 'batch', a dataset or an image tensor; got the string {train!r}")
         if train is None:
@@ -857,6 +893,46 @@ def _tracin(model, data, labels, *, scope: str, loss, learning_rate: float, batc
                     batch_size=batch_size, sample_wise_grads_per_batch=True)
 
 
+def _head_tracin(model, features: np.ndarray, labels: np.ndarray, *, loss, learning_rate: float, batch_size: int):
+    """captum ``TracInCPFast`` on the classifier head alone, over training *features* (the head's
+    inputs) rather than images: the same scores as :func:`_tracin` with ``scope="head"``, whose
+    gradients involve nothing below the head, without a pass of the network over the training set."""
+    from captum.influence import TracInCPFast
+
+    from ..latent import classifier_head
+
+    head = classifier_head(model)
+    param = next(head.parameters())
+    pairs = torch.utils.data.TensorDataset(torch.as_tensor(np.asarray(features), dtype=param.dtype),
+                                           torch.as_tensor(np.asarray(labels), dtype=torch.long))
+
+    def keep_weights(module, checkpoint):       # the one "checkpoint" is the head as it is
+        return learning_rate
+
+    return TracInCPFast(head, head, pairs, ["final"], checkpoints_load_func=keep_weights, loss_fn=_loss(loss),
+                        batch_size=batch_size)
+
+
+def _index_features(model, images: torch.Tensor, train, labels, batch_size: int):
+    """``(features [M, D], labels [M], source)`` of a training set given as ``train`` (as for
+    ``influence``), read from the example index: cached on disk for ``train=None``
+    (:func:`training_index`), kept in memory per model otherwise (:func:`example_index`)."""
+    if train is None:
+        try:
+            index = training_index(model)
+        except ValueError as exc:
+            raise ValueError(f"train=None means the model's own training split, but {exc}: pass train= a dataset, "
+                             "(images, labels) or 'batch'") from None
+        known = index.labels if labels is None else labels
+        known = np.asarray(known.detach().cpu() if isinstance(known, torch.Tensor) else known).astype(np.int64)
+        if known.shape != (len(index),):
+            raise ValueError(f"labels must hold one class per training image ({len(index)}); got shape "
+                             f"{list(known.shape)}")
+        return index.features, known, f"{index.source} (cached features)"
+    data, known, source = _training_set(model, images, train, labels)
+    return example_index(model, data, batch_size=batch_size).features, known, source
+
+
 def influence_scores(model, images: torch.Tensor, targets, train, labels=None, *, scope: str = "head",
                      estimator: str = "tracin", loss="cross_entropy", learning_rate: float = 1.0,
                      batch_size: int = 64) -> np.ndarray:
@@ -900,9 +976,10 @@ def self_influence(model, train, labels=None, *, scope: str = "head", estimator:
           needs_gradients=True, cost="slow", output="examples",
           paper="Pruthi, Liu, Kale & Sundararajan 2020, Estimating Training Data Influence by Tracing Gradient "
                 "Descent (NeurIPS); Koh & Liang 2017, Understanding Black-box Predictions via Influence Functions (ICML)",
-          presets={"quick": {"train": "batch", "k": 2}})
+          presets={"quick": {"train": "batch", "k": 2}, "book": {"train": None, "k": 5, "from_index": True}})
 def _influence(call, k: int = 5, train=None, labels=None, scope: str = "head", estimator: str = "tracin",
-               normalize: bool = False, loss="cross_entropy", learning_rate: float = 1.0, batch_size: int = 64):
+               normalize: bool = False, loss="cross_entropy", learning_rate: float = 1.0, batch_size: int = 64,
+               from_index: bool = False):
     r"""The training images that help, and that hurt, each prediction most: TracIn through
     ``captum.influence``.
 
@@ -932,27 +1009,51 @@ def _influence(call, k: int = 5, train=None, labels=None, scope: str = "head", e
     trained with), a dataset, ``(images, labels)`` or ``"batch"`` (the images explained, labelled
     by the model's predictions); ``labels`` overrides the training labels; ``loss``:
     ``"cross_entropy"`` or a torch loss module (reduction sum or mean).
+    ``from_index=True`` (``scope="head"``, TracIn only): run captum's ``TracInCPFast`` on the
+    head alone over the training images' latent features, read from the example index
+    (:func:`training_index`, cached on disk beside the model, for ``train=None``), instead of
+    passing every training image through the network again. The gradients of the head's weights
+    involve nothing below its input, so the scores are the same up to rounding; the cost drops
+    from one network pass over the training set to none (after the index exists).
 
     ``value``: ``indices`` [N, k'] of the most helpful training images (highest influence first,
     ``k' = min(k, M)``), ``distances`` = minus their influence (so that the contract's "nearest
     first" order is "most helpful first"), ``scores`` (their influence). ``extras``:
     ``harmful_indices`` and ``harmful_scores`` (most negative first), ``source``, ``checkpoints``
-    (1), ``scope``, ``estimator``, ``normalize``, ``training_labels``.
+    (1), ``scope``, ``estimator``, ``normalize``, ``training_labels``, ``from_index``.
     """
     k = _int("k", k)
     check_choice("scope", scope, SCOPES)
     check_choice("estimator", estimator, ESTIMATORS)
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be True or False; got {normalize!r}")
+    if not isinstance(from_index, bool):
+        raise ValueError(f"from_index must be True or False; got {from_index!r}")
+    if from_index and (scope != "head" or estimator != "tracin"):
+        raise ValueError("from_index=True reads the head's inputs from the example index, which only TracIn on the "
+                         f"last layer can use: it needs scope='head' and estimator='tracin'; got scope={scope!r}, "
+                         f"estimator={estimator!r}")
     learning_rate = _check_number("learning_rate", learning_rate, strict=True)
+    batch_size = _int("batch_size", batch_size)
     targets = call.require_targets()
-    data, known, source = _training_set(call.model, call.images, train, labels)
-    tracin = _tracin(call.model, data, known, scope=scope, loss=loss, learning_rate=learning_rate,
-                     batch_size=_int("batch_size", batch_size), estimator=estimator)
+    if from_index:
+        features, known, source = _index_features(call.model, call.images, train, labels, batch_size)
+        tracin = _head_tracin(call.model, features, known, loss=loss, learning_rate=learning_rate,
+                              batch_size=batch_size)
+        from ..latent import classifier_head
+
+        head = classifier_head(call.model)
+        queries, _ = _features(call.model, call.images, batch_size)
+        inputs = (torch.as_tensor(queries, dtype=head.weight.dtype, device=head.weight.device), targets)
+    else:
+        data, known, source = _training_set(call.model, call.images, train, labels)
+        tracin = _tracin(call.model, data, known, scope=scope, loss=loss, learning_rate=learning_rate,
+                         batch_size=batch_size, estimator=estimator)
+        inputs = (call.images, targets)
     with _quiet_captum():
-        scores = tracin.influence((call.images, targets)).detach().cpu().numpy().astype(np.float64)
+        scores = tracin.influence(inputs).detach().cpu().numpy().astype(np.float64)
         if normalize:
-            own = tracin.self_influence((call.images, targets)).detach().cpu().numpy().astype(np.float64)
+            own = tracin.self_influence(inputs).detach().cpu().numpy().astype(np.float64)
             theirs = tracin.self_influence().detach().cpu().numpy().astype(np.float64)
             scores = scores / np.sqrt(np.clip(own[:, None] * theirs[None, :], 1e-30, None))
     k = min(k, scores.shape[1])
@@ -961,4 +1062,5 @@ def _influence(call, k: int = 5, train=None, labels=None, scope: str = "head", e
     top = np.take_along_axis(scores, helpful, 1)
     return AdapterResult(value={"indices": helpful, "distances": -top, "scores": top}, extras={
         "harmful_indices": harmful, "harmful_scores": np.take_along_axis(scores, harmful, 1), "source": source,
-        "checkpoints": 1, "scope": scope, "estimator": estimator, "normalize": normalize, "training_labels": known})
+        "checkpoints": 1, "scope": scope, "estimator": estimator, "normalize": normalize, "training_labels": known,
+        "from_index": from_index})

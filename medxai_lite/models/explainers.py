@@ -50,6 +50,7 @@ from torch import nn
 from .._utils import atomic_path, cache_dir, check_choice, check_eval_model, check_positive_int
 
 __all__ = ["L2X", "L2XReport", "APPROXIMATORS", "L2X_SETTINGS", "relaxed_subset", "train_l2x", "get_trained_l2x",
+           "training_probabilities", "uninformed_l2x_loss",
            "plant_mislabels", "train_classifier", "MislabelReport", "get_mislabelled_model", "as_images"]
 
 #: What plays :math:`q` in L2X's bound: the paper's jointly trained network, or the classifier itself.
@@ -193,11 +194,13 @@ class L2XReport:
 
 def train_l2x(classifier: nn.Module, train, *, k: int = 4, patch: int = 8, epochs: int = 20, batch_size: int = 32,
               lr: float = 5e-3, tau: float = 0.5, width: int = 16, baseline="zero", approximator: str = "learned",
-              seed: int = 0, progress: bool = False) -> L2X:
+              seed: int = 0, progress: bool = False, targets=None) -> L2X:
     """Train an :class:`L2X` explainer of ``classifier`` (eval mode, left unchanged) on ``train``
     (a dataset or a normalised image tensor). Returns it in eval mode with ``.report``
     (an :class:`L2XReport`). Deterministic for a seed (its own generators: the global random
-    state is not touched)."""
+    state is not touched). ``targets``: the classifier's class probabilities :math:`P_m(y|x)` on
+    ``train`` (float [N, C], rows summing to 1) when they are known already; ``None``: one
+    forward pass of the classifier over ``train`` computes them."""
     check_eval_model(classifier, "L2X training")
     k, patch = check_positive_int("k", k), check_positive_int("patch", patch)
     epochs, batch_size, width = (check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size),
@@ -209,8 +212,15 @@ def train_l2x(classifier: nn.Module, train, *, k: int = 4, patch: int = 8, epoch
         raise ValueError(f"lr must be a number > 0; got {lr!r}")
     images = as_images(train)
     dev = next(classifier.parameters()).device
-    with torch.no_grad():
-        target = torch.cat([classifier(x.to(dev)).float().softmax(1).cpu() for x in images.split(256)])
+    if targets is None:
+        with torch.no_grad():
+            target = torch.cat([classifier(x.to(dev)).float().softmax(1).cpu() for x in images.split(256)])
+    else:
+        target = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+        if target.ndim != 2 or len(target) != len(images) or not torch.isfinite(target).all() \
+                or (target < 0).any() or not torch.allclose(target.sum(1), torch.ones(len(target)), atol=1e-4):
+            raise ValueError(f"targets must be class probabilities [N={len(images)}, C] with rows summing to 1; got "
+                             f"shape {list(target.shape)}")
     num_classes = target.shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -283,7 +293,8 @@ def get_trained_l2x(classifier: nn.Module, *, k: int = 4, patch: int = 8, seed: 
         explainer.report = rep
         return explainer
     train, _ = training_split(classifier)
-    explainer = train_l2x(classifier, train, k=k, patch=patch, seed=seed, progress=progress, **s)
+    explainer = train_l2x(classifier, train, k=k, patch=patch, seed=seed, progress=progress,
+                          targets=training_probabilities(classifier), **s)
     explainer.report.cache_key, explainer.report.classifier_key = key, report.cache_key
     from .train import _TRAINING_CLOCK
 
@@ -293,6 +304,34 @@ def get_trained_l2x(classifier: nn.Module, *, k: int = 4, patch: int = 8, seed: 
     with atomic_path(meta) as tmp:
         tmp.write_text(json.dumps(asdict(explainer.report), indent=1))
     return explainer
+
+
+def training_probabilities(classifier: nn.Module) -> np.ndarray:
+    """:math:`P_m(y|x)` [M, C] on the classifier's training split, from the latent features its example
+    index caches beside it (:func:`medxai_lite.explain.examples.training_index`) passed through its
+    final linear layer: the same numbers as a forward pass over the training images, which a
+    second explainer of the same classifier then does not repeat."""
+    from ..explain.examples import training_index
+    from ..latent import classifier_head
+
+    head = classifier_head(classifier)
+    feats = torch.as_tensor(training_index(classifier).features, dtype=head.weight.dtype, device=head.weight.device)
+    with torch.no_grad():
+        return head(feats).float().softmax(1).cpu().numpy()
+
+
+def uninformed_l2x_loss(probabilities) -> float:
+    r"""The L2X training loss of an approximator that ignores the kept patches: the best constant
+    prediction :math:`q = \bar p` (the mean of the classifier's probabilities ``probabilities``
+    [M, C]) scores :math:`-\sum_c \bar p_c \log \bar p_c`. A training loss that stays at this
+    level means the kept patches told the approximator nothing about the class."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or len(p) == 0 or not np.isfinite(p).all() or (p < 0).any() \
+            or not np.allclose(p.sum(1), 1.0, atol=1e-4):
+        raise ValueError(f"probabilities must be class probabilities [M >= 1, C] with rows summing to 1; got shape "
+                         f"{list(p.shape)}")
+    mean = p.mean(0)
+    return float(-(mean[mean > 0] * np.log(mean[mean > 0])).sum())
 
 
 # ----------------------------------------------------------------------------- planted mislabels
