@@ -63,7 +63,7 @@ from .._utils import atomic_path, cache_dir, check_choice, check_positive_int
 __all__ = ["CBM_MODES", "CBM_PROFILES", "ConceptBottleneck", "ProbabilisticBottleneck", "PosthocBottleneck",
            "ConceptBottleneckModel", "ConceptModelReport", "backbone_features", "fit_cbm", "fit_probabilistic_cbm",
            "fit_posthoc_cbm", "get_trained_cbm", "get_probabilistic_cbm", "get_posthoc_cbm", "concept_data",
-           "intervention_curve"]
+           "intervention_curve", "correctable_errors", "error_by_uncertainty"]
 
 #: Koh et al.'s three ways to train a concept bottleneck (module docstring).
 CBM_MODES = ("independent", "sequential", "joint")
@@ -548,6 +548,81 @@ def intervention_curve(model: ConceptBottleneckModel, data, *, order: str = "ran
             acc = float((b.logits_from(f, v).argmax(1) == torch.from_numpy(data.labels)).float().mean())
             rows.append({"k": k, "accuracy": acc})
     return pd.DataFrame(rows)
+
+
+def correctable_errors(model: ConceptBottleneckModel, data):
+    """The wrong predictions that one corrected concept puts right (test-time intervention, one at a time).
+
+    For every image of ``data`` (:func:`concept_data`) whose class the bottleneck gets wrong, each
+    concept ``j`` in turn is replaced by its true value (``c_j <- c*_j``, the others left as
+    predicted), and the pair ``(image, j)`` is kept when the corrected concepts give the true class.
+    Probability bottlenecks only (a CBM or a probabilistic CBM). Returns a pandas DataFrame with
+    ``position`` (row in ``data``), ``concept``, ``predicted`` and ``true`` concept values, the class
+    ``before`` and ``after`` and the true ``label``, largest concept error first.
+    """
+    import pandas as pd
+
+    if not isinstance(model, ConceptBottleneckModel) or model.bottleneck.value_kind != "probability":
+        raise ValueError("model must be a ConceptBottleneckModel whose concepts are probabilities (a CBM or a "
+                         "probabilistic CBM)")
+    if data.concepts is None or data.concepts.shape[1] != len(model.concept_names):
+        raise ValueError(f"data must carry the model's {len(model.concept_names)} concept labels")
+    b = model.bottleneck
+    dev = next(b.parameters()).device
+    f = torch.from_numpy(np.asarray(data.features, dtype=np.float32)).to(dev)
+    truth = torch.from_numpy(np.asarray(data.concepts, dtype=np.float32)).to(dev)
+    labels = np.asarray(data.labels)
+    rows = []
+    with torch.no_grad():
+        values = b.concept_values(f)
+        before = b.logits_from(f, values).argmax(1).cpu().numpy()
+        for j, name in enumerate(model.concept_names):
+            fixed = values.clone()
+            fixed[:, j] = truth[:, j]
+            after = b.logits_from(f, fixed).argmax(1).cpu().numpy()
+            for i in np.flatnonzero((before != labels) & (after == labels)):
+                rows.append({"position": int(i), "concept": name, "predicted": float(values[i, j]),
+                             "true": float(truth[i, j]), "before": model.classes[before[i]],
+                             "after": model.classes[after[i]], "label": model.classes[labels[i]]})
+    frame = pd.DataFrame(rows, columns=["position", "concept", "predicted", "true", "before", "after", "label"])
+    order = (frame["predicted"] - frame["true"]).abs().sort_values(ascending=False, kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
+
+
+def error_by_uncertainty(uncertainty, errors, *, n_bins: int = 5):
+    """How often a concept prediction is wrong, by how uncertain the model said it was.
+
+    ``uncertainty`` float and ``errors`` bool, both ``[N, K]`` (or flat): each (image, concept)
+    prediction's uncertainty (e.g. the probabilistic CBM's ``Var[c_j]``) and whether it was wrong.
+    The predictions are sorted by uncertainty and cut into ``n_bins`` groups of (nearly) equal size;
+    returns a pandas DataFrame with one row per group (``uncertainty``: its mean, ``error_rate``,
+    ``n``), and in ``.attrs["auroc"]`` the area under the ROC curve of the uncertainty as a detector
+    of wrong predictions (scikit-learn; NaN when all or none are wrong): 1 when every wrong
+    prediction is more uncertain than every right one, 0.5 for an uncertainty that says nothing.
+    """
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    u = np.asarray(uncertainty, dtype=np.float64).ravel()
+    e = np.asarray(errors).ravel()
+    if u.shape != e.shape or len(u) == 0:
+        raise ValueError(f"uncertainty and errors must have the same non-empty shape; got "
+                         f"{np.shape(uncertainty)} and {np.shape(errors)}")
+    if not np.isfinite(u).all():
+        raise ValueError("uncertainty contains NaN or infinite values")
+    if e.dtype != bool and not np.isin(e, (0, 1)).all():
+        raise ValueError("errors must be booleans (True: the prediction was wrong)")
+    e = e.astype(bool)
+    n_bins = check_positive_int("n_bins", n_bins)
+    if n_bins > len(u):
+        raise ValueError(f"n_bins must be at most the number of predictions ({len(u)}); got {n_bins}")
+    order = np.argsort(u, kind="stable")
+    groups = np.array_split(order, n_bins)
+    frame = pd.DataFrame({"uncertainty": [u[g].mean() for g in groups], "error_rate": [e[g].mean() for g in groups],
+                          "n": [len(g) for g in groups]})
+    frame.index.name = "bin"
+    frame.attrs["auroc"] = float(roc_auc_score(e, u)) if 0 < e.sum() < len(e) else float("nan")
+    return frame
 
 
 # ----------------------------------------------------------------------------- cache

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -49,7 +50,7 @@ from torch import nn
 from .._utils import check_eval_model, check_images, check_positive_int
 
 __all__ = ["ACEConcept", "ACEResult", "ace", "segment_patches", "ConceptSHAPResult", "completeness", "concept_shap",
-           "concept_projections"]
+           "concept_projections", "probe_vectors", "segment_overlap"]
 
 #: The grey ACE fills the outside of a segment with (117.5 on a 0-255 scale).
 ACE_GREY = 117.5 / 255
@@ -322,6 +323,19 @@ def completeness(features, labels, head, concept_vectors, *, validation=None, hi
         np.asarray(concept_vectors, dtype=np.float64).reshape(-1, np.asarray(features).shape[1]))
 
 
+@contextmanager
+def _one_torch_thread():
+    """Run a block on one PyTorch thread (restored afterwards): g's training is thousands of tiny
+    operations, and on a busy two-core machine each one waited for a second thread to be scheduled
+    (measured: 10 ms against 0.2 ms per backward pass). The results are the same."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class _Completeness:
     def __init__(self, features, labels, head, validation, hidden, epochs, lr, seed):
         self.x, self.y, self.xv, self.yv = _split(features, labels, validation)
@@ -337,6 +351,10 @@ class _Completeness:
                              f"({self.a_r:.3f}): completeness is undefined")
 
     def accuracy(self, vectors: np.ndarray) -> float:
+        with _one_torch_thread():
+            return self._accuracy(vectors)
+
+    def _accuracy(self, vectors: np.ndarray) -> float:
         k = len(vectors)
         v = concept_projections(self.x, vectors) if k else np.zeros((len(self.x), 0))
         vv = concept_projections(self.xv, vectors) if k else np.zeros((len(self.xv), 0))
@@ -413,3 +431,73 @@ def concept_shap(features, labels, head, concept_vectors, *, names: Sequence[str
             for s in itertools.combinations(others, r):
                 shapley[i] += weight * (eta[tuple(sorted(s + (i,)))] - eta[s])
     return ConceptSHAPResult(names, shapley, eta, game.model_acc, game.a_r)
+
+
+# ----------------------------------------------------------------------------- helpers
+def probe_vectors(features, concepts, *, C: float = 1.0, threshold: float = 0.5) -> np.ndarray:
+    """Concept vectors in the space of ``features`` from labelled examples: one linear probe per concept.
+
+    For concept ``j`` an L2 logistic regression (scikit-learn, inverse strength ``C``) predicts
+    ``concepts[:, j] > threshold`` from the standardised features ``z = (x - mu) / sigma``; its
+    weights ``w_j`` give the raw-space vector ``c_j = (w_j / sigma) / |w_j / sigma|``, since
+    ``z . w_j = x . (w_j / sigma) + const``. These are the CAVs of Kim et al. (2018) in the space of
+    the penultimate features, and the concept vectors :func:`completeness` and
+    :func:`concept_shap` project on.
+
+    Parameters
+    ----------
+    features : float [N, D]
+    concepts : float or bool [N, K]
+        Concept labels (values above ``threshold`` count as present); every concept needs both
+        present and absent examples.
+
+    Returns
+    -------
+    float [K, D], unit rows.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, dtype=np.float64)
+    c = np.asarray(concepts, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"features must have shape [N, D] with N >= 2; got {list(x.shape)}")
+    if c.ndim == 1:
+        c = c[:, None]
+    if c.ndim != 2 or len(c) != len(x):
+        raise ValueError(f"concepts must have shape [N, K] with N = {len(x)}; got {list(c.shape)}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or infinite values")
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not C > 0:
+        raise ValueError(f"C must be a positive number; got {C!r}")
+    sigma = x.std(0)
+    sigma[sigma == 0] = 1.0
+    z = (x - x.mean(0)) / sigma
+    out = np.zeros((c.shape[1], x.shape[1]))
+    for j in range(c.shape[1]):
+        y = c[:, j] > threshold
+        if y.all() or not y.any():
+            raise ValueError(f"concepts[:, {j}] must hold both present and absent examples (above and at or below "
+                             f"threshold={threshold}); got {int(y.sum())} present of {len(y)}")
+        w = LogisticRegression(C=float(C), max_iter=5000).fit(z, y).coef_[0] / sigma
+        out[j] = w / max(np.linalg.norm(w), 1e-30)
+    return out
+
+
+def segment_overlap(result: ACEResult, masks) -> np.ndarray:
+    """For each concept of an :func:`ace` result, the mean share of its segments' pixels that lie
+    inside ``masks`` (bool [N, H, W], one per discovery image, e.g. a lesion or an artefact mask):
+    ``mean_s |segment_s & mask_{image(s)}| / |segment_s|`` over the concept's segments. Float [K]
+    (1: every segment lies wholly inside the masked region; 0: none touches it)."""
+    m = np.asarray(masks, dtype=bool)
+    if m.ndim != 3 or m.shape[1:] != result.masks.shape[1:]:
+        raise ValueError(f"masks must have shape [N, H, W] with H, W = {list(result.masks.shape[1:])}; "
+                         f"got {list(m.shape)}")
+    if len(m) <= int(result.image_index.max(initial=-1)):
+        raise ValueError(f"masks must hold one mask per discovery image ({int(result.image_index.max()) + 1}); "
+                         f"got {len(m)}")
+    out = []
+    for concept in result.concepts:
+        seg = result.masks[concept.members]
+        inside = (seg & m[result.image_index[concept.members]]).sum((1, 2))
+        out.append(float((inside / np.maximum(seg.sum((1, 2)), 1)).mean()))
+    return np.asarray(out)

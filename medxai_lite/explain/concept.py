@@ -5,7 +5,9 @@
   explained logit along each concept's activation vector, ``S_C(x) = grad h_k(f_l(x)) . v_C / |v_C|``,
   and that is the per-image score here (averaged over the CAVs trained against ``n_random`` random
   sets). The concept examples come from a phantom's concept labels (``dataset``, default the
-  model's own training set); the layer defaults to the zoo architecture's second-to-last stage
+  model's own training set; ``source="intervention"``: the same pool's images re-rendered with the
+  concept switched on, so that they differ from random images in the concept only, not in the
+  class mix); the layer defaults to the zoo architecture's second-to-last stage
   (:func:`~medxai_lite.concepts.resolve_layer`: at the last one every TCAV score is 0 or 1);
   ``extras["tcav"]`` holds the full
   :class:`~medxai_lite.concepts.TCAVResult` of the explained images (each for its own target
@@ -42,16 +44,24 @@ def _model_dataset(model) -> str | None:
 @register("tcav", title="TCAV (concept activation vectors)", library="captum", needs_gradients=True, cost="medium",
           paper="Kim et al. 2018, Interpretability Beyond Feature Attribution: Quantitative Testing with Concept "
                 "Activation Vectors (TCAV) (ICML)",
-          presets={"quick": {"dataset": "phantom-skin", "n_examples": 6, "n_random": 2, "n_pool": 24}}, **_CONCEPT)
+          presets={"quick": {"dataset": "phantom-skin", "n_examples": 6, "n_random": 2, "n_pool": 24},
+                   # the concept chapter's budget: two models x two example sources in under a minute of CPU.
+                   # Random CAVs there score 0 or 1 (aligned gradients); against such a null a concept at
+                   # 1.0 passes a Holm-corrected t-test over 4-5 concepts only from about 15 random runs on
+                   "book": {"n_examples": 15, "n_random": 15, "n_pool": 120}}, **_CONCEPT)
 def _tcav(call, layer=None, dataset: str | None = None, concepts=None, n_examples: int = 30, n_random: int = 5,
-          n_pool: int = 200):
-    """Per image, the derivative of the explained logit along each concept's CAV (what TCAV counts)."""
+          n_pool: int = 200, source: str = "labels"):
+    """Per image, the derivative of the explained logit along each concept's CAV (what TCAV counts).
+
+    ``source="labels"``: a concept's examples are pool images whose label says it is present (Kim et
+    al.); ``"intervention"``: pool images re-rendered with the concept switched on (phantoms only;
+    default concepts: all that :data:`medxai_lite.data.INTERVENTIONS` can force)."""
     import numpy as np
     import torch
 
-    from .._utils import check_positive_int
-    from ..concepts import concept_names, concept_sets, resolve_layer, tcav
-    from ..data import PHANTOMS, load_dataset
+    from .._utils import check_choice, check_positive_int
+    from ..concepts import SOURCES, concept_names, concept_sets, resolve_layer, tcav
+    from ..data import INTERVENTIONS, PHANTOMS, load_dataset
 
     dataset = dataset or _model_dataset(call.model)
     if dataset not in PHANTOMS:
@@ -65,17 +75,23 @@ def _tcav(call, layer=None, dataset: str | None = None, concepts=None, n_example
     knobs = {k: v for k, v in (getattr(report, "settings", None) or {}).items() if k in ("difficulty", "shortcut")}
     pool = load_dataset(dataset, "train", image_size=size, n=n_pool, seed=0, **knobs)
     seed = int(torch.randint(0, 2**31 - 1, (1,)))       # explain's seed, through its forked RNG
-    if concepts is None:
+    check_choice("source", source, SOURCES)
+    if concepts is None and source == "intervention":
+        names = list(INTERVENTIONS[dataset])
+    elif concepts is None:
         names = [c for c in concept_names(pool) if c != "artefact" or bool(np.asarray(pool.meta["artefact"]).any())]
         values = {c: (pool.meta["artefact"] if c == "artefact" else pool.concepts[:, pool.concept_names.index(c)])
                   for c in names}
         names = [c for c in names if np.sum(np.asarray(values[c]) > 0.5) >= 2]
     else:
         names = [concepts] if isinstance(concepts, str) else list(concepts)
-    sets = concept_sets(pool, names, n=check_positive_int("n_examples", n_examples, minimum=2), seed=seed)
+    sets = concept_sets(pool, names, n=check_positive_int("n_examples", n_examples, minimum=2), seed=seed,
+                        source=source)
     targets = call.require_targets()
     module = resolve_layer(call.model, None)[1] if layer is None and call.arch is not None else call.layers(layer)[0]
-    result = tcav(call.model, module, targets.cpu().numpy(), sets, call.images, pool,
+    # the random sets index one tensor of the pool instead of building each from the dataset (same images)
+    pool_images = pool.batch()["image"]
+    result = tcav(call.model, module, targets.cpu().numpy(), sets, call.images, pool_images,
                   n_random=n_random, n_examples=n_examples, seed=seed)
     return AdapterResult(value={"names": list(result.concepts), "scores": result.derivatives},
                          extras={"tcav": result})
