@@ -172,7 +172,7 @@ def test_find_methods_known_answers():
     assert list(cxr["studies"]) == sorted(cxr["studies"], reverse=True)
     captioning = cxr.set_index("method").loc["Image Captioning"]
     assert (captioning["chapter"], captioning["registry"]) == ("book/text", "captioner")
-    assert A.find_methods("Dermatology").set_index("method").loc["TCAV", "chapter"] is None
+    assert A.find_methods("Dermatology").set_index("method").loc["TCAV", "chapter"] == "book/concepts"
     # case-insensitive modality, task keyword as a substring
     covid_ct = A.find_methods("ct", task="COVID")
     assert covid_ct.iloc[0]["method"] == "Grad-CAM"

@@ -230,6 +230,8 @@ FAMILY_CHAPTERS: dict[str, str] = {
     "Gradient-based": "book/gradient",
     "Attention-based": "book/attention",
     "Perturbation-based": "book/perturbation",
+    "Example-based": "book/examples",
+    "Concept-based": "book/concepts",
     "Text-based": "book/text",
     "Latent-based": "book/latent",
 }
