@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, check_choice, check_positive_int
+from .._utils import atomic_path, cache_dir, check_choice, check_positive_int, profile_settings
 
 __all__ = ["CBM_MODES", "CBM_PROFILES", "ConceptBottleneck", "ProbabilisticBottleneck", "PosthocBottleneck",
            "ConceptBottleneckModel", "ConceptModelReport", "backbone_features", "fit_cbm", "fit_probabilistic_cbm",
@@ -367,13 +367,7 @@ def _adam(params, lr, weight_decay, steps, loss_fn) -> list:
 
 
 def _settings(profile: str, overrides: dict) -> dict:
-    check_choice("profile", profile, CBM_PROFILES)
-    s = dict(CBM_PROFILES[profile])
-    unknown = set(overrides) - set(s)
-    if unknown:
-        raise ValueError(f"unknown bottleneck setting(s) {sorted(unknown)}; valid: {sorted(s)}")
-    s.update(overrides)
-    return s
+    return profile_settings(CBM_PROFILES, profile, overrides, "bottleneck setting")
 
 
 def fit_cbm(features, concepts, labels, *, mode: str = "joint", num_classes: int | None = None, seed: int = 0,
@@ -518,6 +512,16 @@ def _evaluate(b: _Bottleneck, data) -> dict:
     return out
 
 
+def _check_probability_cbm(model, data) -> None:
+    """A ``ValueError`` unless ``model`` is a bottleneck of concept probabilities and ``data``
+    (:func:`concept_data`) carries one true value per concept of it."""
+    if not isinstance(model, ConceptBottleneckModel) or model.bottleneck.value_kind != "probability":
+        raise ValueError("model must be a ConceptBottleneckModel whose concepts are probabilities (a CBM or a "
+                         "probabilistic CBM)")
+    if data.concepts is None or data.concepts.shape[1] != len(model.concept_names):
+        raise ValueError(f"data must carry the model's {len(model.concept_names)} concept labels")
+
+
 def intervention_curve(model: ConceptBottleneckModel, data, *, order: str = "random", seed: int = 0):
     """Accuracy as ``k = 0..K`` concepts per image are replaced by their true values (Koh et al.'s
     test-time intervention, Fig. 4), on ``data`` from :func:`concept_data`. ``order``: ``"random"``
@@ -527,11 +531,7 @@ def intervention_curve(model: ConceptBottleneckModel, data, *, order: str = "ran
     import pandas as pd
 
     check_choice("order", order, ("random", "uncertain"))
-    if not isinstance(model, ConceptBottleneckModel) or model.bottleneck.value_kind != "probability":
-        raise ValueError("model must be a ConceptBottleneckModel whose concepts are probabilities (a CBM or a "
-                         "probabilistic CBM)")
-    if data.concepts is None or data.concepts.shape[1] != len(model.concept_names):
-        raise ValueError(f"data must carry the model's {len(model.concept_names)} concept labels")
+    _check_probability_cbm(model, data)
     b = model.bottleneck
     f = torch.from_numpy(data.features)
     truth = torch.from_numpy(data.concepts)
@@ -562,11 +562,7 @@ def correctable_errors(model: ConceptBottleneckModel, data):
     """
     import pandas as pd
 
-    if not isinstance(model, ConceptBottleneckModel) or model.bottleneck.value_kind != "probability":
-        raise ValueError("model must be a ConceptBottleneckModel whose concepts are probabilities (a CBM or a "
-                         "probabilistic CBM)")
-    if data.concepts is None or data.concepts.shape[1] != len(model.concept_names):
-        raise ValueError(f"data must carry the model's {len(model.concept_names)} concept labels")
+    _check_probability_cbm(model, data)
     b = model.bottleneck
     dev = next(b.parameters()).device
     f = torch.from_numpy(np.asarray(data.features, dtype=np.float32)).to(dev)
