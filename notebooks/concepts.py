@@ -689,7 +689,6 @@ for key, s in seconds.items():
     glue("cc_s_" + "".join(ch if ch.isalnum() else "_" for ch in key.lower()).strip("_"), float(s), display=False)
 glue("cc_s_tcav_mean", float(np.mean(list(tcav_seconds.values()))), display=False)
 glue("cc_s_cace_mean", float(np.mean([seconds[f"CaCE ({n})"] for n in models])), display=False)
-glue("cc_s_ace", float(seconds["ACE"]), display=False)
 glue("cc_s_shap_mean", float(np.mean([seconds[f"ConceptSHAP ({n})"] for n in models])), display=False)
 timing.to_frame().style.format("{:.1f}")
 
