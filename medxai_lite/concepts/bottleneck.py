@@ -46,6 +46,8 @@ classifier's cache key and every setting.
 """
 from __future__ import annotations
 
+import abc
+
 import hashlib
 import json
 import time
@@ -115,14 +117,15 @@ class _Standardise(nn.Module):
 
 
 # ----------------------------------------------------------------------------- bottlenecks
-class _Bottleneck(nn.Module):
+class _Bottleneck(nn.Module, abc.ABC):
     """Common part: ``concept_values(features)``, a linear ``head`` over them, interventions."""
 
     kind = "cbm"
     value_kind = "probability"
 
-    def concept_values(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def concept_values(self, features: torch.Tensor) -> torch.Tensor:
+        """The bottleneck's concept values [N, K] for backbone ``features`` [N, D]."""
 
     def extra_logits(self, features: torch.Tensor) -> torch.Tensor | float:
         """What the logits get beyond the head (PCBM-h's residual); 0 for a pure bottleneck."""

@@ -41,13 +41,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, check_choice, check_eval_model, check_positive_int
+from .._utils import cache_dir, check_choice, check_eval_model, check_positive_int
 
 __all__ = ["L2X", "L2XReport", "APPROXIMATORS", "L2X_SETTINGS", "relaxed_subset", "train_l2x", "get_trained_l2x",
            "training_probabilities", "uninformed_l2x_loss",
@@ -296,14 +296,10 @@ def get_trained_l2x(classifier: nn.Module, *, k: int = 4, patch: int = 8, seed: 
     explainer = train_l2x(classifier, train, k=k, patch=patch, seed=seed, progress=progress,
                           targets=training_probabilities(classifier), **s)
     explainer.report.cache_key, explainer.report.classifier_key = key, report.cache_key
-    from .train import _TRAINING_CLOCK
+    from .train import _TRAINING_CLOCK, save_cached_model
 
     _TRAINING_CLOCK[0] += explainer.report.seconds
-    with atomic_path(weights) as tmp:
-        torch.save(explainer.state_dict(), tmp)
-    with atomic_path(meta) as tmp:
-        tmp.write_text(json.dumps(asdict(explainer.report), indent=1))
-    return explainer
+    return save_cached_model(explainer, explainer.report, weights, meta)
 
 
 def training_probabilities(classifier: nn.Module) -> np.ndarray:
@@ -456,12 +452,7 @@ def get_mislabelled_model(dataset: str, n_planted: int = 10, *, source: int | No
     report = MislabelReport(dataset=dataset, settings=settings, classes=list(train.classes), labels=noisy.tolist(),
                             planted=planted.tolist(), source=int(train.labels[planted[0]]), target=int(noisy[planted[0]]),
                             seed=seed, history=list(model.history), seconds=time.perf_counter() - t0, cache_key=key)
-    from .train import _TRAINING_CLOCK
+    from .train import _TRAINING_CLOCK, save_cached_model
 
     _TRAINING_CLOCK[0] += report.seconds
-    with atomic_path(weights) as tmp:
-        torch.save(model.state_dict(), tmp)
-    with atomic_path(meta) as tmp:
-        tmp.write_text(json.dumps(asdict(report), indent=1))
-    model.report = report
-    return model
+    return save_cached_model(model, report, weights, meta)

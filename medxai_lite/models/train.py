@@ -75,6 +75,17 @@ class TrainingReport:
                 f"macro-F1 {t['macro_f1']:.3f}, best epoch {self.best_epoch}, {self.seconds:.0f} s on {self.device}")
 
 
+def save_cached_model(model, report, weights, meta):
+    """Write ``model``'s weights and its dataclass ``report`` (as JSON) into the cache, each
+    atomically (never half-written), attach the report as ``model.report`` and return the model."""
+    with atomic_path(weights) as tmp:
+        torch.save(model.state_dict(), tmp)
+    with atomic_path(meta) as tmp:
+        tmp.write_text(json.dumps(asdict(report), indent=1))
+    model.report = report
+    return model
+
+
 def _loader(ds, batch_size, shuffle, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=0,
@@ -365,9 +376,4 @@ def _train_and_cache(dataset, arch, profile, seed, settings, key, weights, meta,
     report = TrainingReport(dataset=dataset, arch=arch, profile=profile, classes=list(train_set.classes),
                             settings=settings, history=history, test=evaluate(model, test_set),
                             best_epoch=best_epoch, seconds=seconds, device=str(device()), cache_key=key)
-    with atomic_path(weights) as tmp:
-        torch.save(model.state_dict(), tmp)
-    with atomic_path(meta) as tmp:
-        tmp.write_text(json.dumps(asdict(report), indent=1))
-    model.report = report
-    return model
+    return save_cached_model(model, report, weights, meta)
