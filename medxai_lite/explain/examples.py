@@ -73,7 +73,7 @@ BOOK_SEARCH = {"steps": 40, "c_steps": 2}
 #: The chapter's L2X: trained once per classifier on its training split and cached. A 16-pixel
 #: patch grid (the 7 x 7 grid the CAM chapter reads at 112 px), a narrow explainer (``width`` 8),
 #: small batches and five epochs, so that training fits a CPU budget of seconds per dataset
-#: (about 500 steps on 800 images); a learning rate of 0.003, below the default, learnt more
+#: (about 400 steps on 640 images); a learning rate of 0.003, below the default, learnt more
 #: steadily in that many steps.
 BOOK_L2X = {"train": None, "k": 4, "patch": 16, "epochs": 5, "approximator": "learned", "width": 8,
             "batch_size": 8, "lr": 0.003, "tau": 0.5}
