@@ -47,12 +47,11 @@ classifier's cache key and every setting.
 from __future__ import annotations
 
 import abc
-
 import hashlib
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -60,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, check_choice, check_positive_int, profile_settings
+from .._utils import cache_dir, check_choice, check_positive_int, profile_settings
 
 __all__ = ["CBM_MODES", "CBM_PROFILES", "ConceptBottleneck", "ProbabilisticBottleneck", "PosthocBottleneck",
            "ConceptBottleneckModel", "ConceptModelReport", "backbone_features", "fit_cbm", "fit_probabilistic_cbm",
@@ -683,7 +682,7 @@ def _classifier(dataset: str, classifier, profile: str, seed: int, progress: boo
 def _get(kind: str, dataset: str, mode: str, classifier, seed: int, settings: dict, build, fit,
          retrain: bool) -> ConceptBottleneckModel:
     """Load bottleneck ``kind`` from the cache, or ``fit(train, test)`` it now and cache weights + JSON."""
-    from ..models.train import _TRAINING_CLOCK
+    from ..models.train import save_cached_model
 
     classifier_key = classifier.report.cache_key
     key = _key({"kind": kind, "dataset": dataset, "mode": mode, "classifier": classifier_key, "seed": seed,
@@ -703,11 +702,7 @@ def _get(kind: str, dataset: str, mode: str, classifier, seed: int, settings: di
                                     concept_names=list(train.concept_names), classes=list(train.classes),
                                     feat_dim=int(train.features.shape[1]), metrics=metrics, history=history[::10],
                                     seconds=time.perf_counter() - t0, cache_key=key, classifier_key=classifier_key)
-        _TRAINING_CLOCK[0] += report.seconds
-        with atomic_path(weights) as tmp:
-            torch.save(bottleneck.state_dict(), tmp)
-        with atomic_path(meta) as tmp:
-            tmp.write_text(json.dumps(asdict(report), indent=1))
+        save_cached_model(bottleneck, report, weights, meta)
     dev = next(classifier.parameters()).device
     model = ConceptBottleneckModel(classifier, bottleneck.to(dev).eval(), report.concept_names, report.classes).eval()
     model.report = report

@@ -296,9 +296,8 @@ def get_trained_l2x(classifier: nn.Module, *, k: int = 4, patch: int = 8, seed: 
     explainer = train_l2x(classifier, train, k=k, patch=patch, seed=seed, progress=progress,
                           targets=training_probabilities(classifier), **s)
     explainer.report.cache_key, explainer.report.classifier_key = key, report.cache_key
-    from .train import _TRAINING_CLOCK, save_cached_model
+    from .train import save_cached_model
 
-    _TRAINING_CLOCK[0] += explainer.report.seconds
     return save_cached_model(explainer, explainer.report, weights, meta)
 
 
@@ -452,7 +451,6 @@ def get_mislabelled_model(dataset: str, n_planted: int = 10, *, source: int | No
     report = MislabelReport(dataset=dataset, settings=settings, classes=list(train.classes), labels=noisy.tolist(),
                             planted=planted.tolist(), source=int(train.labels[planted[0]]), target=int(noisy[planted[0]]),
                             seed=seed, history=list(model.history), seconds=time.perf_counter() - t0, cache_key=key)
-    from .train import _TRAINING_CLOCK, save_cached_model
+    from .train import save_cached_model
 
-    _TRAINING_CLOCK[0] += report.seconds
     return save_cached_model(model, report, weights, meta)

@@ -41,7 +41,7 @@ import re
 import time
 import weakref
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -730,14 +730,9 @@ def _fit_and_cache(fit, key, classifier_key, weights, meta):
     t0 = time.perf_counter()
     module, report = fit()
     report.seconds, report.cache_key, report.classifier_key = time.perf_counter() - t0, key, classifier_key
-    from .train import _TRAINING_CLOCK
+    from .train import save_cached_model
 
-    _TRAINING_CLOCK[0] += report.seconds
-    with atomic_path(weights) as tmp:
-        torch.save(module.state_dict(), tmp)
-    with atomic_path(meta) as tmp:
-        tmp.write_text(json.dumps(asdict(report), indent=1))
-    return module.eval(), report
+    return save_cached_model(module, report, weights, meta).eval(), report
 
 
 def get_trained_captioner(dataset: str, *, attention: bool = True, profile: str = "cpu", seed: int = 0,

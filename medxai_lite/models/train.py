@@ -82,7 +82,9 @@ class TrainingReport:
 
 def save_cached_model(model, report, weights, meta):
     """Write ``model``'s weights and its dataclass ``report`` (as JSON) into the cache, each
-    atomically (never half-written), attach the report as ``model.report`` and return the model."""
+    atomically (never half-written), add ``report.seconds`` to this process's training clock
+    (:func:`training_seconds`), attach the report as ``model.report`` and return the model."""
+    _TRAINING_CLOCK[0] += report.seconds
     with atomic_path(weights) as tmp:
         torch.save(model.state_dict(), tmp)
     with atomic_path(meta) as tmp:
@@ -377,7 +379,6 @@ def _train_and_cache(dataset, arch, profile, seed, settings, key, weights, meta,
         weight_decay=settings["weight_decay"], patience=settings["patience"], seed=seed, progress=progress,
         precise_bn=settings["precise_bn"], precision=settings["precision"])
     seconds = time.perf_counter() - t0
-    _TRAINING_CLOCK[0] += seconds
     report = TrainingReport(dataset=dataset, arch=arch, profile=profile, classes=list(train_set.classes),
                             settings=settings, history=history, test=evaluate(model, test_set),
                             best_epoch=best_epoch, seconds=seconds, device=str(device()), cache_key=key)
