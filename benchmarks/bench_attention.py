@@ -3,7 +3,7 @@
 Prints (medians over interleaved repeats):
 
 1. one training step (forward, backward, AdamW step) of a batch of 32 at 112 px: the hybrid ViT
-   against the ResNet18 of the ``cpu`` profile (output stride 16), and the ratio;
+   against the book's default ResNet14 and the dilated ResNet18 (both output stride 16), and the ratios;
 2. seconds per image of each attention method at 112 px (14 x 14 tokens) and the ratio
    flow / rollout (flow solves one maximum-flow problem per token);
 3. ``explain("attention_rollout")`` against one bare forward pass of the same batch (the hooks
@@ -37,7 +37,7 @@ def main() -> None:
 
     x32, y32 = torch.rand(32, 3, args.size, args.size), torch.randint(0, 2, (32,))
     steps = {}
-    for arch, extra in (("hybrid_vit", {}), ("resnet18", {"output_stride": 16})):
+    for arch, extra in (("hybrid_vit", {}), ("resnet14", {}), ("resnet18", {"output_stride": 16})):
         model = get_model(arch, 2, **extra).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -47,8 +47,8 @@ def main() -> None:
             opt.step()
         steps[arch] = _median_seconds(step, args.repeats)
     print(f"training step, batch 32 at {args.size} px: hybrid ViT {steps['hybrid_vit']:.3f} s, "
-          f"ResNet18 (stride 16) {steps['resnet18']:.3f} s, ratio ViT / ResNet18 "
-          f"{steps['hybrid_vit'] / steps['resnet18']:.2f}")
+          f"ResNet14 {steps['resnet14']:.3f} s, ResNet18 (stride 16) {steps['resnet18']:.3f} s; ratio ViT / ResNet14 "
+          f"{steps['hybrid_vit'] / steps['resnet14']:.2f}, ViT / ResNet18 {steps['hybrid_vit'] / steps['resnet18']:.2f}")
 
     vit = get_model("hybrid_vit", 2).eval()
     x = torch.rand(args.batch, 3, args.size, args.size)

@@ -1,6 +1,6 @@
 """Cost and localisation of the perturbation family at its two presets, on the book's default model.
 
-Two parts, on the cached default model ``get_trained_model("phantom-brain-mri", "resnet18", "cpu")``
+Two parts, on the cached default model ``get_trained_model("phantom-brain-mri")`` (the ResNet14 of the ``cpu`` profile)
 at the book's image size (the ``cpu`` profile's 112 px):
 
 1. **RISE against the bare model** (budget: <= 1.2x). RISE with M masks is M forward passes of
@@ -123,9 +123,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     methods = [m for m in args.methods.split(",") if m] or list_methods("Perturbation-based")
 
-    model = mx.get_trained_model("phantom-brain-mri", "resnet18", "cpu", progress=False)
+    model = mx.get_trained_model("phantom-brain-mri", progress=False)
     images, labels, masks = lesion_batch(args.n)
-    print(f"# phantom-brain-mri, resnet18 (cpu profile), {len(images)} lesion images at {images.shape[-1]} px, "
+    print(f"# phantom-brain-mri, {model.report.arch} (cpu profile), {len(images)} lesion images at {images.shape[-1]} px, "
           f"targets = true class; torch {torch.__version__}, {args.threads} threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     if not args.skip_rise:

@@ -30,6 +30,7 @@ from .data.fetch import (
     verify_public,
 )
 from .data.specs import PUBLIC_DATASETS, get_spec
+from .models.zoo import DEFAULT_ARCH
 
 __all__ = ["main", "build_parser", "register_cli", "main_for"]
 
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_info)
     s = sub.add_parser("train", help="train a model (or load it from the cache) and print its test metrics")
     s.add_argument("--dataset", default="phantom-brain-mri")
-    s.add_argument("--arch", default="resnet18")
+    s.add_argument("--arch", default=DEFAULT_ARCH)
     s.add_argument("--profile", default="cpu")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--retrain", action="store_true", help="ignore the cache and train again")

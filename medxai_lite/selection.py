@@ -6,6 +6,8 @@ every chapter looks at the same pictures for the same seed.
 """
 from __future__ import annotations
 
+from .models.zoo import DEFAULT_ARCH
+
 __all__ = ["LESION_POOL", "lesion_images", "explain_lesions"]
 
 #: How many test images the lesion-bearing ones are picked from.
@@ -40,7 +42,7 @@ def lesion_images(dataset: str, model, n: int, seed: int = 0, pool: int = LESION
     return test, lesion_batch(test, n)
 
 
-def explain_lesions(dataset: str, methods, *, arch: str = "resnet18", profile: str = "cpu", n: int = 8,
+def explain_lesions(dataset: str, methods, *, arch: str = DEFAULT_ARCH, profile: str = "cpu", n: int = 8,
                     seed: int = 0, method_options: dict | None = None, model=None) -> dict:
     """The trained network of ``dataset``, its first ``n`` lesion-bearing test images, and the
     maps of every method in ``methods`` explaining the images' true class.

@@ -213,7 +213,12 @@ def test_profiles():
 #:   pointed at 0.94, so this figure moves with training noise and a machine with other arithmetic
 #:   (bfloat16 steps) may meet it.
 #: The value is whether the expected failure is strict (an unexpected pass fails the test).
-KNOWN_MISSES = {("phantom-brain-mri", "pointing_game"): True, ("phantom-skin", "pointing_game"): True,
+#: Measured on the default ResNet14s (float32 training, 2-core AVX2 CPU): brain pointing game 0.16
+#: against a ceiling of 0.41 for a 7 x 7 grid (most brain lesions are smaller than a cell, so no
+#: CAM of that grid can reach 0.8); skin 0.78 and chest 0.31, whose strict pointing game moves with
+#: the initialisation (0.91 and 0.91 for another ResNet14 draw; tolerant, 15 px at 224 px: 0.97 and
+#: 0.97), hence not strict; skin relevance mass 1.71x random (its lesions cover a fifth of the image).
+KNOWN_MISSES = {("phantom-brain-mri", "pointing_game"): True, ("phantom-skin", "pointing_game"): False,
                 ("phantom-skin", "rma_ratio"): True, ("phantom-chest-xray", "pointing_game"): False}
 
 
@@ -393,3 +398,42 @@ def test_the_hybrid_vit_trains_with_its_own_settings_and_caches(tmp_cache):
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     assert m2.report.cache_key == m1.report.cache_key
+
+
+def test_resnet14_is_resnet18_without_its_fourth_stage():
+    """The book's default network: ResNet18's stem and first three stages, a 256-way head input,
+    the last block downsampling by 16 (7 x 7 at 112 px), recognised as its own architecture."""
+    import torchvision
+
+    from medxai_lite.models import DEFAULT_ARCH, cam_grid, infer_arch
+
+    assert DEFAULT_ARCH == "resnet14"
+    torch.manual_seed(0)
+    model = get_model("resnet14", 3).eval()
+    ref = torchvision.models.resnet18()
+    assert isinstance(model.layer4, nn.Identity) and model.fc.in_features == 256
+    own = {k for k in model.state_dict() if not k.startswith("fc.")}
+    assert own == {k for k in ref.state_dict() if not k.startswith(("fc.", "layer4."))}
+    assert target_layer(model, "resnet14") is model.layer3[-1]
+    assert cam_grid(model, "resnet14", 112) == (7, 7) and cam_grid(model, "resnet14", 224) == (14, 14)
+    assert infer_arch(model) == "resnet14" and infer_arch(get_model("resnet18", 3)) == "resnet18"
+    assert get_model("resnet14", 3, output_stride=16).fc.in_features == 256
+    with pytest.raises(ValueError, match="output_stride.*resnet14"):
+        get_model("resnet14", 3, output_stride=32)
+
+
+def test_resnet14_pretrained_loads_resnet18_weights_for_its_stages(monkeypatch):
+    import torchvision
+
+    torch.manual_seed(1)
+    donor = torchvision.models.resnet18().state_dict()
+    monkeypatch.setattr("medxai_lite.models.zoo._load_pretrained", lambda arch, timeout: donor)
+    model = get_model("resnet14", 2, pretrained=True)
+    assert torch.equal(model.conv1.weight, donor["conv1.weight"])
+    assert torch.equal(model.layer3[1].conv2.weight, donor["layer3.1.conv2.weight"])
+    assert model.fc.out_features == 2 and model.fc.in_features == 256
+
+
+def test_the_default_model_is_the_default_arch(tmp_cache):
+    m = mx.get_trained_model("phantom-skin", progress=False, **TINY)
+    assert m.report.arch == "resnet14" and isinstance(m.layer4, nn.Identity)

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+import medxai_lite as mx
+
 import fixtures_public as fx
 from test_book import ROOT
 
@@ -66,4 +68,4 @@ def test_notebook_runs_on_public_datasets(name, real_data_root, fixture_cache, t
     # the models the notebook used were trained on the public datasets
     trained = sorted(p.name for p in (fixture_cache / "models").glob("*.json"))
     for dataset in CASES[name].get("datasets", []):
-        assert any(n.startswith(f"{dataset}-resnet18") for n in trained), trained
+        assert any(n.startswith(f"{dataset}-{mx.models.DEFAULT_ARCH}") for n in trained), trained

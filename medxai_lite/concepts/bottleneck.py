@@ -2,8 +2,8 @@
 variant and the post-hoc concept bottleneck.
 
 Every model here reads the **penultimate features** ``phi(x)`` of a trained classifier (the input of
-its final linear layer, :func:`medxai_lite.latent.penultimate_features`: 512 numbers for the book's
-default ResNet18) and keeps that classifier frozen, so a bottleneck trains in a second on the CPU
+its final linear layer, :func:`medxai_lite.latent.penultimate_features`: 256 numbers for the book's
+default ResNet14) and keeps that classifier frozen, so a bottleneck trains in a second on the CPU
 instead of retraining a network (Koh et al. train the backbone too; with a frozen one the three
 trainings below differ only in how the concept layer and the head are fitted). Features are
 standardised with the training split's mean and standard deviation, ``z = (phi(x) - mu) / sigma``.

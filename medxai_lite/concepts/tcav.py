@@ -30,7 +30,7 @@ phantom model: all ``m`` null scores 1.0); here each null run ``j`` has its own 
 **Which layer**: not the last block before global average pooling and a linear head. There the
 gradient of a logit is the head's weight row at every position for every input, so ``S_{C,k,l}``
 has one sign for all inputs and every TCAV score is 0 or 1. :func:`resolve_layer` therefore
-defaults to the stage before it (ResNet18: ``layer3``).
+defaults to the stage before it (ResNet18: ``layer3``; the default ResNet14: ``layer2``).
 
 CAVs, activations and classifiers are written by captum to a ``save_path``; :func:`tcav` uses a
 temporary folder per call (removed afterwards), so no stale CAV of another model is ever reloaded.
@@ -178,7 +178,7 @@ class TCAVResult:
 def resolve_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
     """``(dotted name, module)`` of ``layer``: a module of ``model``, its name in
     ``model.named_modules()``, a zoo path such as ``"layer4.-1"``, or ``None`` for the zoo
-    architecture's second-to-last stage (``ArchSpec.stage_layers[-2]``: ResNet18 ``layer3.-1``,
+    architecture's second-to-last stage (``ArchSpec.stage_layers[-2]``: ResNet18 ``layer3.-1``, ResNet14 ``layer2.-1``,
     SmallCNN ``features.2``; the last one gives degenerate TCAV scores, see the module docstring)."""
     from ..models.zoo import arch_spec, infer_arch, resolve_module
 

@@ -19,21 +19,21 @@ import torch
 from torch import nn
 
 from .._utils import atomic_path, cache_dir, cache_lock, check_choice, device, set_seed
-from .zoo import ARCHS, arch_spec, get_model
+from .zoo import ARCHS, DEFAULT_ARCH, arch_spec, get_model
 
 __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "train_model", "evaluate",
            "get_trained_model", "cache_key", "recalibrate_batchnorm", "training_precision",
            "training_seconds"]
 
 #: Training profiles. ``cpu``: 112 px, phantom-sized data, few epochs, random init, and output
-#: stride 16, so a ResNet's last block is the same 7 x 7 grid as the Chaddad et al. ResNet50's at
-#: 224 px (a 2 x 2 grid at 64 px let no CAM find a lesion). 640 training images and 6 epochs: on
-#: a 2-core AVX2 CPU without bfloat16 units, 800 images and 8 epochs took 370 s per ResNet18 and
-#: this budget takes about 170 s. At 80 px (a 5 x 5 grid) Grad-CAM's strict pointing game on the
-#: chest lesions fell to 0.51 and with 480 images to 0.66; with 640 it was 0.94 in one run and
-#: 0.72 in another that differed only in the rounding order of the training steps, so the
-#: pointing game of a 7 x 7 CAM moves with training noise (``benchmarks/bench_default_models.py``,
-#: ``tests/test_models.py::KNOWN_MISSES``). ``paper``: 224 px, ImageNet weights,
+#: stride 16, so the default ResNet14's last block (and a dilated ResNet's) is the same 7 x 7 grid
+#: as the Chaddad et al. ResNet50's at 224 px (a 2 x 2 grid at 64 px let no CAM find a lesion).
+#: 640 training images and 6 epochs: on a 2-core AVX2 CPU without bfloat16 units, 800 images and 8
+#: epochs took 370 s per dilated ResNet18; at 640 x 6 a ResNet18 took about 170 s and the default
+#: ResNet14 takes 105-130 s. At 80 px (a 5 x 5 grid) Grad-CAM's strict pointing game on the chest
+#: lesions fell to 0.51, and with 480 images to 0.66 (ResNet18 measurements;
+#: ``benchmarks/bench_default_models.py``, ``tests/test_models.py::KNOWN_MISSES``). ``paper``:
+#: 224 px, ImageNet weights, the full datasets (the phantoms draw 4,000 training images), 30 epochs.
 PROFILES = {
     "cpu": dict(image_size=112, output_stride=16, n_train=640, n_val=200, n_test=400, epochs=6, batch_size=32,
                 lr=1e-3, weight_decay=1e-4, patience=3, pretrained=False, zero_init_residual=False, precise_bn=0,
@@ -47,6 +47,8 @@ PROFILES = {
 #: decoupled weight decay of ViT training recipes (0.05; Touvron et al. 2021, DeiT, Table 9), and
 #: without early stopping (patience = epochs).
 ARCH_SETTINGS = {
+    # ResNet14 downsamples by 16 at every image size (its fourth stage is gone): 14 x 14 at 224 px
+    "resnet14": {"paper": dict(output_stride=16)},
     "hybrid_vit": {"cpu": dict(epochs=10, weight_decay=0.05, patience=10),
                    "paper": dict(pretrained=False, epochs=40, lr=5e-4, weight_decay=0.05, patience=40)},
 }
@@ -312,7 +314,7 @@ def cache_key(dataset: str, arch: str, profile: str, seed: int, settings: dict) 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu", seed: int = 0, *,
+def get_trained_model(dataset: str, arch: str = DEFAULT_ARCH, profile: str = "cpu", seed: int = 0, *,
                       retrain: bool = False, progress: bool = True, **overrides) -> nn.Module:
     """A model trained on ``dataset``, from the cache when it is there, else trained now and cached.
 
@@ -323,7 +325,7 @@ def get_trained_model(dataset: str, arch: str = "resnet18", profile: str = "cpu"
 
     Example
     -------
-    >>> model = get_trained_model("phantom-chest-xray", "resnet18")   # doctest: +SKIP
+    >>> model = get_trained_model("phantom-chest-xray")    # the default ResNet14    # doctest: +SKIP
     >>> model.report.test["accuracy"]                                  # doctest: +SKIP
     """
     from ..data import load_dataset, list_datasets
