@@ -41,7 +41,7 @@ datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]
 profile = "cpu"
 seed = 0
 arch = "hybrid_vit"               # the network the attention family reads
-cnn_arch = "resnet18"             # the book's default CNN, for the Grad-CAM beside it
+cnn_arch = "resnet14"             # the book's default CNN, for the Grad-CAM beside it
 n_images = 6                      # lesion images per dataset that are explained and scored
 fidelity_steps = 16               # deletion/insertion steps (one forward pass per step and image)
 
@@ -76,7 +76,7 @@ registry_tables(methods_table("Attention-based"), ["title", "library", "cost", "
 # {cite}`dosovitskiy2021image`: three strided convolution blocks turn the image into a grid of
 # tokens, one per 8 x 8 pixel cell, and four transformer blocks mix them. It trains once per
 # dataset and is cached, like every model of the book. Its test accuracy sits beside the
-# ResNet18's.
+# default ResNet14's.
 
 # %%
 models, rows = {}, []
@@ -166,7 +166,7 @@ entropy_heatmap(entropy, title="Normalised entropy of the class token's attentio
 #
 # The columns: the last layer's raw attention (mean of heads), rollout, flow, gradient-weighted
 # attention, then Grad-CAM on the ViT's convolutional stem (the hybrid has one, at the token
-# grid) and Grad-CAM on the ResNet18 (a 7 x 7 grid). All explain the true class; the cyan
+# grid) and Grad-CAM on the ResNet14 (a 7 x 7 grid). All explain the true class; the cyan
 # outline is the true lesion.
 
 # %%
@@ -316,7 +316,7 @@ print("attention maps that beat the random map on both deletion and insertion:",
 # Read the two tables together. In this run the attention maps that beat the random reference
 # on both localisation scores are: {glue:text}`att_beats_random`. The best of them,
 # {glue:text}`att_best`, finds the lesion with its peak in a share {glue:text}`att_best_pg` of
-# the images, {glue:text}`att_vs_cnn` the ResNet18's Grad-CAM ({glue:text}`cnn_gradcam_pg`;
+# the images, {glue:text}`att_vs_cnn` the ResNet14's Grad-CAM ({glue:text}`cnn_gradcam_pg`;
 # random {glue:text}`random_pg`). On fidelity, the maps that beat random on both deletion and
 # insertion are: {glue:text}`att_faithful`. The two need not agree: attention says which tokens
 # the class token *read*, and a token can be read without its content changing the decision,

@@ -40,7 +40,7 @@ dataset = "phantom-brain-mri"     # the dataset of the explorer and the layer st
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # the side-by-side grids
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 n_images = 1                      # images per dataset in the grids (Score-CAM and its kin run one
                                   # forward pass per channel: the chapter's costliest methods)
 n_score = 32                      # lesion images per dataset scored against the true masks
@@ -96,11 +96,11 @@ compatibility_tables(matrix)      # "no [k]": the reason is note k, below the ma
 # %% [markdown]
 # ## Every method on the three modalities
 #
-# A ResNet18 per dataset (trained once, then read from the cache), two test images with a
-# lesion each, every CAM-family method explaining the predicted class. The cyan line is the
-# true lesion. The grid each map is upsampled from is printed first: at the `cpu` profile's
-# 112 px and output stride 16, the last residual block of a ResNet18 is the same 7 x 7 grid as
-# the Chaddad et al. ResNet50's at 224 px.
+# The book's default ResNet14 per dataset (a ResNet18 without its fourth stage; trained once,
+# then read from the cache), two test images with a lesion each, every CAM-family method
+# explaining the predicted class. The cyan line is the true lesion. The grid each map is
+# upsampled from is printed first: at the `cpu` profile's 112 px the ResNet14's last residual
+# block downsamples by 16, the same 7 x 7 grid as the Chaddad et al. ResNet50's at 224 px.
 
 # %%
 timings = []
@@ -124,7 +124,7 @@ for name in datasets:
 #
 # Wall-clock seconds per image on this machine (`explain` reports the time of the method
 # itself). Score-CAM, SS-CAM, IS-CAM and Ablation-CAM run one forward pass per channel of the
-# target layer (512 on a ResNet18's last block, 2,048 on a ResNet50's), and SS-CAM and IS-CAM
+# target layer (256 on the ResNet14's last block, 2,048 on a ResNet50's), and SS-CAM and IS-CAM
 # multiply that by their number of noise samples, which this page keeps small.
 
 # %%
@@ -186,9 +186,8 @@ for name in pg.columns:
 #
 # ## The choice of layer
 #
-# Moving the target layer earlier trades meaning for resolution. With output stride 16,
-# `layer3` and `layer4` of the book's ResNet18 share the 7 x 7 grid, and `layer2` has 14 x 14
-# cells. Grad-CAM's channel weights come from average gradients, which lose their meaning in
+# Moving the target layer earlier trades meaning for resolution. The book's ResNet14 has three
+# stages: `layer3` reads the 7 x 7 grid, `layer2` 14 x 14 cells and `layer1` 28 x 28. Grad-CAM's channel weights come from average gradients, which lose their meaning in
 # early layers; Layer-CAM weights each location by its own positive gradient and stays usable
 # there {cite}`jiang2021layercam`, and it can fuse several stages into one map.
 
@@ -284,7 +283,7 @@ corr.describe().loc[["mean", "min"]].style.format("{:.4f}")
 # ```
 #
 # A map "points" at the lesion when its maximum lies inside the true mask. For Grad-CAM at
-# `layer2`, `layer3` and `layer4`, compute the fraction of 32 lesion-bearing test images whose
+# `layer1`, `layer2` and `layer3`, compute the fraction of 32 lesion-bearing test images whose
 # maximum falls inside the mask, together with the grid of each layer. Which layer points best
 # here, and what do the grids predict?
 #
@@ -314,9 +313,8 @@ if "mask" in batch32:
 
 # %% [markdown]
 # The printed line above gives this run's answer. Two forces pull in opposite directions: an
-# earlier layer has a finer grid (here `layer2` has four times the cells of `layer3` and
-# `layer4`, which share the 7 x 7 grid because the last stage is dilated rather than strided),
-# so its peak can land inside a lesion smaller than a 7 x 7 cell; but Grad-CAM's averaged
+# earlier layer has a finer grid (here `layer2` has four times the cells of `layer3`, and
+# `layer1` sixteen times), so its peak can land inside a lesion smaller than a 7 x 7 cell; but Grad-CAM's averaged
 # gradients describe early channels poorly, so the early map may light up edges that are not
 # class evidence. The evaluation chapter scores every method this way, beside a random map.
 #
@@ -331,12 +329,12 @@ if "mask" in batch32:
 # ```python
 # dataset = "figshare-brain-tumor"              # tumour masks: the layer study and scores work
 # datasets = ["figshare-brain-tumor", "ham10000", "chest-xray-pneumonia"]
-# profile = "paper"                             # 224 px, ImageNet weights, output stride 32
+# profile = "paper"                             # 224 px, ImageNet weights (ResNet14: a 14 x 14 grid)
 # n_score = 100
 # slow_options = {"sscam": {"num_samples": 8}, "iscam": {"num_samples": 8}, "smooth_gradcampp": {"num_samples": 16}}
 # ```
 #
-# `chest-xray-pneumonia` has no masks: it contributes maps and timings but no localisation scores. At 224 px the published networks read a 7 x 7 grid with no dilation.
+# `chest-xray-pneumonia` has no masks: it contributes maps and timings but no localisation scores. At 224 px the published networks read a 7 x 7 grid with no dilation, and the ResNet14 a 14 x 14 grid.
 #
 # ## What to remember
 #

@@ -46,7 +46,7 @@ except ImportError:
 dataset = "phantom-skin"          # the shortcut lesson; a phantom: only they can move the artefact
 shortcut = 1.0                    # share of the shortcut class that carries the artefact in training
 profile = "cpu"
-arch = "resnet18"
+arch = "resnet14"
 seed = 0
 n_eval = 200                      # test images per test set (accuracy)
 n_explain = 8                     # artefact-bearing test images explained and scored

@@ -47,7 +47,7 @@ dataset = "phantom-skin"          # TCAV, true effects, ACE, ConceptSHAP: the AB
 shortcut = 1.0                    # the challenges chapter's shortcut model (same arguments: one cache entry)
 cbm_dataset = "phantom-brain-mri" # the bottlenecks: six binary concepts that decide the tumour type
 profile = "cpu"
-arch = "resnet18"
+arch = "resnet14"
 seed = 0
 tcav_preset = "book"              # the registry's cost preset of "tcav" (examples, random runs, pool)
 n_inputs = 15                     # test images of the explained class whose gradients TCAV counts
@@ -178,7 +178,8 @@ for method, text in where.items():
 #
 # Kim et al.'s recipe, through the registry (`explain("tcav", ...)`, which wraps
 # `captum.concept.TCAV`): for each concept, the images of a pool whose label says the concept is
-# present; a linear classifier separates their activations at `layer3` from those of a random set
+# present; a linear classifier separates their activations at `layer2` (the stage before the
+# ResNet14's last block) from those of a random set
 # of pool images, and its normal is the concept activation vector (CAV). The TCAV score counts the
 # share of melanoma test images whose melanoma logit grows along the CAV. Each concept is trained
 # against `n_random` different random sets, and `n_random` CAVs between two random sets give the

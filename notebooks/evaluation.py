@@ -42,7 +42,7 @@ dataset = "phantom-brain-mri"     # the dataset of the fidelity, confidence and 
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # the localisation table
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 n_images = 8                      # lesion-bearing test images per dataset (localisation, t-tests)
 n_fidelity = 8                    # images of the deletion / insertion curves and confidence change
 n_road = 8                        # images of the ROAD curves (each removal solves a sparse system)
@@ -104,7 +104,7 @@ registry.assign(reference=registry.reference.map(short_reference)).set_index("na
 # %% [markdown]
 # ## Localisation against the true lesion
 #
-# For each dataset: a ResNet18 (trained once, then read from the cache), `n_images` test images
+# For each dataset: the default ResNet14 (trained once, then read from the cache), `n_images` test images
 # that contain a lesion, and each method explaining the **true** class. Each map is scored with
 # relevance mass accuracy (RMA) and relevance rank accuracy (RRA) {cite}`arras2022clevr`, and
 # with the pointing game {cite}`zhang2018topdown`, once strictly and once with the tolerance of
@@ -316,7 +316,7 @@ last.style.format("{:.2f}", subset=list(last.columns[:2]))
 # the table says what this run finds. Every method of the CAM and gradient families runs at
 # its registry's "quick" preset (fewer samples or steps, larger batches); Ablation-CAM also
 # ablates only the tenth of the channels that pytorch-grad-cam ranks first (its
-# `ratio_channels_to_ablate`), as the benchmark chapter does, since ablating all 512 channels of
+# `ratio_channels_to_ablate`), as the benchmark chapter does, since ablating every channel of
 # both networks would take as long as the rest of the table.
 
 # %%

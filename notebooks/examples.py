@@ -39,7 +39,7 @@ except ImportError:
 # Parameters (papermill can override them). Real data: see "Run it on real data" at the end.
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]
 profile = "cpu"
-arch = "resnet18"
+arch = "resnet14"
 seed = 0
 preset = "book"                # the registry's cost preset of every method ("quick" or "book")
 k = 5                          # neighbours, helpful and harmful training images per query
@@ -125,8 +125,8 @@ glue("ex_atlas_rows", int(len(uses)), display=False)
 # ## 1. Nearest training examples
 #
 # For the first `n_eval` test images of each dataset, the `k` training images closest to each in
-# the classifier's latent space (the input of its last linear layer, 512 numbers for the
-# ResNet18), found by scikit-learn's exact nearest-neighbour search. The training features are
+# the classifier's latent space (the input of its last linear layer, 256 numbers for the
+# default ResNet14), found by scikit-learn's exact nearest-neighbour search. The training features are
 # computed once and cached beside the model. Two questions score the neighbours: do they carry
 # the class the model predicted (the explanation "it looks like these") and the image's true
 # class? The reference is a random training image, whose class matches with the frequency of

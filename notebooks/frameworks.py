@@ -41,7 +41,7 @@ datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]
 dataset = "phantom-brain-mri"     # the dataset of the integration-rule study and the exercise
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 n_images = 3                      # lesion images per dataset (Grad-CAM)
 n_ig_images = 2                   # of which explained with Integrated Gradients
 repeats = 5                       # timed Grad-CAM calls per library (the median is reported)
@@ -121,7 +121,7 @@ here.style.hide(axis="index").set_caption("Table 11 on this machine and in the b
 #
 # ## The models and the images
 #
-# The book's default network for each phantom set (a ResNet18 at the `cpu` profile, read from
+# The book's default network for each phantom set (a ResNet14 at the `cpu` profile, read from
 # the model cache) and its first `n_images` test images that carry a lesion. Each image is
 # explained for its true class.
 
@@ -139,7 +139,7 @@ for name in datasets:
 # ## Grad-CAM through three libraries
 #
 # `compare_libraries("gradcam", ...)` calls each library on the same model, layer (the zoo's
-# CAM layer, `layer4[-1]` of the ResNet), images and classes, and brings every output to one
+# CAM layer, `layer3[-1]` of the ResNet14), images and classes, and brings every output to one
 # post-processing: ReLU on the layer's grid, bilinear upsampling to the input
 # (`align_corners=False`, the resize all three use or document), min-max scaling per map. The
 # libraries take turns, `repeats` times, and the median time of each is kept.

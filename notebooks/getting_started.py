@@ -21,8 +21,9 @@
 #
 # 1. **Data.** Three phantom datasets that imitate brain MRI, dermoscopy and chest X-ray, each
 #    image with its true lesion mask, clinical concept labels and a report sentence.
-# 2. **Models.** A ResNet18 per dataset, trained once and then read from the cache, with its
-#    accuracy, macro-F1 and confusion matrix on a held-out test split.
+# 2. **Models.** A ResNet14 (a ResNet18 without its fourth stage) per dataset, trained once and
+#    then read from the cache, with its accuracy, macro-F1 and confusion matrix on a held-out
+#    test split.
 # 3. **A first explanation.** One Grad-CAM {cite}`selvaraju2017gradcam` per modality, computed
 #    directly with the `pytorch-grad-cam` library and compared with the true lesion outline.
 #
@@ -59,7 +60,7 @@ except ImportError:
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 
 # %%
 import matplotlib.pyplot as plt

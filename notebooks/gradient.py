@@ -39,7 +39,7 @@ dataset = "phantom-brain-mri"     # the dataset of the property checks and the e
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # the side-by-side grids
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 n_images = 2
 method_options = {"integrated_gradients": {"n_steps": 32}, "smoothgrad": {"nt_samples": 8},
                   "xrai": {"steps": 16}, "deepshap": {"n_noise": 4}}

@@ -46,7 +46,7 @@ except ImportError:
 # Parameters (papermill can override them). Real data: see "Run it on real data" at the end.
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # the book's default models
 profile = "cpu"
-arch = "resnet18"
+arch = "resnet14"
 seed = 0
 n_points = 300                    # test images per dataset
 k_quality = 10                    # neighbours of trustworthiness and continuity
@@ -110,8 +110,8 @@ studies.rename(columns={"sub_modality": "modality", "method": "latent method(s)"
 # ## 1. The features
 #
 # `penultimate_features` runs each default model once over `n_points` test images and records,
-# with a forward hook on the final linear layer, what goes into it: for the ResNet18 of the book,
-# the 512 globally pooled activations of the last convolutional block. It keeps the labels,
+# with a forward hook on the final linear layer, what goes into it: for the default ResNet14 of
+# the book, the 256 globally pooled activations of the last convolutional block. It keeps the labels,
 # predictions, concept labels and images of the same items. The check in the last column: the
 # head applied to the recorded features gives back the model's logits.
 
@@ -376,7 +376,7 @@ plt.show()
 # %% [markdown]
 # ## 4. A misleading cluster
 #
-# The challenges chapter trained a "shortcut model": the same ResNet18 on skin phantoms in which
+# The challenges chapter trained a "shortcut model": the same ResNet14 on skin phantoms in which
 # every melanoma carries a ruler. It is read from the cache here, beside the book's default
 # model of the same data, which never saw a ruler. Each model's features are taken on three
 # versions of the same `n_shortcut` test images, which differ only in the artefact:

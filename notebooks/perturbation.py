@@ -41,7 +41,7 @@ dataset = "phantom-brain-mri"     # the dataset of the baseline, cost and seed s
 datasets = ["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"]   # grids and scores
 profile = "cpu"
 seed = 0
-arch = "resnet18"
+arch = "resnet14"
 preset = "quick"                  # the registry's cost preset of the scored maps ("quick" or "book")
 n_score = 2                       # lesion images per dataset, explained and scored
 n_grid = 2                        # of which shown in the grids
@@ -104,7 +104,7 @@ registry_tables(registry, ["title", "library", "needs_gradients", "ref"], ["quic
 # %% [markdown]
 # ## The models and the images
 #
-# The book's default network for each phantom set (a ResNet18 at the `cpu` profile, trained once
+# The book's default network for each phantom set (a ResNet14 at the `cpu` profile, trained once
 # and then read from the cache) and the first `n_score` test images that carry a lesion.
 
 # %%

@@ -75,10 +75,10 @@ short = {"phantom-brain-mri": "brain MRI", "phantom-skin": "skin", "phantom-ches
 # %%
 classifiers, tests = {}, {}
 for name in datasets:
-    classifiers[name] = mx.get_trained_model(name, "resnet18", profile, seed=seed, progress=False)
+    classifiers[name] = mx.get_trained_model(name, "resnet14", profile, seed=seed, progress=False)
     s = classifiers[name].report.settings
     tests[name] = mx.load_dataset(name, "test", image_size=s["image_size"], n=s["n_test"], seed=seed)
-grid_hw = mx.models.cam_grid(classifiers[datasets[0]], "resnet18", s["image_size"])
+grid_hw = mx.models.cam_grid(classifiers[datasets[0]], "resnet14", s["image_size"])
 glue("tx_grid", f"{grid_hw[0]} x {grid_hw[1]}", display=False)
 glue("tx_size", int(s["image_size"]), display=False)
 
