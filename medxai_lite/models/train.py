@@ -30,7 +30,7 @@ __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "
 #: as the Chaddad et al. ResNet50's at 224 px (a 2 x 2 grid at 64 px let no CAM find a lesion).
 #: 640 training images and 6 epochs: on a 2-core AVX2 CPU without bfloat16 units, 800 images and 8
 #: epochs took 370 s per dilated ResNet18; at 640 x 6 a ResNet18 took about 170 s and the default
-#: ResNet14 takes 105-130 s. At 80 px (a 5 x 5 grid) Grad-CAM's strict pointing game on the chest
+#: ResNet14 takes 100-130 s. At 80 px (a 5 x 5 grid) Grad-CAM's strict pointing game on the chest
 #: lesions fell to 0.51, and with 480 images to 0.66 (ResNet18 measurements;
 #: ``benchmarks/bench_default_models.py``, ``tests/test_models.py::KNOWN_MISSES``). ``paper``:
 #: 224 px, ImageNet weights, the full datasets (the phantoms draw 4,000 training images), 30 epochs.
