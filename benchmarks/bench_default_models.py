@@ -11,6 +11,7 @@ trained in at most three times the 64 px ResNet18s' 135 s.
     python benchmarks/bench_default_models.py --cached   # uses $MEDXAI_CACHE
     python benchmarks/bench_default_models.py --precision fp32   # float32 training steps, for the ratio
     python benchmarks/bench_default_models.py --arch resnet18   # the dilated ResNet18 the book used before
+    python benchmarks/bench_default_models.py --epochs 5 --n-train 512   # a smaller training budget
 """
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ def main() -> None:
     parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None,
                         help="the network's output stride (default: the profile's)")
     parser.add_argument("--arch", default=None, help="the architecture (default: the book's, DEFAULT_ARCH)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
+    parser.add_argument("--n-train", type=int, default=None, help="training images (default: the profile's)")
     parser.add_argument("--datasets", nargs="+", default=["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
     args = parser.parse_args()
-    overrides = {k: v for k, v in (("precision", args.precision), ("output_stride", args.output_stride))
-                 if v is not None}
+    overrides = {k: v for k, v in (("precision", args.precision), ("output_stride", args.output_stride),
+                                   ("epochs", args.epochs), ("n_train", args.n_train)) if v is not None}
     if not args.cached:
         os.environ["MEDXAI_CACHE"] = tempfile.mkdtemp(prefix="medxai-bench-")
 

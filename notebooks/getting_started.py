@@ -178,7 +178,8 @@ plt.show()
 # `get_trained_model(dataset, arch, profile)` trains a network once and stores its weights in
 # the cache folder under a key made of every setting; later calls, here or in any other
 # chapter, load the weights in a second. Training uses AdamW with early stopping on the
-# validation macro-F1 and keeps the best epoch's weights. On a CPU with native bfloat16
+# validation macro-F1 and keeps the best epoch's weights; a perfect validation score ends
+# training at once, since no later epoch could replace it. On a CPU with native bfloat16
 # arithmetic (recent Intel Xeons) the training steps run in mixed precision, about twice as fast;
 # elsewhere, and for every score and explanation, the arithmetic is float32. The first table says
 # which one each model was trained in, and how long it took; the second gives the F1 score of

@@ -87,6 +87,33 @@ def test_attention_weights_are_row_stochastic_and_come_with_gradients():
     assert grads.shape == weights.shape and grads.abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())
 
+def test_the_fused_and_the_explicit_attention_give_the_same_outputs_and_gradients():
+    """Unhooked, the ViT's attention runs through scaled_dot_product_attention; a hook on
+    attn_probs switches to the explicit softmax(QK^T / sqrt(d)) V that explainers read. Logits and
+    parameter gradients must not depend on which path ran."""
+    torch.manual_seed(0)
+    model = get_model("hybrid_vit", 3).train()
+    x, y = _images(4, 64), torch.tensor([0, 1, 2, 0])
+
+    def run():
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits = model(x)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fused, fused_grads = run()
+    seen = []
+    handles = [b.attn.attn_probs.register_forward_hook(lambda m, i, o: seen.append(o.shape)) for b in model.blocks]
+    explicit, explicit_grads = run()
+    for h in handles:
+        h.remove()
+    assert len(seen) == len(model.blocks)        # the hooked pass did materialise A in every block
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    for a, b in zip(fused_grads, explicit_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 
 # --------------------------------------------------------------------------- rollout and flow
 

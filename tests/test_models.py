@@ -288,6 +288,27 @@ def test_fit_is_the_one_training_loop():
     assert losses[0] == pytest.approx(np.mean(first))
 
 
+@pytest.mark.parametrize("scores, ran, best", [
+    ([0.5, 1.0, 0.9, 1.0, 1.0], 2, 2),     # perfect at epoch 2: nothing later can be kept, stop there
+    ([0.5, 0.9, 0.8, 0.95, 0.7], 5, 4),    # never perfect: all epochs (patience 5), best is epoch 4
+    ([0.6, 0.5, 0.5, 0.5, 0.5], 3, 1),     # patience 2 still stops after two epochs without progress
+])
+def test_training_stops_at_a_perfect_validation_score(monkeypatch, scores, ran, best):
+    from medxai_lite.data.base import ArrayDataset
+
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(name="toy", split="train", images=rng.integers(0, 255, (8, 8, 8, 3), dtype=np.uint8),
+                        labels=[0, 1] * 4, classes=["a", "b"], modality="toy")
+    calls = iter(scores)
+    monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: {"loss": 0.0, "accuracy": 0.0,
+                                                                "macro_f1": next(calls)})
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+    patience = 2 if ran == 3 else 5
+    _, history, best_epoch = train_mod.train_model(model, data, data, epochs=5, batch_size=4, lr=1e-3,
+                                                   patience=patience, progress=False)
+    assert len(history) == ran and best_epoch == best
+
+
 def test_label_randomisation_training_uses_the_same_loop(monkeypatch):
     from medxai_lite.metrics import make_train_fn
 

@@ -235,7 +235,10 @@ def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size
                 precise_bn: int = 0, precision: str = "fp32"):
     """Train with AdamW and cross-entropy; keep the weights of the best validation macro-F1.
 
-    Stops early after ``patience`` epochs without improvement. Deterministic on CPU for a seed.
+    Stops early after ``patience`` epochs without improvement, or as soon as the validation
+    macro-F1 is 1: nothing can beat it, so the weights returned are the ones the remaining epochs
+    would have returned too (a shortcut model reaches it after one epoch). Deterministic on CPU for
+    a seed.
     ``precise_bn=n`` (n > 0) recomputes the BatchNorm statistics on the first ``n`` training
     images before each validation (:func:`recalibrate_batchnorm`); 0 keeps the running averages.
     ``precision`` is the training steps' arithmetic (:func:`fit`); validation runs in float32.
@@ -263,7 +266,7 @@ def train_model(model: nn.Module, train_set, val_set, *, epochs: int, batch_size
         bar.set_postfix(loss=f"{train_loss:.3f}", val_f1=f"{val['macro_f1']:.3f}")
         if val["macro_f1"] > best["f1"] + 1e-4:
             best.update(f1=val["macro_f1"], epoch=epoch, waited=0, state=copy.deepcopy(model.state_dict()))
-            return False
+            return best["f1"] >= 1.0 - 1e-4     # a perfect score cannot be improved on
         best["waited"] += 1
         return best["waited"] >= patience
 

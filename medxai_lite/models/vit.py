@@ -22,6 +22,14 @@ from torch import nn
 __all__ = ["HybridViT", "Attention", "Block"]
 
 
+def _global_module_hooks() -> bool:
+    """Whether a hook registered on every module (``torch.nn.modules.module.register_module_forward_hook``,
+    as some profilers and explainers do) is active: it must see ``attn_probs`` too."""
+    from torch.nn.modules import module as _m
+
+    return bool(_m._global_forward_hooks or _m._global_forward_pre_hooks)
+
+
 class Attention(nn.Module):
     r"""Multi-head self-attention, written out so its weights can be read.
 
@@ -30,6 +38,13 @@ class Attention(nn.Module):
 
     ``attn_probs`` is the identity applied to :math:`A` of shape ``(batch, heads, tokens, tokens)``;
     rows are queries, columns keys, every row sums to 1.
+
+    When nothing hooks ``attn_probs`` (training, plain inference) the same product runs through
+    :func:`torch.nn.functional.scaled_dot_product_attention`, which never materialises :math:`A`
+    and its gradient as separate tensors: a training step of the book's ViT (batch 32 at 112 px)
+    takes about 10-25 % less time on a 2-core CPU (``benchmarks/bench_attention.py``). With a hook
+    on ``attn_probs`` (the attention explainers) :math:`A` is computed explicitly and passed
+    through it; both paths agree to float32 rounding (``tests/test_attention.py``).
     """
 
     def __init__(self, dim: int, heads: int):
@@ -44,8 +59,13 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attn = self.attn_probs((q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1))
-        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
+        if (self.attn_probs._forward_hooks or self.attn_probs._forward_pre_hooks or self.attn_probs._backward_hooks
+                or _global_module_hooks()):
+            attn = self.attn_probs(((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1))
+            out = attn @ v
+        else:
+            out = nn.functional.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
 class Block(nn.Module):
