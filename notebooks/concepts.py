@@ -270,8 +270,27 @@ rendered_short = run_tcav("shortcut model", "intervention", concepts)
 plot_tcav({"examples chosen by label": labels_short, "examples rendered with the concept on": rendered_short},
           title=f"TCAV of '{classes[target]}', shortcut model: concepts (blue) against random CAVs (grey)")
 plt.show()
+# the pool TCAV drew its random sets from (the registry draws it the same way: the model's training
+# distribution, n_pool images) and how well each CAV tells its examples from random images
+short_pool = mx.load_dataset(dataset, "train", image_size=size, n=int(preset["n_pool"]), seed=0, shortcut=shortcut)
+ruler_share = float(np.mean(short_pool.meta["artefact"]))
+cav_acc = rendered_short.table()["cav_accuracy"]
+glue("cc_pool_ruler_share", ruler_share, display=False)
+glue("cc_short_artefact_cav_acc", float(cav_acc["artefact"]), display=False)
+glue("cc_short_cav_acc_verdict", "barely above chance" if cav_acc["artefact"] < 0.7 else "well above chance",
+     display=False)
+print(f"shortcut model's pool: {ruler_share:.0%} of its images carry the ruler; CAV accuracy (rendered examples "
+      f"against random sets, held-out share, chance 0.5): " + ", ".join(f"{c} {a:.2f}" for c, a in cav_acc.items()))
 
 # %% [markdown]
+# The pool has a price. {glue:text}`cc_pool_ruler_share:.0%` of its images carry the ruler, so a
+# random set holds rulers too, and the artefact's CAV, which has to separate ruler images from
+# random ones, reaches a held-out accuracy of {glue:text}`cc_short_artefact_cav_acc:.2f`
+# ({glue:text}`cc_short_cav_acc_verdict`; 0.5 is chance). A CAV that can hardly tell its examples
+# from the random sets is a weak estimate of the ruler's direction in activation space, whatever
+# score it then gets. The exercise on relative CAVs in {doc}`/book/concepts` trains each CAV
+# against the concept's own negative arm instead.
+#
 # ### TCAV against the true effects, over every concept
 #
 # One point per (model, concept): its true effect and its TCAV score. Spearman's $\rho$ over all of
