@@ -196,13 +196,14 @@ glue("cc_n_inputs", int(n_inputs), display=False)
 glue("cc_n_effect", int(n_effect), display=False)
 
 inputs = test.batch(list(np.flatnonzero(test.labels == target)[:n_inputs]))["image"]
-tcav_runs, tcav_seconds = {}, {}
+tcav_runs, tcav_seconds, tcav_pools = {}, {}, {}
 
 
 def run_tcav(model_name, source, names):
     result = mx.explain("tcav", models[model_name], inputs, targets=target, preset=tcav_preset, concepts=names,
                         source=source, seed=seed)
     tcav_runs[model_name, source] = result.extras["tcav"]
+    tcav_pools[model_name, source] = result.extras["pool"]      # where the examples and random sets came from
     tcav_seconds[model_name, source] = result.seconds
     return result.extras["tcav"]
 
@@ -270,10 +271,9 @@ rendered_short = run_tcav("shortcut model", "intervention", concepts)
 plot_tcav({"examples chosen by label": labels_short, "examples rendered with the concept on": rendered_short},
           title=f"TCAV of '{classes[target]}', shortcut model: concepts (blue) against random CAVs (grey)")
 plt.show()
-# the pool TCAV drew its random sets from (the registry draws it the same way: the model's training
-# distribution, n_pool images) and how well each CAV tells its examples from random images
-short_pool = mx.load_dataset(dataset, "train", image_size=size, n=int(preset["n_pool"]), seed=0, shortcut=shortcut)
-ruler_share = float(np.mean(short_pool.meta["artefact"]))
+# the pool TCAV drew its random sets from (the model's training distribution) and how well each CAV
+# tells its examples from random images
+ruler_share = float(np.mean(tcav_pools["shortcut model", "intervention"].meta["artefact"]))
 cav_acc = rendered_short.table()["cav_accuracy"]
 glue("cc_pool_ruler_share", ruler_share, display=False)
 glue("cc_short_artefact_cav_acc", float(cav_acc["artefact"]), display=False)

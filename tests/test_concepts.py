@@ -344,6 +344,8 @@ def test_the_registered_concept_methods(colour_model, skin_test):
                      n_examples=12, n_random=3, n_pool=60)
     assert result.value["names"] == ("colour variegation", "asymmetry") and result.value["scores"].shape == (4, 2)
     np.testing.assert_allclose(result.value["scores"], result.extras["tcav"].derivatives)
+    pool = result.extras["pool"]           # the pool the examples and random sets came from
+    assert len(pool) == 60 and pool.name == "phantom-skin" and pool.split == "train"
     model = C.ConceptBottleneckModel.untrained(colour_model, ["a", "b"], ["naevus", "melanoma"]).eval()
     concepts = explain("cbm_concepts", model, x)
     np.testing.assert_allclose(concepts.value["scores"], model.concepts(x).numpy(), rtol=1e-5)

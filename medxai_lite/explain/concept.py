@@ -11,7 +11,8 @@
   (:func:`~medxai_lite.concepts.resolve_layer`: at the last one every TCAV score is 0 or 1);
   ``extras["tcav"]`` holds the full
   :class:`~medxai_lite.concepts.TCAVResult` of the explained images (each for its own target
-  class), with the significance test.
+  class), with the significance test, and ``extras["pool"]`` the dataset the examples and random
+  sets were drawn from (e.g. how many of its images carry the artefact).
 - ``cbm_concepts``: the concepts a concept bottleneck predicts for each image (probabilities; the
   standardised projections for a post-hoc CBM); ``extras["uncertainty"]`` for a probabilistic CBM.
 - ``cbm_contributions``: each concept's share ``W_y[k, j] * c_j`` of the explained class's logit
@@ -94,7 +95,7 @@ def _tcav(call, layer=None, dataset: str | None = None, concepts=None, n_example
     result = tcav(call.model, module, targets.cpu().numpy(), sets, call.images, pool_images,
                   n_random=n_random, n_examples=n_examples, seed=seed)
     return AdapterResult(value={"names": list(result.concepts), "scores": result.derivatives},
-                         extras={"tcav": result})
+                         extras={"tcav": result, "pool": pool})
 
 
 def _need_cbm(call, method: str):
