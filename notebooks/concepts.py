@@ -179,8 +179,8 @@ for method, text in where.items():
 # Kim et al.'s recipe, through the registry (`explain("tcav", ...)`, which wraps
 # `captum.concept.TCAV`): for each concept, the images of a pool whose label says the concept is
 # present; a linear classifier separates their activations at `layer2` (the stage before the
-# ResNet14's last block) from those of a random set
-# of pool images, and its normal is the concept activation vector (CAV). The TCAV score counts the
+# ResNet14's last block) from those of a random set of training images (a second draw, so that no
+# image sits on both sides), and its normal is the concept activation vector (CAV). The TCAV score counts the
 # share of melanoma test images whose melanoma logit grows along the CAV. Each concept is trained
 # against `n_random` different random sets, and `n_random` CAVs between two random sets give the
 # scores of concepts that mean nothing; a Welch t-test with Holm's correction says which concepts
@@ -203,7 +203,7 @@ def run_tcav(model_name, source, names):
     result = mx.explain("tcav", models[model_name], inputs, targets=target, preset=tcav_preset, concepts=names,
                         source=source, seed=seed)
     tcav_runs[model_name, source] = result.extras["tcav"]
-    tcav_pools[model_name, source] = result.extras["pool"]      # where the examples and random sets came from
+    tcav_pools[model_name, source] = result.extras["random_pool"]   # where the random sets came from
     tcav_seconds[model_name, source] = result.seconds
     return result.extras["tcav"]
 
@@ -263,7 +263,8 @@ effect_table.style.format(precision=3).format({"n": "{:d}"}).set_caption(
 #
 # The model the challenges notebook trains on dermoscopy phantoms in which every training melanoma
 # carries a ruler (`shortcut=1.0`; the same arguments, so the cache holds it once). For TCAV its
-# pool comes from its own training distribution, so the ruler has natural examples there.
+# examples and random sets come from its own training distribution, so the ruler has natural
+# examples there.
 
 # %%
 labels_short = run_tcav("shortcut model", "labels", concepts)
@@ -283,8 +284,8 @@ print(f"shortcut model's pool: {ruler_share:.0%} of its images carry the ruler; 
       f"against random sets, held-out share, chance 0.5): " + ", ".join(f"{c} {a:.2f}" for c, a in cav_acc.items()))
 
 # %% [markdown]
-# The pool has a price. {glue:text}`cc_pool_ruler_share:.0%` of its images carry the ruler, so a
-# random set holds rulers too, and the artefact's CAV, which has to separate ruler images from
+# The random pool has a price. {glue:text}`cc_pool_ruler_share:.0%` of its images carry the
+# ruler, so a random set holds rulers too, and the artefact's CAV, which has to separate ruler images from
 # random ones, reaches a held-out accuracy of {glue:text}`cc_short_artefact_cav_acc:.2f`
 # ({glue:text}`cc_short_cav_acc_verdict`; 0.5 is chance). A CAV that can hardly tell its examples
 # from the random sets is a weak estimate of the ruler's direction in activation space, whatever

@@ -344,8 +344,11 @@ def test_the_registered_concept_methods(colour_model, skin_test):
                      n_examples=12, n_random=3, n_pool=60)
     assert result.value["names"] == ("colour variegation", "asymmetry") and result.value["scores"].shape == (4, 2)
     np.testing.assert_allclose(result.value["scores"], result.extras["tcav"].derivatives)
-    pool = result.extras["pool"]           # the pool the examples and random sets came from
-    assert len(pool) == 60 and pool.name == "phantom-skin" and pool.split == "train"
+    pool, random_pool = result.extras["pool"], result.extras["random_pool"]   # examples' and random sets' sources
+    assert all(len(p) == 60 and p.name == "phantom-skin" and p.split == "train" for p in (pool, random_pool))
+    # two draws: no random set can hold an image of a concept's examples (the CAV would see it under both labels)
+    a, b = pool.batch()["image"].flatten(1), random_pool.batch()["image"].flatten(1)
+    assert torch.cdist(a, b).min() > 1.0
     model = C.ConceptBottleneckModel.untrained(colour_model, ["a", "b"], ["naevus", "melanoma"]).eval()
     concepts = explain("cbm_concepts", model, x)
     np.testing.assert_allclose(concepts.value["scores"], model.concepts(x).numpy(), rtol=1e-5)
