@@ -191,7 +191,7 @@ def execute_book(root: str | os.PathLike = ".", jobs: int = 2, *, cache_path: st
     403 s one after the other with two threads: slower, so ``make book`` builds serially; the
     function is for machines with more cores. The notebooks in ``first`` start first; models two notebooks need at once are trained once
     (:func:`medxai_lite._utils.cache_lock`). A notebook whose code is already cached is skipped,
-    as in the build. ``timeout`` is per cell, longer than the build's 600 s: on one core a
+    as in the build. ``timeout`` is per cell, longer than the build's 1200 s: on one core a
     cell that trains several networks (the attention chapter's trains six) runs up to twice as
     long as on two. Returns ``{notebook: (seconds, error or None)}``; raises ``RuntimeError``
     listing the notebooks that failed.

@@ -32,7 +32,8 @@ def _must_show(source: str) -> bool:
 @pytest.mark.parametrize("nb", toc_notebooks(), ids=lambda p: p.stem)
 def test_notebook_executes(nb):
     book = nbformat.read(nb, as_version=4)
-    client = NotebookClient(book, timeout=600, kernel_name="python3", allow_errors=False,
+    # per cell, as _config.yml's execute.timeout: the first notebook to need the default models trains them
+    client = NotebookClient(book, timeout=1200, kernel_name="python3", allow_errors=False,
                             resources={"metadata": {"path": str(nb.parent)}})
     env_cache = os.environ.get("MEDXAI_CACHE")
     assert env_cache, "MEDXAI_CACHE must point at the shared cache (tests/conftest.py sets it)"
