@@ -293,7 +293,9 @@ def tcav(model: nn.Module, layer, target, concepts: Mapping, inputs, random, *, 
     inputs : Tensor [N, 3, H, W]
         The images whose sensitivities are counted (Kim et al.: the images of class ``target``).
     random : dataset or Tensor [M, 3, H, W]
-        The pool the ``n_random + 1`` random sets are drawn from (:func:`random_sets`).
+        The pool the random sets are drawn from (:func:`random_sets`). Keep it apart from the
+        concepts' source images: a random set holding a concept example puts one image under both
+        labels of that CAV's classifier (the registry's ``"tcav"`` draws it separately).
     n_random : int
         ``m``, the number of random counterparts (>= 2 for the t-test).
     n_examples : int, optional
