@@ -389,6 +389,14 @@ finding["true effect"] = {"effect of the artefact": eff_short.loc["artefact", "e
 print(f"shortcut model, true effect of the artefact on p({classes[target]}): "
       f"{finding['true effect']['effect of the artefact']:.3f}; largest |effect| of any other concept: "
       f"{finding['true effect']['largest |effect| of the others']:.3f}")
+# the same interventions on the log-odds, which does not saturate where p is already near 0 or 1
+odds = C.causal_concept_effects(shortcut_model, test, concepts, scale="log_odds", n_resamples=2000, seed=seed)
+odds_effects = odds.attrs["effects"]                      # the ConceptEffect of each concept, per image
+odds = odds[odds["class"] == classes[target]].set_index("concept")
+odds.attrs = {}
+odds_others = odds.drop("artefact")["effect"].abs()
+print(f"on the log-odds of {classes[target]}: artefact {odds.loc['artefact', 'effect']:+.2f}; "
+      + ", ".join(f"{c} {odds.loc[c, 'effect']:+.2f}" for c in odds_others.index))
 pd.DataFrame({k: v for k, v in finding.items() if k != "true effect"}).style.format(precision=3).set_caption(
     "Shortcut model: the artefact against the other concepts, for TCAV with each kind of example")
 
@@ -406,6 +414,16 @@ for source, key in (("labels", "labels"), ("intervention", "rendered")):
 glue("cc_art_effect", float(finding["true effect"]["effect of the artefact"]), display=False)
 glue("cc_art_effect_others", float(finding["true effect"]["largest |effect| of the others"]), display=False)
 glue("cc_art_effect_clean", float(effects["clean model"].loc["artefact", "effect"]), display=False)
+glue("cc_art_logodds", float(odds.loc["artefact", "effect"]), display=False)
+glue("cc_logodds_other_concept", str(odds_others.idxmax()), display=False)
+glue("cc_logodds_other", float(odds.loc[odds_others.idxmax(), "effect"]), display=False)
+glue("cc_logodds_ratio", float(abs(odds.loc["artefact", "effect"]) / max(odds_others.max(), 1e-12)), display=False)
+k_other = odds_effects[odds_others.idxmax()]
+glue("cc_logodds_other_same_sign", float(np.mean(np.sign(k_other.differences[:, target])
+                                                 == np.sign(k_other.on(target)))), display=False)
+melanomas = np.flatnonzero(test.labels == target)          # the clean test set: no ruler anywhere
+glue("cc_short_p_clean_melanoma", float(C.predict_proba(shortcut_model, test, melanomas)[:, target].mean()),
+     display=False)
 t = finding["true effect"]
 glue("cc_art_effect_sentence", "the true effect singled out the artefact" if t["effect of the artefact"] > 0.5
      and t["largest |effect| of the others"] < 0.05 else "the true effect did not single out the artefact",

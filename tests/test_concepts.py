@@ -152,6 +152,27 @@ def test_cace_is_zero_for_a_model_that_cannot_see_the_concept(gliomas):
     assert effect.ci_low[1] == effect.ci_high[1] == 0
 
 
+def test_cace_on_the_log_odds_is_the_logit_difference_and_does_not_saturate(gliomas):
+    """Two classes: class 1's log-odds is z_1 - z_0 = 20 x mean brightness, so its effect per image is
+    20 x the brightness difference of the two arms (class 0's the negative). Shifting class 1's logit
+    by 40 makes p(class 1) ~1 on both arms: the probability effect vanishes, the log-odds one stays."""
+    arms = C.intervention_arms(gliomas, "ring enhancement")
+    idx = [int(i) for i in arms.index]
+    gap = 20 * (arms.high.batch(idx)["image"].double().mean((1, 2, 3)) - arms.low.batch(idx)["image"].double().mean((1, 2, 3)))
+    model = RegionBrightness().eval()
+    effect = C.causal_concept_effect(model, gliomas, "ring enhancement", scale="log_odds")
+    assert effect.scale == "log_odds"
+    np.testing.assert_allclose(effect.differences[:, 1], gap.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(effect.differences[:, 0], -gap.numpy(), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        model.head.bias[1] = 40.0
+    sure = C.causal_concept_effect(model, gliomas, "ring enhancement", scale="log_odds")
+    np.testing.assert_allclose(sure.differences, effect.differences, rtol=1e-4, atol=1e-5)
+    assert abs(C.causal_concept_effect(model, gliomas, "ring enhancement").on(1)) < 1e-6 < abs(sure.on(1))
+    with pytest.raises(ValueError, match="scale"):
+        C.causal_concept_effect(model, gliomas, "ring enhancement", scale="logits")
+
+
 def test_interventions_act_only_where_the_phantom_says():
     brain = load_dataset("phantom-brain-mri", "test", image_size=32, n=24, seed=1)
     mass = brain.concepts[:, 0] > 0.5

@@ -29,7 +29,7 @@ from .bottleneck import (CBM_MODES, CBM_PROFILES, ConceptBottleneck, ConceptBott
                          get_trained_cbm, intervention_curve, correctable_errors, error_by_uncertainty)
 from .discovery import (ACEConcept, ACEResult, ConceptSHAPResult, ace, completeness, concept_projections,
                         concept_shap, probe_vectors, segment_overlap, segment_patches)
-from .effects import (ConceptEffect, RankAgreement, causal_concept_effect, causal_concept_effects, predict_proba,
+from .effects import (ConceptEffect, RankAgreement, causal_concept_effect, causal_concept_effects, predict_log_odds, predict_proba,
                       rank_agreement)
 from .sets import (LESION_CONCEPT, SOURCES, Arms, ConceptSet, concept_names, concept_sets, intervention_arms,
                    random_sets)
@@ -39,7 +39,7 @@ __all__ = [
     "ConceptSet", "Arms", "concept_sets", "random_sets", "intervention_arms", "concept_names", "LESION_CONCEPT",
     "SOURCES",
     "CAVClassifier", "TCAVResult", "tcav", "resolve_layer",
-    "ConceptEffect", "causal_concept_effect", "causal_concept_effects", "predict_proba", "RankAgreement",
+    "ConceptEffect", "causal_concept_effect", "causal_concept_effects", "predict_log_odds", "predict_proba", "RankAgreement",
     "rank_agreement",
     "CBM_MODES", "CBM_PROFILES", "ConceptBottleneck", "ProbabilisticBottleneck", "PosthocBottleneck",
     "ConceptBottleneckModel", "ConceptModelReport", "backbone_features", "fit_cbm", "fit_probabilistic_cbm",

@@ -12,6 +12,14 @@ other random number untouched, so the expectation runs over **the same images** 
 the images where the intervention acts (:func:`medxai_lite.concepts.intervention_arms`). Its
 uncertainty is a bootstrap interval over those images (paired differences).
 
+A probability cannot move where the model is already sure: a class the model gives 0.001 on
+both arms shows no effect, however far its logit moved. ``scale="log_odds"`` measures the same
+paired difference on the class's log-odds instead,
+
+    log-odds_y(x) = log p(y | x) / (1 - p(y | x)) = z_y(x) - log sum_{j != y} exp z_j(x),
+
+computed from the logits ``z`` (for two classes, ``z_1 - z_0``), which does not saturate.
+
 :func:`rank_agreement` then asks whether an explanation orders the concepts as the true effects do
 (Spearman's rho and Kendall's tau, with an exact or Monte-Carlo permutation p-value).
 """
@@ -24,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_eval_model, check_positive_int
+from .._utils import check_choice, check_eval_model, check_positive_int
 
-__all__ = ["ConceptEffect", "causal_concept_effect", "causal_concept_effects", "predict_proba",
+__all__ = ["ConceptEffect", "causal_concept_effect", "causal_concept_effects", "predict_proba", "predict_log_odds", "SCALES",
            "RankAgreement", "rank_agreement"]
 
 
@@ -46,13 +54,37 @@ def predict_proba(model: nn.Module, dataset, index=None, batch_size: int = 64) -
     return np.concatenate(out)
 
 
+#: What :func:`causal_concept_effect` differences: the class probabilities or their log-odds.
+SCALES = ("probability", "log_odds")
+
+
+@torch.no_grad()
+def predict_log_odds(model: nn.Module, dataset, index=None, batch_size: int = 64) -> np.ndarray:
+    """Log-odds ``[n, C]`` of every class, ``z_k - logsumexp_{j != k} z_j`` from the logits ``z`` of
+    ``model`` on the items ``index`` (default: all) of ``dataset``; exact where the softmax saturates."""
+    check_eval_model(model, used_by="predictions")
+    batch_size = check_positive_int("batch_size", batch_size)
+    index = np.arange(len(dataset)) if index is None else np.asarray(index, dtype=np.int64)
+    dev = next(model.parameters()).device
+    out = []
+    for s in range(0, len(index), batch_size):
+        z = model(dataset.batch([int(i) for i in index[s:s + batch_size]])["image"].to(dev)).double()
+        others = torch.stack([torch.logsumexp(torch.cat([z[:, :k], z[:, k + 1:]], 1), 1) for k in range(z.shape[1])], 1)
+        out.append((z - others).cpu().numpy())
+    if not out:
+        return np.zeros((0, len(getattr(dataset, "classes", ()) or ())), np.float64)
+    return np.concatenate(out)
+
+
 @dataclass
 class ConceptEffect:
     """The causal effect of one concept on every class probability (:func:`causal_concept_effect`).
 
     ``effect``, ``ci_low``, ``ci_high``: float [C] (the mean paired difference and its bootstrap
     interval); ``differences``: float [n, C], one row per image the intervention acts on
-    (``index``); ``values``: the ``(low, high)`` concept values compared.
+    (``index``); ``values``: the ``(low, high)`` concept values compared; ``scale``: what was
+    differenced, ``"probability"`` or ``"log_odds"`` (``extra["p_high"]`` and ``extra["p_low"]``
+    hold both arms' per-image values on that scale).
     """
 
     concept: str
@@ -65,6 +97,7 @@ class ConceptEffect:
     values: tuple
     confidence_level: float = 0.95
     extra: dict = field(default_factory=dict)
+    scale: str = "probability"
 
     @property
     def n(self) -> int:
@@ -81,7 +114,7 @@ class ConceptEffect:
 
 def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float = 0.0, high: float = 1.0,
                           confidence_level: float = 0.95, n_resamples: int = 2000, batch_size: int = 64,
-                          seed: int = 0) -> ConceptEffect:
+                          seed: int = 0, scale: str = "probability") -> ConceptEffect:
     """CaCE of ``concept`` on every class of ``model``, with true interventions (module docstring).
 
     Parameters
@@ -96,6 +129,8 @@ def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float
         The values compared for a continuous concept (dermoscopy ABCD); binary ones use 0 and 1.
     confidence_level, n_resamples, seed
         The bootstrap interval (BCa, :func:`medxai_lite.metrics.bootstrap_ci`) of each class's effect.
+    scale : {"probability", "log_odds"}
+        Difference the class probabilities (Goyal et al.) or their log-odds (module docstring).
 
     Returns
     -------
@@ -110,6 +145,7 @@ def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float
     from .sets import intervention_arms
 
     check_eval_model(model, used_by="causal concept effects")
+    check_choice("scale", scale, SCALES)
     n_resamples = check_positive_int("n_resamples", n_resamples, minimum=100)
     if isinstance(confidence_level, bool) or not isinstance(confidence_level, float) or not 0 < confidence_level < 1:
         raise ValueError(f"confidence_level must be a float in (0, 1); got {confidence_level!r}")
@@ -117,8 +153,9 @@ def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float
     classes = tuple(dataset.classes)
     if len(arms.index) == 0:
         raise ValueError(f"concept {concept!r}: the intervention acts on no image of this dataset (no lesion?)")
-    p_high = predict_proba(model, arms.high, arms.index, batch_size)
-    p_low = predict_proba(model, arms.low, arms.index, batch_size)
+    predict = predict_proba if scale == "probability" else predict_log_odds
+    p_high = predict(model, arms.high, arms.index, batch_size)
+    p_low = predict(model, arms.low, arms.index, batch_size)
     if p_high.shape[1] != len(classes):          # a model of another label (e.g. one concept): its outputs by index
         classes = tuple(str(k) for k in range(p_high.shape[1]))
     diff = (p_high - p_low).astype(np.float64)
@@ -129,7 +166,7 @@ def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float
         highs.append(hi)
     return ConceptEffect(concept, classes, diff.mean(0), np.array(lows), np.array(highs), diff, arms.index,
                          arms.values, confidence_level,
-                         extra={"p_high": p_high, "p_low": p_low, "natural_high": arms.natural_high})
+                         extra={"p_high": p_high, "p_low": p_low, "natural_high": arms.natural_high}, scale=scale)
 
 
 def causal_concept_effects(model: nn.Module, dataset, concepts: Sequence[str] | None = None, **options):
