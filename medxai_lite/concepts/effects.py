@@ -39,8 +39,8 @@ __all__ = ["ConceptEffect", "causal_concept_effect", "causal_concept_effects", "
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, dataset, index=None, batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities ``[n, C]`` of ``model`` on the items ``index`` (default: all) of ``dataset``."""
+def _predict(model: nn.Module, dataset, index, batch_size: int, transform, dtype) -> np.ndarray:
+    """``transform(logits)`` ``[n, C]`` of ``model`` on the items ``index`` (default: all) of ``dataset``."""
     check_eval_model(model, used_by="predictions")
     batch_size = check_positive_int("batch_size", batch_size)
     index = np.arange(len(dataset)) if index is None else np.asarray(index, dtype=np.int64)
@@ -48,32 +48,32 @@ def predict_proba(model: nn.Module, dataset, index=None, batch_size: int = 64) -
     out = []
     for s in range(0, len(index), batch_size):
         x = dataset.batch([int(i) for i in index[s:s + batch_size]])["image"].to(dev)
-        out.append(torch.softmax(model(x).float(), 1).cpu().numpy())
+        out.append(transform(model(x)).cpu().numpy())
     if not out:
-        return np.zeros((0, len(getattr(dataset, "classes", ()) or ())), np.float32)
+        return np.zeros((0, len(getattr(dataset, "classes", ()) or ())), dtype)
     return np.concatenate(out)
+
+
+def _log_odds(z: torch.Tensor) -> torch.Tensor:
+    """``z_k - logsumexp_{j != k} z_j`` per class, in float64."""
+    z = z.double()
+    others = [torch.logsumexp(torch.cat([z[:, :k], z[:, k + 1:]], 1), 1) for k in range(z.shape[1])]
+    return z - torch.stack(others, 1)
+
+
+def predict_proba(model: nn.Module, dataset, index=None, batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities ``[n, C]`` of ``model`` on the items ``index`` (default: all) of ``dataset``."""
+    return _predict(model, dataset, index, batch_size, lambda z: torch.softmax(z.float(), 1), np.float32)
 
 
 #: What :func:`causal_concept_effect` differences: the class probabilities or their log-odds.
 SCALES = ("probability", "log_odds")
 
 
-@torch.no_grad()
 def predict_log_odds(model: nn.Module, dataset, index=None, batch_size: int = 64) -> np.ndarray:
     """Log-odds ``[n, C]`` of every class, ``z_k - logsumexp_{j != k} z_j`` from the logits ``z`` of
     ``model`` on the items ``index`` (default: all) of ``dataset``; exact where the softmax saturates."""
-    check_eval_model(model, used_by="predictions")
-    batch_size = check_positive_int("batch_size", batch_size)
-    index = np.arange(len(dataset)) if index is None else np.asarray(index, dtype=np.int64)
-    dev = next(model.parameters()).device
-    out = []
-    for s in range(0, len(index), batch_size):
-        z = model(dataset.batch([int(i) for i in index[s:s + batch_size]])["image"].to(dev)).double()
-        others = torch.stack([torch.logsumexp(torch.cat([z[:, :k], z[:, k + 1:]], 1), 1) for k in range(z.shape[1])], 1)
-        out.append((z - others).cpu().numpy())
-    if not out:
-        return np.zeros((0, len(getattr(dataset, "classes", ()) or ())), np.float64)
-    return np.concatenate(out)
+    return _predict(model, dataset, index, batch_size, _log_odds, np.float64)
 
 
 @dataclass
