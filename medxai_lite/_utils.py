@@ -14,6 +14,8 @@ import numpy as np
 __all__ = [
     "set_seed",
     "device",
+    "model_device",
+    "to_numpy",
     "cache_dir",
     "atomic_path",
     "atomic_dir",
@@ -55,6 +57,30 @@ def device():
     import torch
 
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter (else first buffer; a module with neither: CPU).
+
+    Functions that take a model and images move the images there, so a CPU batch from a dataset
+    works with a model on the GPU (``get_trained_model`` puts it on :func:`device`).
+    """
+    import torch
+
+    for tensors in (model.parameters(), model.buffers()):
+        first = next(tensors, None)
+        if first is not None:
+            return first.device
+    return torch.device("cpu")
+
+
+def to_numpy(x) -> np.ndarray:
+    """A tensor on any device (detached, copied to the host) or an array-like, as a NumPy array."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def cache_dir(sub: str | None = None, create: bool = True) -> Path:

@@ -29,3 +29,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+if os.environ.get("MEDXAI_FAKE_CUDA") == "1":
+    from fakecuda import fake_cuda
+
+    @pytest.fixture(autouse=True)
+    def _fake_cuda():
+        """``MEDXAI_FAKE_CUDA=1``: every test runs as if a CUDA GPU were present (tests/fakecuda.py),
+        so a tensor left on the wrong device fails here as it would on Colab."""
+        with fake_cuda() as mode:
+            yield mode

@@ -906,3 +906,30 @@ def test_guided_backprop_on_efficientnet_would_be_the_plain_gradient():
 def test_layer_cam_stage_fusion_on_the_paper_archs(arch):
     result = explain("layercam", zoo(arch, 64), _images(1, 64), fuse_stages=True)
     _assert_contract(result, "layercam", 1, 64)
+
+
+# --------------------------------------------------------------------------- every method, model on a GPU
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_every_method_runs_with_the_model_on_a_gpu_and_cpu_images(method, model_for, images):
+    """Colab puts the model on CUDA and the dataset hands out CPU images. Under the pretend GPU of
+    ``tests/fakecuda.py`` (device mix-ups and ``.numpy()`` of a GPU tensor fail as on CUDA, the
+    arithmetic stays on the CPU) every method must run, return host arrays, and give the numbers
+    the CPU gives."""
+    import copy
+
+    from fakecuda import fake_cuda
+
+    cpu_model = model_for(method)
+    expected = explain(method, cpu_model, images, **QUICK)
+    with fake_cuda() as gpu:
+        gpu_model = copy.deepcopy(cpu_model).to("cuda")
+        assert next(gpu_model.parameters()).device.type == "cuda"
+        got = explain(method, gpu_model, gpu.host(images), **QUICK)
+    assert list(got.targets) == list(expected.targets)
+    if got.kind == "map":
+        assert isinstance(got.maps, np.ndarray) and isinstance(got.raw, np.ndarray)
+        np.testing.assert_allclose(got.maps, expected.maps, atol=1e-5)
+    else:
+        _assert_same_value(got.value, expected.value)

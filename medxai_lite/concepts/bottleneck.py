@@ -85,14 +85,16 @@ CBM_PROFILES = {
 def backbone_features(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The input of ``classifier``'s final linear layer for ``images``, ``[N, D]``, through one
     forward pass of the classifier with a hook on that layer (removed afterwards). Gradients flow
-    (so gradient explanations run through a bottleneck built on it)."""
+    (so gradient explanations run through a bottleneck built on it). The images are moved to the
+    classifier's device; the features stay there."""
+    from .._utils import model_device
     from ..latent import classifier_head
 
     head = classifier_head(classifier)
     seen = []
     hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     try:
-        classifier(images)
+        classifier(images.to(model_device(classifier)))
     finally:
         hook.remove()
     if len(seen) != 1:
@@ -267,7 +269,9 @@ class ConceptBottleneckModel(nn.Module):
                  "posthoc-cbm": lambda: PosthocBottleneck(dim, len(concept_names), len(classes))}[kind]()
         if isinstance(b, PosthocBottleneck):
             b.bank.copy_(F.normalize(torch.randn(b.bank.shape, generator=gen), dim=1))
-        return cls(classifier, b.eval(), concept_names, classes)
+        from .._utils import model_device
+
+        return cls(classifier, b.to(model_device(classifier)).eval(), concept_names, classes)
 
     @property
     def kind(self) -> str:
@@ -493,13 +497,15 @@ def concept_data(classifier: nn.Module, dataset, *, n: int | None = None, batch_
 def _evaluate(b: _Bottleneck, data) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    f = torch.from_numpy(data.features)
+    dev = next(b.parameters()).device
+    f = torch.from_numpy(data.features).to(dev)
     values = b.concept_values(f)
-    y = torch.from_numpy(data.labels)
+    y = torch.from_numpy(data.labels).to(dev)
     out = {"label_accuracy": float((b(f).argmax(1) == y).float().mean()),
            "classifier_accuracy": float((data.logits.argmax(1) == data.labels).mean())}
     if isinstance(b, PosthocBottleneck):
         out["head_accuracy"] = float((b.head(values).argmax(1) == y).float().mean())
+    values = values.cpu()
     truth = data.concepts > 0.5
     aucs, accs = [], []
     for j in range(truth.shape[1]):
@@ -535,19 +541,21 @@ def intervention_curve(model: ConceptBottleneckModel, data, *, order: str = "ran
     check_choice("order", order, ("random", "uncertain"))
     _check_probability_cbm(model, data)
     b = model.bottleneck
-    f = torch.from_numpy(data.features)
-    truth = torch.from_numpy(data.concepts)
+    dev = next(b.parameters()).device
+    f = torch.from_numpy(data.features).to(dev)
+    truth = torch.from_numpy(data.concepts).to(dev)
+    labels = torch.from_numpy(data.labels).to(dev)
     with torch.no_grad():
         values = b.concept_values(f)
         if order == "random":
             rng = np.random.default_rng(seed)
-            rank = torch.from_numpy(np.argsort(rng.random(values.shape), axis=1).argsort(1))
+            rank = torch.from_numpy(np.argsort(rng.random(values.shape), axis=1).argsort(1)).to(dev)
         else:
             rank = (values - 0.5).abs().argsort(1).argsort(1)
         rows = []
         for k in range(values.shape[1] + 1):
             v = torch.where(rank < k, truth, values)
-            acc = float((b.logits_from(f, v).argmax(1) == torch.from_numpy(data.labels)).float().mean())
+            acc = float((b.logits_from(f, v).argmax(1) == labels).float().mean())
             rows.append({"k": k, "accuracy": acc})
     return pd.DataFrame(rows)
 

@@ -36,6 +36,7 @@ computed exactly by enumerating all ``2^m`` subsets (``m`` <= 10), so the values
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from contextlib import contextmanager
@@ -292,7 +293,10 @@ class _Reconstruct(nn.Module):
 
 
 def _head_fn(head) -> Callable:
+    """A module head is used as a frozen CPU copy: the completeness fit is thousands of tiny steps on
+    CPU features (faster there than on a GPU), and the caller's head keeps its device and flags."""
     if isinstance(head, nn.Module):
+        head = copy.deepcopy(head).cpu()
         for p in head.parameters():
             p.requires_grad_(False)
         return head

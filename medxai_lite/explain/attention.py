@@ -71,11 +71,15 @@ def attention_weights(model: torch.nn.Module, images: torch.Tensor, targets=None
 
     With ``gradients=True`` it also returns the gradient of the ``targets`` logits (predicted class
     when ``None``) with respect to each weight, same shape: ``(weights, grads)``. The gradients are
-    taken with :func:`torch.autograd.grad`, so no parameter's ``.grad`` is touched.
+    taken with :func:`torch.autograd.grad`, so no parameter's ``.grad`` is touched. The images are
+    moved to the model's device, and the results stay there.
     """
+    from .._utils import model_device
+
     if model.training:
         raise RuntimeError("model is in training mode; call model.eval() first (attention weights with "
                            "dropout or batch statistics would not be the model's own)")
+    images = images.to(model_device(model))
     if not gradients:
         with torch.no_grad(), _recording(model) as weights:
             model(images)

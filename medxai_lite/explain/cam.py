@@ -161,7 +161,7 @@ def _torchcam(call, cls_name: str, layer=None, *, gradients: bool, align: bool =
     else:
         raw = _upsample_cam(cams[0], call, align)
     grids = [tuple(int(v) for v in c.shape[-2:]) for c in cams]
-    return AdapterResult(raw=raw, maps=_unit(raw), extras={"grid": grids[0], "grids": grids, "cam": cams[0].numpy()})
+    return AdapterResult(raw=raw, maps=_unit(raw), extras={"grid": grids[0], "grids": grids, "cam": cams[0].cpu().numpy()})
 
 
 def _stage_layers(call) -> list:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._utils import check_choice
+from .._utils import check_choice, model_device
 from .._utils import check_positive_int as _int
 from .registry import AdapterResult, register
 
@@ -780,17 +780,20 @@ def _l2x(call, k: int = 4, patch: int = 8, train=None, explainer=None, epochs: i
 
 # --------------------------------------------------------------------------- influence (TracIn)
 class _Pairs(torch.utils.data.Dataset):
-    """``(image, label)`` items for captum's DataLoader, from a dataset or a tensor, with any labels."""
+    """``(image, label)`` items for captum's DataLoader, from a dataset or a tensor, with any labels,
+    on ``device`` (captum passes its batches to the model as they come, so they must be on the
+    model's device already)."""
 
-    def __init__(self, data, labels):
+    def __init__(self, data, labels, device="cpu"):
         self.data, self.labels = data, torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.device = torch.device(device)
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
         image = self.data[i] if isinstance(self.data, torch.Tensor) else self.data[i]["image"]
-        return image, self.labels[i]
+        return image.to(self.device), self.labels[i].to(self.device)
 
 
 def _training_set(model, images: torch.Tensor | None, train, labels):
@@ -867,7 +870,7 @@ def _tracin(model, data, labels, *, scope: str, loss, learning_rate: float, batc
     check_choice("scope", scope, SCOPES)
     check_choice("estimator", estimator, ESTIMATORS)
     loss_fn = _loss(loss)
-    pairs = _Pairs(data, labels)
+    pairs = _Pairs(data, labels, model_device(model))
 
     def keep_weights(model, checkpoint):       # the one "checkpoint" is the model as given
         return learning_rate
@@ -903,8 +906,9 @@ def _head_tracin(model, features: np.ndarray, labels: np.ndarray, *, loss, learn
 
     head = classifier_head(model)
     param = next(head.parameters())
-    pairs = torch.utils.data.TensorDataset(torch.as_tensor(np.asarray(features), dtype=param.dtype),
-                                           torch.as_tensor(np.asarray(labels), dtype=torch.long))
+    pairs = torch.utils.data.TensorDataset(
+        torch.as_tensor(np.asarray(features), dtype=param.dtype, device=param.device),
+        torch.as_tensor(np.asarray(labels), dtype=torch.long, device=param.device))
 
     def keep_weights(module, checkpoint):       # the one "checkpoint" is the head as it is
         return learning_rate
@@ -945,6 +949,7 @@ def influence_scores(model, images: torch.Tensor, targets, train, labels=None, *
     The model's ``requires_grad`` flags and ``.grad`` are left as found."""
     from .registry import hook_guard
 
+    images = images.to(model_device(model))
     data, known, _ = _training_set(model, images, train, labels)
     targets = torch.as_tensor(targets, dtype=torch.long, device=images.device)
     with hook_guard(model, freeze=False):

@@ -681,6 +681,18 @@ def to_unit(raw: torch.Tensor, sign: str = "positive", scale: str = "max") -> to
     return out.clamp_(0, 1).reshape(raw.shape)
 
 
+def _to_host(obj):
+    """``extras`` with every tensor on the GPU copied to the CPU (detached), in dicts, lists and
+    tuples; anything else (arrays, numbers, modules) as it is. A CPU tensor is returned unchanged."""
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device.type == "cpu" else obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_to_host(v) for v in obj)
+    return obj
+
+
 def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | None = None,
             sign: str | None = None, scale: str | None = None, preset: str | None = None, seed: int = 0,
             **options) -> Explanation:
@@ -765,10 +777,10 @@ def explain(method: str, model: nn.Module, images, targets=None, *, arch: str | 
         result = info.func(call, **options)
     if not isinstance(result, AdapterResult):
         raise TypeError(f"the adapter of method {method!r} must return an AdapterResult, got {type(result).__name__}")
-    common = dict(method=info.name, family=info.family, arch=arch, options=dict(options), extras=result.extras,
+    common = dict(method=info.name, family=info.family, arch=arch, options=dict(options), extras=_to_host(result.extras),
                   kind=info.output)
     if info.output != "map":
-        value = OUTPUT_KINDS[info.output].check(result.value, len(images))
+        value = OUTPUT_KINDS[info.output].check(_to_host(result.value), len(images))
         seconds = time.perf_counter() - start
         chosen = result.targets if result.targets is not None else call.require_targets()
         return Explanation(maps=None, raw=None, targets=np.asarray(torch.as_tensor(chosen).cpu(), dtype=np.int64),

@@ -61,6 +61,7 @@ from torch import nn
 from .._utils import check_choice, check_eval_model, check_images  # noqa: F401 - re-exported for the metric modules
 from .._utils import check_positive_int  # noqa: F401 - used by the metric modules
 from .._utils import check_targets as _check_targets
+from .._utils import model_device  # noqa: F401 - re-exported (metrics.model_device)
 
 #: The categories a metric can belong to.
 CATEGORIES = ("localisation", "fidelity", "sanity")
@@ -122,11 +123,6 @@ def metrics_table(category: str | None = None):
 def check_model(model) -> nn.Module:
     """Refuse anything but an ``nn.Module`` in eval mode (a metric never switches the mode)."""
     return check_eval_model(model, "metrics")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def check_maps(maps, images=None) -> np.ndarray:

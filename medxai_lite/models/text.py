@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, profile_settings, set_seed
+from .._utils import (atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, model_device,
+                      profile_settings, set_seed)
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
@@ -157,7 +158,7 @@ def grid_features(classifier: nn.Module, images, batch_size: int = 64) -> tuple[
 
 def pooled_features(grid: torch.Tensor) -> np.ndarray:
     """Global-average-pooled grid features ``[N, D]`` (the classifier head's input for ResNets)."""
-    return grid.mean((2, 3)).numpy()
+    return grid.mean((2, 3)).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- captioner
@@ -232,8 +233,8 @@ class CaptionDecoder(nn.Module):
     def generate(self, grid: torch.Tensor, max_len: int = 40):
         """Greedy decoding: ``(ids [N, T], attention [N, T, L] or None)``; a row stops at ``<eos>``."""
         a, a_proj, h = self._prepare(grid)
-        word = torch.full((len(grid),), 1, dtype=torch.long)
-        ids, alphas, done = [], [], torch.zeros(len(grid), dtype=torch.bool)
+        word = torch.full((len(grid),), 1, dtype=torch.long, device=grid.device)
+        ids, alphas, done = [], [], torch.zeros(len(grid), dtype=torch.bool, device=grid.device)
         for _ in range(max_len):
             out, h, alpha = self._step(word, h, a, a_proj)
             word = out.argmax(1).masked_fill(done, 0)
@@ -277,7 +278,7 @@ class VQANet(nn.Module):
         q = self._encode(self.q_rnn, question)
         if self.history:
             if history is None:
-                history = torch.zeros(len(question), 1, dtype=torch.long)
+                history = torch.zeros(len(question), 1, dtype=torch.long, device=question.device)
             q = torch.cat([q, self._encode(self.h_rnn, history)], 1)
         alpha = torch.softmax(self.att_w(torch.tanh(self.att_a(a) + self.att_q(q)[:, None])).squeeze(-1), 1)
         z = (alpha[..., None] * a).sum(1)
@@ -332,7 +333,7 @@ def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: int) -> np.ndarray
     up = F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
     up = up - up.amin((1, 2), keepdim=True)
     up = up / up.amax((1, 2), keepdim=True).clamp_min(1e-12)
-    return up.reshape(*lead, size, size).numpy().astype(np.float32)
+    return up.reshape(*lead, size, size).cpu().numpy().astype(np.float32)
 
 
 @dataclass
@@ -360,7 +361,7 @@ class Captioner(_Wrapper):
 
     def describe(self, images: torch.Tensor) -> list[Caption]:
         """Reports with their words and, with attention, one map per word."""
-        grid = self._grid(images)
+        grid = self._grid(images).to(model_device(self.decoder))   # the decoder may sit on another device
         ids, alpha = self.decoder.generate(grid, self.max_len)
         out = []
         for i in range(len(images)):
@@ -394,11 +395,12 @@ class VisualQA(_Wrapper):
             raise ValueError(f"questions must be one string or {n} strings, got {len(questions)}")
         if histories is not None and len(histories) != n:
             raise ValueError(f"histories must hold {n} strings, got {len(histories)}")
-        grid = self._grid(images)
-        q = _pad([self.vocab.encode(s, bos_eos=False) or [3] for s in questions])
+        dev = model_device(self.net)                  # the VQA net may sit on another device than the classifier
+        grid = self._grid(images).to(dev)
+        q = _pad([self.vocab.encode(s, bos_eos=False) or [3] for s in questions]).to(dev)
         h = None
         if self.net.history:
-            h = _pad([self.vocab.encode(s, bos_eos=False) or [0] for s in (histories or [""] * n)])
+            h = _pad([self.vocab.encode(s, bos_eos=False) or [0] for s in (histories or [""] * n)]).to(dev)
         self.net.eval()
         with torch.no_grad():
             logits, alpha = self.net(grid, q, h)

@@ -5,6 +5,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .._utils import to_numpy
 from .plots import add_colorbar, outline_mask, overlay, to_display, _show
 
 __all__ = ["plot_attention_heads", "plot_entropy_by_layer", "entropy_heatmap"]
@@ -17,7 +18,7 @@ def _cls_maps(weights, size: int) -> np.ndarray:
 
     from ..explain.cam import upsample_registered
 
-    w = torch.as_tensor(np.asarray(weights), dtype=torch.float32)
+    w = torch.as_tensor(to_numpy(weights), dtype=torch.float32)
     rows = w[..., 0, 1:]
     side = int(round(rows.shape[-1] ** 0.5))
     flat = rows.reshape(-1, side, side)
@@ -35,7 +36,7 @@ def plot_attention_heads(image, weights, *, mask=None, title: str | None = None,
     import matplotlib.pyplot as plt
 
     img = to_display(image)
-    w = np.asarray(weights)
+    w = to_numpy(weights)
     n_layers, n_heads = w.shape[:2]
     maps = _cls_maps(w, img.shape[0])
     mean = _cls_maps(w.mean(1, keepdims=True), img.shape[0])[:, 0]
