@@ -484,7 +484,7 @@ res = explain(method, shortcut_model, plain["image"], plain["label"], seed=seed,
 print(f"{method} maps of the shortcut model, artefact-free versions of the same images:")
 missing = region_mass(res.maps, regions).groupby("region", sort=False)[["mass", "area"]].mean()
 with torch.no_grad():
-    pred = shortcut_model(plain["image"]).argmax(1)
+    pred = shortcut_model(plain["image"].to(mx.model_device(shortcut_model))).argmax(1).cpu()
 print(missing.round(3))
 print(f"predicted '{classes[target]}' for {(pred == target).float().mean():.0%} of these {len(pred)} "
       f"'{classes[target]}' images once the artefact is gone")

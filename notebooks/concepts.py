@@ -463,16 +463,16 @@ own.style.format(precision=3, na_rep="-").set_caption(
 hard = mx.load_dataset(cbm_dataset, "test", image_size=size, n=n_cbm, seed=seed, difficulty=cbm_difficulty)
 with stopwatch("CBM (features and concepts)"):
     data = C.concept_data(brain_model, hard)
-    features = torch.from_numpy(data.features)
+    features = torch.from_numpy(data.features).to(mx.model_device(brain_model))
     with torch.no_grad():
-        predicted = {mode: m.bottleneck.concept_values(features).numpy() for mode, m in cbms.items()}
-        predicted["probabilistic"] = prob_cbm.bottleneck.concept_values(features).numpy()
+        predicted = {mode: m.bottleneck.concept_values(features).cpu().numpy() for mode, m in cbms.items()}
+        predicted["probabilistic"] = prob_cbm.bottleneck.concept_values(features).cpu().numpy()
 truth = data.concepts > 0.5
 rows = {}
 for mode, values in predicted.items():
     b = cbms[mode].bottleneck if mode in cbms else prob_cbm.bottleneck
     with torch.no_grad():
-        task = float((b(features).argmax(1).numpy() == data.labels).mean())
+        task = float((b(features).argmax(1).cpu().numpy() == data.labels).mean())
     rows[mode] = {"task accuracy": task, "concept accuracy (mean)": float(((values > 0.5) == truth).mean()),
                   **{f"acc. {c}": float(((values[:, j] > 0.5) == truth[:, j]).mean()) for j, c in enumerate(names_b)}}
 hard_table = pd.DataFrame(rows).T
@@ -510,11 +510,11 @@ if len(fixes):
     k = int(fix["position"])
     image = hard[k]["image"][None]
     model = cbms["joint"]
-    before = model.concepts(image)[0].numpy()
+    before = model.concepts(image)[0].cpu().numpy()
     after = before.copy()
     after[names_b.index(fix["concept"])] = fix["true"]
-    p_before = torch.softmax(model.predict(image), 1)[0].numpy()
-    p_after = torch.softmax(model.predict(image, interventions={fix["concept"]: float(fix["true"])}), 1)[0].numpy()
+    p_before = torch.softmax(model.predict(image), 1)[0].cpu().numpy()
+    p_after = torch.softmax(model.predict(image, interventions={fix["concept"]: float(fix["true"])}), 1)[0].cpu().numpy()
     plot_cbm_intervention(image[0], names_b, before, after, data.concepts[k], classes_b, p_before, p_after,
                           mask=hard.masks[k],
                           title=f"Harder test image {k} (true class: {fix['label']}): setting '{fix['concept']}' to "
@@ -569,7 +569,7 @@ with stopwatch("probabilistic CBM (uncertainty)"):
         u = prob_cbm.bottleneck.uncertainty(features)
 errors_prob = (predicted["probabilistic"] > 0.5) != truth
 errors_joint = (predicted["joint"] > 0.5) != truth
-unc_tables = {"probabilistic CBM, Var[c]": C.error_by_uncertainty(u["total"].numpy(), errors_prob),
+unc_tables = {"probabilistic CBM, Var[c]": C.error_by_uncertainty(u["total"].cpu().numpy(), errors_prob),
               "joint CBM, p(1 - p)": C.error_by_uncertainty(predicted["joint"] * (1 - predicted["joint"]),
                                                             errors_joint)}
 plot_uncertainty_error(unc_tables, title=f"{cbm_dataset}, harder test images: concept errors by uncertainty "
@@ -602,8 +602,8 @@ m = posthoc.report.metrics
 with stopwatch("post-hoc CBM"):
     with torch.no_grad():
         scores_ph = posthoc.bottleneck.concept_values(features)
-        head_only = posthoc.bottleneck.head(scores_ph).argmax(1).numpy()
-        hybrid = posthoc.bottleneck(features).argmax(1).numpy()
+        head_only = posthoc.bottleneck.head(scores_ph).argmax(1).cpu().numpy()
+        hybrid = posthoc.bottleneck(features).argmax(1).cpu().numpy()
 ph_table = pd.DataFrame({
     "own test split": {"PCBM (sparse head)": m["head_accuracy"], "PCBM-h (head + residual)": m["label_accuracy"],
                        "classifier": m["classifier_accuracy"]},
@@ -612,7 +612,7 @@ ph_table = pd.DataFrame({
                                                      "classifier": clf_hard}})
 display(ph_table.style.format(precision=3).set_caption("Post-hoc bottleneck: task accuracy"))
 print("probe accuracy per concept (training split):", dict(zip(names_b, np.round(m["probe_accuracy"], 3))))
-weights = posthoc.bottleneck.head.weight.detach().numpy()
+weights = posthoc.bottleneck.head.weight.detach().cpu().numpy()
 plot_concept_weights(weights, names_b, classes_b,
                      title=f"PCBM's sparse head: {m['nonzero_weights']} non-zero weights of {weights.size}")
 plt.show()

@@ -278,7 +278,7 @@ cf_table.style.format(precision=3).set_caption(
 def probability(model, images):
     """The model's predicted class and its probability for a batch of normalised images."""
     with torch.no_grad():
-        p = model(torch.as_tensor(images)).softmax(1)
+        p = model(torch.as_tensor(images).to(mx.model_device(model))).softmax(1).cpu()
     return p.argmax(1).numpy(), p.max(1).values.numpy()
 
 
