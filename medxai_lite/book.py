@@ -23,7 +23,7 @@ import os
 import time
 
 __all__ = ["glue", "chapter_timer", "ChapterTimer", "TIME_KEY", "time_note", "live_widgets", "STATIC_ENV",
-           "execute_book", "toc_notebooks", "JOBS_ENV", "HEAVY_FIRST"]
+           "execute_book", "toc_notebooks", "JOBS_ENV", "HEAVY_FIRST", "recorded_gpu_times", "GPU_TIMES"]
 
 #: Set to "1" in a non-interactive run (the book build, the notebook tests): widgets are not built.
 STATIC_ENV = "MEDXAI_STATIC_WIDGETS"
@@ -115,6 +115,53 @@ class ChapterTimer:
 def chapter_timer() -> ChapterTimer:
     """Start the stopwatch of a chapter's notebook (call it in the first code cell after the imports)."""
     return ChapterTimer()
+
+
+# ----------------------------------------------------------------------------- times on a GPU
+#: The notebooks' times measured on a GPU machine by ``benchmarks/bench_notebooks.py`` (its JSON,
+#: as written). The build machine has no GPU, so these are a record of one run, not of the build.
+GPU_TIMES = "gpu_times.json"
+
+
+def recorded_gpu_times(path=None):
+    """The recorded GPU run of the notebooks as a pandas DataFrame, one row per notebook, with
+    ``total_min``, ``train_min`` (training models the cache lacked), ``run_min`` (the rest: a warm
+    cache), ``ok``, ``error`` (the last line of a failure, else "") and ``jobs`` (notebooks that ran
+    side by side with this one). ``attrs`` holds the run's
+    ``machine`` (GPU, CPU count, torch, date, commit), ``jobs`` (notebooks side by side) and
+    ``threads`` (CPU threads each). ``path``: another JSON of ``bench_notebooks.py``; default
+    the one shipped with the package (:data:`GPU_TIMES`).
+
+    Raises ``FileNotFoundError`` naming the file when it is missing and ``ValueError`` when it is
+    not such a record.
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(path) if path is not None else Path(__file__).parent / "data" / GPU_TIMES
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded notebook times at {path} (write one with benchmarks/bench_notebooks.py)")
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("notebooks"), dict) or "machine" not in record:
+        raise ValueError(f"{path} is not a record of benchmarks/bench_notebooks.py (no 'machine' and 'notebooks')")
+    rows = {}
+    for name, entry in record["notebooks"].items():
+        error = entry.get("error") or ""
+        total = entry.get("seconds")
+        train = entry.get("train_seconds")
+        rows[name] = {"total_min": total / 60 if total is not None and not error else float("nan"),
+                      "train_min": train / 60 if train is not None and not error else float("nan"),
+                      "run_min": (total - train) / 60 if total is not None and train is not None and not error
+                      else float("nan"),
+                      "ok": not error, "error": error.strip().splitlines()[-1] if error.strip() else "",
+                      "jobs": int(entry.get("jobs", record.get("jobs", 1)))}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "notebook"
+    frame.attrs.update(machine=record["machine"], jobs=int(record.get("jobs", 1)),
+                       threads=int(record.get("threads") or 0), fake_cuda=bool(record.get("fake_cuda", False)))
+    return frame.sort_index()
 
 
 # ----------------------------------------------------------------------------- executing the book

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 import medxai_lite as mx
@@ -181,3 +182,42 @@ def test_execute_book_names_the_notebook_that_failed(tmp_path, monkeypatch):
         book.execute_book(tmp_path, jobs=2)
     with pytest.raises(ValueError, match="jobs"):
         book.execute_book(tmp_path, jobs=0)
+
+
+def test_recorded_gpu_times_reads_a_bench_notebooks_record(tmp_path):
+    import json
+
+    from medxai_lite.book import recorded_gpu_times
+
+    record = {"machine": {"gpu": "Some GPU", "cpus": 16, "torch": "2.x", "date": "2026-01-01", "commit": "abc"},
+              "jobs": 4, "threads": 2, "notebooks": {
+                  "cam": {"seconds": 90.0, "train_seconds": 30.0, "cells": [], "error": None},
+                  "text": {"seconds": 12.0, "train_seconds": 0.0, "error": "Traceback ...\nValueError: boom\n"},
+                  "atlas": {"error": "not started: --deadline reached"}}}
+    path = tmp_path / "times.json"
+    path.write_text(json.dumps(record))
+    table = recorded_gpu_times(path)
+    assert list(table.index) == ["atlas", "cam", "text"]
+    assert table.loc["cam", "total_min"] == 1.5 and table.loc["cam", "train_min"] == 0.5
+    assert table.loc["cam", "run_min"] == 1.0 and bool(table.loc["cam", "ok"])
+    assert not table.loc["text", "ok"] and table.loc["text", "error"] == "ValueError: boom"
+    assert np.isnan(table.loc["text", "run_min"]) and not table.loc["atlas", "ok"]
+    assert table.loc["cam", "jobs"] == 4 and table.attrs["jobs"] == 4 and table.attrs["threads"] == 2 and table.attrs["machine"]["gpu"] == "Some GPU"
+    with pytest.raises(FileNotFoundError, match="no recorded notebook times"):
+        recorded_gpu_times(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"notebooks": []}))
+    with pytest.raises(ValueError, match="not a record"):
+        recorded_gpu_times(tmp_path / "bad.json")
+
+
+def test_the_shipped_gpu_record_names_only_the_books_notebooks_and_was_run_on_a_gpu():
+    from pathlib import Path
+
+    from medxai_lite.book import recorded_gpu_times
+
+    table = recorded_gpu_times()
+    notebooks = {p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")}
+    assert set(table.index) <= notebooks and table["ok"].any()
+    assert table.attrs["machine"]["gpu"] and not table.attrs["fake_cuda"]
+    ok = table[table["ok"]]
+    assert (ok["train_min"] >= 0).all() and np.allclose(ok["run_min"], ok["total_min"] - ok["train_min"])
