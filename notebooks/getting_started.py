@@ -41,8 +41,8 @@
 # *Prerequisites:* Python and a first acquaintance with PyTorch; the introduction.
 #
 # *Time:* in the last build of this book, on two CPU cores, this notebook ran in
-# {glue:text}`time_cpu_note:s`. No run on a Colab GPU has been recorded yet; the last cell prints the
-# running time, so a run there measures it.
+# {glue:text}`time_cpu_note:s`. {glue:text}`gpu_getting_started_note:s` The
+# [course page](../book/course.md) lists every notebook's times.
 
 # %% tags=["remove-cell"]
 # Colab or a fresh runtime: install medxai_lite from the book's repository when it is missing.
@@ -317,6 +317,32 @@ plt.show()
 # ```{solution-end}
 # ```
 
+
+# %% tags=["remove-cell"]
+# The notebooks' times on a GPU, for the course page: a recorded run (benchmarks/bench_notebooks.py),
+# since the machine that builds the book has none.
+from pathlib import Path
+
+from medxai_lite.book import glue, recorded_gpu_times
+
+gpu_times = recorded_gpu_times()
+gpu_machine = gpu_times.attrs["machine"]
+for name in sorted({p.stem for p in Path(".").glob("*.ipynb")} | set(gpu_times.index)):
+    row = gpu_times.loc[name] if name in gpu_times.index else None
+    ok = row is not None and bool(row["ok"])
+    glue(f"gpu_{name}_run", f"{row['run_min']:.1f}" if ok else "not measured", display=False)
+    glue(f"gpu_{name}_train", f"{row['train_min']:.1f}" if ok else "not measured", display=False)
+    side_by_side = f", {row['jobs']} notebooks side by side" if ok and row["jobs"] > 1 else ""
+    glue(f"gpu_{name}_note", (f"In one recorded run on a GPU ({gpu_machine['gpu']}, "
+                              f"{gpu_times.attrs['threads'] or gpu_machine['cpus']} CPU threads{side_by_side}) it took "
+                              f"{row['total_min']:.1f} minutes, {row['train_min']:.1f} of them training models the "
+                              f"cache lacked.") if ok else "No run of it on a GPU has been recorded.", display=False)
+glue("gpu_machine", f"one {gpu_machine['gpu']} with {gpu_times.attrs['threads'] or gpu_machine['cpus']} CPU threads "
+     f"per notebook (torch {gpu_machine['torch']}, {gpu_machine['date']}, commit {gpu_machine.get('commit') or '?'})",
+     display=False)
+glue("gpu_jobs", gpu_times.attrs["jobs"], display=False)
+glue("gpu_n_measured", int(gpu_times["ok"].sum()), display=False)
+glue("gpu_total_min", float(gpu_times.loc[gpu_times["ok"], "total_min"].sum()), display=False)
 
 # %% [markdown]
 # The map is as coarse as the grid printed in the title: it can say which part of the image
