@@ -347,7 +347,7 @@ def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size
     out = np.full(len(maps), np.nan)
     keep = np.flatnonzero(~skip)
     cams = maps.astype(np.float32)
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+    with torch.random.fork_rng(), warnings.catch_warnings():
         # pytorch-grad-cam 1.5 calls np.float32() on a tensor (ROAD thresholds), which NumPy 2 flags as
         # deprecated once per image; it is the library's, harmless, and would flood every notebook
         warnings.filterwarnings("ignore", message="__array_wrap__ must accept context", category=DeprecationWarning)

@@ -111,7 +111,7 @@ def randomise_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> 
         module = known[name]
         if not any(True for _ in module.parameters()):
             raise ValueError(f"layers: {name!r} has no parameters to randomise")
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed * 100_003 + j)
             for m in module.modules():
                 reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
@@ -329,7 +329,7 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
         from ..models.train import fit
 
         k = num_classes or max(2, int(labels.max()) + 1)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng():
             torch.manual_seed(seed)
             if model_fn is None:
                 from ..models.zoo import get_model

@@ -222,7 +222,7 @@ def train_l2x(classifier: nn.Module, train, *, k: int = 4, patch: int = 8, epoch
             raise ValueError(f"targets must be class probabilities [N={len(images)}, C] with rows summing to 1; got "
                              f"shape {list(target.shape)}")
     num_classes = target.shape[1]
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         explainer = L2X(k, patch, num_classes, width=width, approximator=approximator, baseline=baseline)
     explainer.grid(tuple(images.shape[-2:]))
@@ -379,7 +379,7 @@ def train_classifier(train, labels=None, *, num_classes: int | None = None, widt
     if y.shape != (len(images),):
         raise ValueError(f"labels must hold one class per image ({len(images)}); got shape {list(y.shape)}")
     num_classes = int(num_classes or max(int(y.max()) + 1, len(getattr(train, "classes", ())) or 2))
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = SmallCNN(num_classes, width=check_positive_int("width", width))
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
