@@ -43,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._utils import atomic_dir, cache_dir, check_choice, device
+from ._utils import atomic_dir, cache_dir, check_choice, device, model_device
 
 __all__ = ["PAPER_CAMS", "PUBLISHED_ACCURACY", "PUBLISHED_CONFIDENCE", "DATA_SOURCES", "BENCH_BUDGETS",
            "MAP_MEAN", "EXTENDED_ARCH", "EXTENDED_FAMILIES", "extended_grid_methods", "RANDOM_REFERENCE",
@@ -289,7 +289,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
         if d not in batches:   # the images and their predicted classes, once per dataset
             test, batch = _eval_batch(d, model.report.settings["image_size"], n_images, seed, need_lesion=False)
             with torch.no_grad():   # the paper explains the predicted class
-                preds = model(batch["image"].to(next(model.parameters()).device)).argmax(1).cpu().numpy()
+                preds = model(batch["image"].to(model_device(model))).argmax(1).cpu().numpy()
             batches[d] = test, batch, preds
         test, batch, preds = batches[d]
         x = batch["image"]

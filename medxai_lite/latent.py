@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._utils import check_choice, check_positive_int
+from ._utils import check_choice, check_positive_int, model_device
 
 __all__ = ["LatentFeatures", "Projections", "SeedStability", "PROJECTIONS", "TITLES", "classifier_head",
            "penultimate_features", "mix_features", "project", "trustworthiness", "continuity", "knn_accuracy",
@@ -223,7 +223,7 @@ def penultimate_features(model, data, *, n: int | None = None, batch_size: int =
     head = classifier_head(model) if head is None else head
     if not isinstance(head, torch.nn.Module):
         raise ValueError(f"head must be the model's final nn.Linear layer; got {type(head).__name__}")
-    dev = next(model.parameters()).device
+    dev = model_device(model)
 
     is_dataset = hasattr(data, "batch") and hasattr(data, "classes")
     if is_dataset:

@@ -156,9 +156,6 @@ class FakeCuda(TorchFunctionMode):
         result = func(source, *rest, **kwargs)
         if where is None:
             return self.mark(result, self.tag(source))
-        return self._factory_like(result, source, where)
-
-    def _factory_like(self, result, source, where):
         return self._fresh(result, source, where)
 
     def _factory(self, func, args, kwargs):

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import cache_dir, check_choice, check_positive_int, profile_settings
+from .._utils import cache_dir, check_choice, check_positive_int, model_device, profile_settings
 
 __all__ = ["CBM_MODES", "CBM_PROFILES", "ConceptBottleneck", "ProbabilisticBottleneck", "PosthocBottleneck",
            "ConceptBottleneckModel", "ConceptModelReport", "backbone_features", "fit_cbm", "fit_probabilistic_cbm",
@@ -87,7 +87,6 @@ def backbone_features(classifier: nn.Module, images: torch.Tensor) -> torch.Tens
     forward pass of the classifier with a hook on that layer (removed afterwards). Gradients flow
     (so gradient explanations run through a bottleneck built on it). The images are moved to the
     classifier's device; the features stay there."""
-    from .._utils import model_device
     from ..latent import classifier_head
 
     head = classifier_head(classifier)
@@ -269,8 +268,6 @@ class ConceptBottleneckModel(nn.Module):
                  "posthoc-cbm": lambda: PosthocBottleneck(dim, len(concept_names), len(classes))}[kind]()
         if isinstance(b, PosthocBottleneck):
             b.bank.copy_(F.normalize(torch.randn(b.bank.shape, generator=gen), dim=1))
-        from .._utils import model_device
-
         return cls(classifier, b.to(model_device(classifier)).eval(), concept_names, classes)
 
     @property
@@ -497,7 +494,7 @@ def concept_data(classifier: nn.Module, dataset, *, n: int | None = None, batch_
 def _evaluate(b: _Bottleneck, data) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    dev = next(b.parameters()).device
+    dev = model_device(b)
     f = torch.from_numpy(data.features).to(dev)
     values = b.concept_values(f)
     y = torch.from_numpy(data.labels).to(dev)
@@ -541,7 +538,7 @@ def intervention_curve(model: ConceptBottleneckModel, data, *, order: str = "ran
     check_choice("order", order, ("random", "uncertain"))
     _check_probability_cbm(model, data)
     b = model.bottleneck
-    dev = next(b.parameters()).device
+    dev = model_device(b)
     f = torch.from_numpy(data.features).to(dev)
     truth = torch.from_numpy(data.concepts).to(dev)
     labels = torch.from_numpy(data.labels).to(dev)
@@ -574,7 +571,7 @@ def correctable_errors(model: ConceptBottleneckModel, data):
 
     _check_probability_cbm(model, data)
     b = model.bottleneck
-    dev = next(b.parameters()).device
+    dev = model_device(b)
     f = torch.from_numpy(np.asarray(data.features, dtype=np.float32)).to(dev)
     truth = torch.from_numpy(np.asarray(data.concepts, dtype=np.float32)).to(dev)
     labels = np.asarray(data.labels)
@@ -711,7 +708,7 @@ def _get(kind: str, dataset: str, mode: str, classifier, seed: int, settings: di
                                     feat_dim=int(train.features.shape[1]), metrics=metrics, history=history[::10],
                                     seconds=time.perf_counter() - t0, cache_key=key, classifier_key=classifier_key)
         save_cached_model(bottleneck, report, weights, meta)
-    dev = next(classifier.parameters()).device
+    dev = model_device(classifier)
     model = ConceptBottleneckModel(classifier, bottleneck.to(dev).eval(), report.concept_names, report.classes).eval()
     model.report = report
     return model

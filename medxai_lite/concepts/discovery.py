@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import check_eval_model, check_images, check_positive_int
+from .._utils import check_eval_model, check_images, check_positive_int, model_device
 
 __all__ = ["ACEConcept", "ACEResult", "ace", "segment_patches", "ConceptSHAPResult", "completeness", "concept_shap",
            "concept_projections", "probe_vectors", "segment_overlap"]
@@ -218,7 +218,7 @@ def ace(model: nn.Module, images, *, layer=None, tcav_layer=None, target: int | 
     min_segments = max(2, int(round(0.4 * n_images))) if min_segments is None else \
         check_positive_int("min_segments", min_segments, minimum=2)
     _, module = resolve_layer(model, layer)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     if target is None:
         with torch.no_grad():
             preds = torch.cat([model(images[s:s + batch_size].to(dev)).argmax(1).cpu()

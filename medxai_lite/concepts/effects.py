@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice, check_eval_model, check_positive_int
+from .._utils import check_choice, check_eval_model, check_positive_int, model_device
 
 __all__ = ["ConceptEffect", "causal_concept_effect", "causal_concept_effects", "predict_proba", "predict_log_odds", "SCALES",
            "RankAgreement", "rank_agreement"]
@@ -44,7 +44,7 @@ def _predict(model: nn.Module, dataset, index, batch_size: int, transform, dtype
     check_eval_model(model, used_by="predictions")
     batch_size = check_positive_int("batch_size", batch_size)
     index = np.arange(len(dataset)) if index is None else np.asarray(index, dtype=np.int64)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     out = []
     for s in range(0, len(index), batch_size):
         x = dataset.batch([int(i) for i in index[s:s + batch_size]])["image"].to(dev)

@@ -49,7 +49,7 @@ from torch import nn
 
 from captum.concept._utils.classifier import Classifier
 
-from .._utils import check_choice, check_eval_model, check_images, check_positive_int
+from .._utils import check_choice, check_eval_model, check_images, check_positive_int, model_device
 
 __all__ = ["CAVClassifier", "TCAVResult", "tcav", "resolve_layer", "gradient_alignment"]
 
@@ -347,7 +347,7 @@ def tcav(model: nn.Module, layer, target, concepts: Mapping, inputs, random, *, 
     if tuple(randoms[0].shape[1:]) not in shapes:
         raise ValueError(f"random must hold images of shape {list(inputs.shape[1:])}; got {list(randoms[0].shape[1:])}")
     layer_name, module = resolve_layer(model, layer)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     with torch.no_grad():
         n_classes = model(inputs[:1].to(dev)).shape[-1]
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
@@ -438,7 +438,7 @@ def gradient_alignment(model: nn.Module, layer, target, inputs, *, batch_size: i
         raise ValueError(f"inputs must hold at least 2 images to compare their gradients; got {len(inputs)}")
     batch_size = check_positive_int("batch_size", batch_size)
     _, module = resolve_layer(model, layer)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         targets = torch.full((len(inputs),), int(target), dtype=torch.long)
     else:

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .._utils import check_choice
+from .._utils import check_choice, model_device
 from .cam import _upsample_cam
 from .registry import AdapterResult, register
 
@@ -74,8 +74,6 @@ def attention_weights(model: torch.nn.Module, images: torch.Tensor, targets=None
     taken with :func:`torch.autograd.grad`, so no parameter's ``.grad`` is touched. The images are
     moved to the model's device, and the results stay there.
     """
-    from .._utils import model_device
-
     if model.training:
         raise RuntimeError("model is in training mode; call model.eval() first (attention weights with "
                            "dropout or batch statistics would not be the model's own)")

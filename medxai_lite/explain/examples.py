@@ -785,15 +785,18 @@ class _Pairs(torch.utils.data.Dataset):
     model's device already)."""
 
     def __init__(self, data, labels, device="cpu"):
-        self.data, self.labels = data, torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.device = torch.device(device)
+        # a tensor and the labels go to the device once; a dataset's items one by one as read
+        self.data = data.to(self.device) if isinstance(data, torch.Tensor) else data
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=self.device)
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        image = self.data[i] if isinstance(self.data, torch.Tensor) else self.data[i]["image"]
-        return image.to(self.device), self.labels[i].to(self.device)
+        if isinstance(self.data, torch.Tensor):
+            return self.data[i], self.labels[i]
+        return self.data[i]["image"].to(self.device), self.labels[i]
 
 
 def _training_set(model, images: torch.Tensor | None, train, labels):

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import cache_dir, check_choice, check_eval_model, check_positive_int
+from .._utils import cache_dir, check_choice, check_eval_model, check_positive_int, model_device
 
 __all__ = ["L2X", "L2XReport", "APPROXIMATORS", "L2X_SETTINGS", "relaxed_subset", "train_l2x", "get_trained_l2x",
            "training_probabilities", "uninformed_l2x_loss",
@@ -211,7 +211,7 @@ def train_l2x(classifier: nn.Module, train, *, k: int = 4, patch: int = 8, epoch
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a number > 0; got {lr!r}")
     images = as_images(train)
-    dev = next(classifier.parameters()).device
+    dev = model_device(classifier)
     if targets is None:
         with torch.no_grad():
             target = torch.cat([classifier(x.to(dev)).float().softmax(1).cpu() for x in images.split(256)])
@@ -289,7 +289,7 @@ def get_trained_l2x(classifier: nn.Module, *, k: int = 4, patch: int = 8, seed: 
         explainer = L2X(rep.k, rep.patch, rep.num_classes, width=s["width"], approximator=s["approximator"],
                         baseline=s["baseline"])
         explainer.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        explainer.to(next(classifier.parameters()).device).eval()
+        explainer.to(model_device(classifier)).eval()
         explainer.report = rep
         return explainer
     train, _ = training_split(classifier)

@@ -136,7 +136,7 @@ def grid_features(classifier: nn.Module, images, batch_size: int = 64) -> tuple[
     from .zoo import target_layer
 
     layer = target_layer(classifier, _classifier_arch(classifier))
-    dev = next(classifier.parameters()).device
+    dev = model_device(classifier)
     if isinstance(images, torch.Tensor):
         if images.ndim != 4:
             raise ValueError(f"images must be a tensor [N, 3, H, W], got shape {list(images.shape)}")

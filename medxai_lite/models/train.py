@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import atomic_path, cache_dir, cache_lock, check_choice, device, set_seed
+from .._utils import atomic_path, cache_dir, cache_lock, check_choice, device, model_device, set_seed
 from .zoo import ARCHS, DEFAULT_ARCH, arch_spec, get_model
 
 __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "train_model", "evaluate",
@@ -112,7 +112,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 64, classes=None) -> d
 
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     ys, ps, loss = [], [], 0.0
     for x, y in _loader(dataset, batch_size, False, 0):
         out = model(x.to(dev))
@@ -156,7 +156,7 @@ def recalibrate_batchnorm(model: nn.Module, dataset, batch_size: int = 64, max_i
         b.reset_running_stats()
         b.momentum = None
     model.train()
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     for x, _ in _loader(dataset, batch_size, False, 0):
         model(x.to(dev))
     for b, m in zip(bns, momenta):

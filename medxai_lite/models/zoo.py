@@ -31,7 +31,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .._utils import check_choice
+from .._utils import check_choice, model_device
 
 __all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "ARCH_SPECS", "CAPABILITIES", "ArchSpec", "arch_spec",
            "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "module_name", "cam_grid", "grid_origin",
@@ -451,7 +451,7 @@ def cam_grid(model: nn.Module, arch: str, image_size: int) -> tuple[int, int]:
 
     hook = target_layer(model, arch).register_forward_hook(record)
     try:
-        dev = next(model.parameters()).device
+        dev = model_device(model)
         was_training = model.training
         model.eval()
         with torch.no_grad():

@@ -5,6 +5,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .._utils import model_device
 from .plots import _show, add_colorbar, outline_mask, overlay, to_display
 
 __all__ = ["method_grid", "explore", "explorer_figure"]
@@ -69,7 +70,7 @@ def explorer_figure(model, dataset, index: int, method: str, layer=None, target=
         kwargs["layer"] = layer
     res = explain(method, model, x, targets=None if target is None else [int(target)], **kwargs)
     with torch.no_grad():
-        dev = next(model.parameters()).device
+        dev = model_device(model)
         prob = torch.softmax(model(x.to(dev)), 1)[0].cpu().numpy()
     if ax is None:
         _, ax = plt.subplots(figsize=(4.4, 4))
