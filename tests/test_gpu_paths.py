@@ -184,3 +184,83 @@ def test_text_models_moved_whole_to_a_gpu_still_describe_and_answer(cnn, images)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert got[1][0] == expected[1][0]
     np.testing.assert_allclose(got[1][1], expected[1][1], rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- training off the zoo's loop
+
+
+def _same_weights(a, b):
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().cpu().numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_train_classifier_and_make_train_fn_train_on_the_gpu(images, labels):
+    """The planted-label classifier and the label-randomisation test's train_fn fit their models on
+    mx.device() from CPU images, and give the weights the same seed gives on the CPU."""
+    from medxai_lite.metrics import make_train_fn
+    from medxai_lite.models.explainers import train_classifier
+
+    cpu_small = train_classifier(images, labels, num_classes=3, width=4, epochs=2, batch_size=2)
+    cpu_fn = make_train_fn(epochs=2, batch_size=2)(images, labels)
+    with fake_cuda() as mode:
+        x, y = mode.host(images), mode.host(labels)
+        gpu_small = train_classifier(x, y, num_classes=3, width=4, epochs=2, batch_size=2)
+        gpu_fn = make_train_fn(epochs=2, batch_size=2)(x, y)
+        for model in (gpu_small, gpu_fn):
+            assert next(model.parameters()).device.type == "cuda" and not model.training
+            assert model(x.to("cuda")).device.type == "cuda"
+        _same_weights(gpu_small, cpu_small)
+        _same_weights(gpu_fn, cpu_fn)
+        np.testing.assert_allclose(gpu_small.history, cpu_small.history, rtol=1e-5)
+
+
+def test_an_untrained_bottleneck_comes_back_ready_for_explain(cnn, images):
+    """ConceptBottleneckModel.untrained returns the wrapper in eval mode, as every trained model
+    is returned, so explain() takes it without a further .eval()."""
+    import medxai_lite as mx
+    from medxai_lite import concepts as C
+
+    cbm = C.ConceptBottleneckModel.untrained(cnn, ["a", "b"], 3)
+    assert not cbm.training and not any(m.training for m in cbm.modules())
+    assert mx.explain("saliency", cbm, images[:2], targets=[0, 1]).maps.shape == (2, 32, 32)
+
+
+def test_the_mislabelled_model_is_trained_and_loaded_onto_the_gpu(tmp_path, monkeypatch):
+    """get_mislabelled_model trains on the (pretend) GPU and, like get_trained_model, hands the
+    cached model back on mx.device(), with the CPU run's weights."""
+    from medxai_lite.models.explainers import get_mislabelled_model
+
+    kwargs = dict(n_planted=4, image_size=32, n_train=40, width=4, epochs=2, seed=0)
+    monkeypatch.setenv("MEDXAI_CACHE", str(tmp_path / "cpu"))
+    cpu = get_mislabelled_model("phantom-chest-xray", **kwargs)
+    monkeypatch.setenv("MEDXAI_CACHE", str(tmp_path / "gpu"))
+    with fake_cuda():
+        trained = get_mislabelled_model("phantom-chest-xray", **kwargs)
+        loaded = get_mislabelled_model("phantom-chest-xray", **kwargs)
+        for model in (trained, loaded):
+            assert next(model.parameters()).device.type == "cuda" and not model.training
+        _same_weights(loaded, cpu)
+        assert loaded.report.planted == cpu.report.planted
+
+
+def test_the_text_decoders_train_on_the_gpu_from_cpu_features():
+    """train_captioner and train_vqa take the CPU grid features the classifier hands out, train on
+    mx.device() and leave the decoder there, with the losses of the same seed on the CPU."""
+    from medxai_lite.data import load_dataset
+    from medxai_lite.models import text as T
+
+    refs = load_dataset("phantom-brain-mri", "train", image_size=32, n=12, seed=0)
+    grid = torch.randn(12, 16, 2, 2, generator=torch.Generator().manual_seed(1))
+    opts = dict(epochs=2, batch_size=4, seed=0, hidden=16, embed=8, att_dim=8, qa_hidden=16)
+    cpu_dec, _, cpu_hist = T.train_captioner(grid, refs.captions, **opts)
+    cpu_net, _, _, cpu_losses = T.train_vqa(grid, refs.qa, history=True, **opts)
+    with fake_cuda() as mode:
+        dec, vocab, hist = T.train_captioner(mode.host(grid), refs.captions, **opts)
+        net, _, _, losses = T.train_vqa(mode.host(grid), refs.qa, history=True, **opts)
+        for module in (dec, net):
+            assert next(module.parameters()).device.type == "cuda" and not module.training
+        _same_weights(dec, cpu_dec)
+        _same_weights(net, cpu_net)
+    np.testing.assert_allclose(hist, cpu_hist, rtol=1e-5)
+    np.testing.assert_allclose(losses, cpu_losses, rtol=1e-5)

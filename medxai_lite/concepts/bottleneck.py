@@ -254,7 +254,8 @@ class ConceptBottleneckModel(nn.Module):
     def untrained(cls, classifier: nn.Module, concept_names: Sequence[str], classes: Sequence[str] | int,
                   kind: str = "cbm", seed: int = 0) -> "ConceptBottleneckModel":
         """A bottleneck with seeded random weights on ``classifier`` (for tests and plumbing);
-        ``kind``: ``"cbm"``, ``"probabilistic-cbm"`` or ``"posthoc-cbm"``."""
+        ``kind``: ``"cbm"``, ``"probabilistic-cbm"`` or ``"posthoc-cbm"``. Returned in eval mode,
+        on the classifier's device, like the trained ones, so :func:`~medxai_lite.explain` takes it."""
         from ..latent import classifier_head
 
         check_choice("kind", kind, ("cbm", "probabilistic-cbm", "posthoc-cbm"))
@@ -268,7 +269,7 @@ class ConceptBottleneckModel(nn.Module):
                  "posthoc-cbm": lambda: PosthocBottleneck(dim, len(concept_names), len(classes))}[kind]()
         if isinstance(b, PosthocBottleneck):
             b.bank.copy_(F.normalize(torch.randn(b.bank.shape, generator=gen), dim=1))
-        return cls(classifier, b.to(model_device(classifier)).eval(), concept_names, classes)
+        return cls(classifier, b.to(model_device(classifier)), concept_names, classes).eval()
 
     @property
     def kind(self) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_choice, minmax_scale
+from .._utils import check_choice, device, minmax_scale
 from . import check_images, check_maps, check_model, check_positive_int, check_targets, register_metric
 
 __all__ = [
@@ -314,8 +314,10 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
 
     Trains ``model_fn(num_classes)`` (default ``get_model("small_cnn", num_classes)``) with Adam
     and cross-entropy for ``epochs`` passes of the package's training loop
-    (:func:`medxai_lite.models.train.fit`), seeded in a forked generator, and returns it in
-    eval mode. ``num_classes`` defaults to ``max(label) + 1`` (at least 2).
+    (:func:`medxai_lite.models.train.fit`), seeded in a forked generator, on
+    :func:`medxai_lite.device` (the model is built on the CPU first, so a seed gives the same
+    initial weights everywhere; batches move to the device as they are used), and returns it there
+    in eval mode. ``num_classes`` defaults to ``max(label) + 1`` (at least 2).
 
     Example
     -------
@@ -337,6 +339,8 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
                 model = get_model("small_cnn", k)
             else:
                 model = model_fn(k)
+            dev = device()
+            model.to(dev)
             opt = torch.optim.Adam(model.parameters(), lr=lr)
             gen = torch.Generator().manual_seed(seed)
 
@@ -346,7 +350,7 @@ def make_train_fn(model_fn: Callable[[int], nn.Module] | None = None, *, num_cla
                     idx = order[start:start + batch_size]
                     yield images[idx], labels[idx]
 
-            fit(model, opt, batches, epochs)
+            fit(model, opt, batches, epochs, device=dev)
         return model.eval()
 
     return train_fn

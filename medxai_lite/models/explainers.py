@@ -366,7 +366,9 @@ def train_classifier(train, labels=None, *, num_classes: int | None = None, widt
     dataset's) with Adam and cross-entropy for ``epochs`` (no validation, no early stopping: every
     training image, planted ones included, is fitted as given), BatchNorm statistics then
     recomputed on the training images (:func:`~medxai_lite.models.train.recalibrate_batchnorm`).
-    Returned in eval mode on the CPU, with ``model.history`` (mean loss per epoch)."""
+    Trains on :func:`medxai_lite.device` (the images may stay on the CPU: each batch is moved) and
+    returns the model there, in eval mode, with ``model.history`` (mean loss per epoch)."""
+    from .._utils import device
     from .train import fit, recalibrate_batchnorm
     from .zoo import SmallCNN
 
@@ -382,6 +384,8 @@ def train_classifier(train, labels=None, *, num_classes: int | None = None, widt
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = SmallCNN(num_classes, width=check_positive_int("width", width))
+        dev = device()
+        model.to(dev)          # initialised on the CPU, so the seed gives the same weights on any device
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
         history: list = []
@@ -389,7 +393,7 @@ def train_classifier(train, labels=None, *, num_classes: int | None = None, widt
         def batches(epoch):
             return [(images[i], y[i]) for i in torch.randperm(len(images), generator=gen).split(batch_size)]
 
-        fit(model, opt, batches, check_positive_int("epochs", epochs),
+        fit(model, opt, batches, check_positive_int("epochs", epochs), device=dev,
             on_epoch_end=lambda epoch, loss: history.append(loss) and False)
     # the running BatchNorm averages of a few hundred steps lag behind the weights: use the
     # population statistics of the training images instead ("precise BN")
@@ -423,7 +427,9 @@ def get_mislabelled_model(dataset: str, n_planted: int = 10, *, source: int | No
     class ``source`` relabelled ``target`` (:func:`plant_mislabels`), from the cache or trained now.
     ``model.report`` is a :class:`MislabelReport`; :func:`medxai_lite.explain.examples.training_split`
     gives back the same training split and noisy labels, so ``explain("influence", model, x)`` ranks
-    the images the model was trained on, under the labels it was trained with."""
+    the images the model was trained on, under the labels it was trained with. The model comes
+    back on :func:`medxai_lite.device`, in eval mode, like :func:`~medxai_lite.models.get_trained_model`'s."""
+    from .._utils import device
     from ..data import PHANTOMS, load_dataset
 
     check_choice("dataset", dataset, PHANTOMS)
@@ -441,7 +447,7 @@ def get_mislabelled_model(dataset: str, n_planted: int = 10, *, source: int | No
         report = MislabelReport(**json.loads(meta.read_text()))
         model = SmallCNN(len(report.classes), width=width)
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        model.eval().report = report
+        model.to(device()).eval().report = report
         return model
     train = load_dataset(dataset, "train", image_size=image_size, n=n_train, seed=seed)
     noisy, planted = plant_mislabels(train.labels, n_planted, source=source, target=target, seed=seed)

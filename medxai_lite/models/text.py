@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import (atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, model_device,
-                      profile_settings, set_seed)
+from .._utils import (atomic_path, cache_dir, cache_lock, check_choice, check_positive_int, device,
+                      model_device, profile_settings, set_seed)
 
 __all__ = ["Vocabulary", "grid_features", "pooled_features", "CaptionDecoder", "VQANet", "Captioner", "VisualQA",
            "ReportRetriever", "TemplateReporter", "FeatureNorm", "FEATURE_NORMS", "TEXT_PROFILES", "TextTrainingReport", "get_trained_captioner",
@@ -632,8 +632,8 @@ def _train_loop(module: nn.Module, n: int, batch_size: int, epochs: int, lr: flo
 def train_captioner(grid: torch.Tensor, captions: Sequence[str], *, attention: bool = True, seed: int = 0,
                     vocab: Vocabulary | None = None, progress: bool = False, **settings) -> tuple[CaptionDecoder, Vocabulary, list]:
     """Fit a :class:`CaptionDecoder` on precomputed grid features ``[N, D, h, w]`` and their
-    reports; returns ``(decoder, vocab, loss per epoch)``. ``settings`` default to the ``cpu``
-    profile (:data:`TEXT_PROFILES`)."""
+    reports; returns ``(decoder, vocab, loss per epoch)``, the decoder trained on and left on
+    :func:`medxai_lite.device`. ``settings`` default to the ``cpu`` profile (:data:`TEXT_PROFILES`)."""
     s = {**TEXT_PROFILES["cpu"], **settings}
     if len(grid) != len(captions):
         raise ValueError(f"captions must hold one report per feature grid ({len(grid)}), got {len(captions)}")
@@ -643,6 +643,9 @@ def train_captioner(grid: torch.Tensor, captions: Sequence[str], *, attention: b
     dec = CaptionDecoder(len(vocab), grid.shape[1], attention=attention, embed=s["embed"], hidden=s["hidden"],
                          att_dim=s["att_dim"], dropout=s["dropout"], feature_norm=s["feature_norm"])
     dec.norm.fit(grid)
+    dev = device()                       # built and normalised on the CPU: the same weights for a seed anywhere
+    dec.to(dev)
+    grid, tokens = grid.to(dev), tokens.to(dev)
 
     def loss_of(idx):
         x, y = grid[idx], tokens[idx]
@@ -675,7 +678,8 @@ def _qa_rows(qa, dialogue: bool):
 def train_vqa(grid: torch.Tensor, qa: Sequence[Sequence[tuple[str, str]]], *, history: bool = False, seed: int = 0,
               progress: bool = False, **settings) -> tuple[VQANet, Vocabulary, list, list]:
     """Fit a :class:`VQANet` on grid features and each image's question/answer pairs (as dialogues
-    with ``history=True``); returns ``(net, vocab, answers, loss per epoch)``."""
+    with ``history=True``); returns ``(net, vocab, answers, loss per epoch)``, the net trained on and
+    left on :func:`medxai_lite.device`."""
     s = {**TEXT_PROFILES["cpu"], **settings}
     if len(grid) != len(qa):
         raise ValueError(f"qa must hold one list of pairs per feature grid ({len(grid)}), got {len(qa)}")
@@ -691,6 +695,9 @@ def train_vqa(grid: torch.Tensor, qa: Sequence[Sequence[tuple[str, str]]], *, hi
     net = VQANet(len(vocab), len(answers), grid.shape[1], history=history, embed=s["embed"], hidden=s["qa_hidden"],
                  att_dim=s["att_dim"], dropout=s["dropout"], feature_norm=s["feature_norm"])
     net.norm.fit(grid)
+    dev = device()
+    net.to(dev)
+    grid, img, q, h, y = (t.to(dev) for t in (grid, img, q, h, y))
 
     def loss_of(idx):
         logits, _ = net(grid[img[idx]], q[idx], h[idx] if history else None)
@@ -716,7 +723,7 @@ def _cached(kind: str, dataset: str, classifier: nn.Module, seed: int, settings:
         report = TextTrainingReport(**json.loads(meta.read_text()))
         module = build(report)
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return module.eval(), report
+        return module.to(device()).eval(), report
 
     found = cached()
     if found is not None:
