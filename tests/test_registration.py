@@ -133,3 +133,21 @@ def test_paired_tests_against_a_reference():
     assert t.p_holm.min() == pytest.approx(min(1.0, 2 * t.p.min()))
     with pytest.raises(ValueError, match="reference"):
         paired_tests(table, reference="nope")
+
+
+def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
+    """SmallCNN downsamples with 2 x 2 max-pooling, so its cells sit where plain bilinear resizing
+    puts them and align=True must give pytorch-grad-cam's own maps. The seeded Grad-CAM and
+    XGrad-CAM grids hold negative cells: the ReLU comes before the upsampling, as in the library
+    (after it, the ramp from a positive to a negative cell was cut at the zero crossing: 0.60 off)."""
+    from medxai_lite.models.zoo import SmallCNN
+
+    torch.manual_seed(3)
+    model = SmallCNN(3, width=4).eval()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for method in ("gradcam", "xgradcam", "gradcampp", "layercam"):
+        aligned = mx.explain(method, model, x, targets=[0, 1, 2, 0], arch="small_cnn")
+        library = mx.explain(method, model, x, targets=[0, 1, 2, 0], arch="small_cnn", align=False)
+        if method in ("gradcam", "xgradcam"):
+            assert (aligned.extras["cam"] < 0).any()            # the case the order matters for
+        np.testing.assert_allclose(aligned.maps, library.maps, atol=1e-5, err_msg=method)

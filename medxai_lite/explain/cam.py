@@ -101,10 +101,12 @@ def _quiet():
 
 def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: bool = False, setup=None,
          **init) -> AdapterResult:
-    """Run a pytorch-grad-cam class; record each layer's weighted sum before the library resizes it.
+    r"""Run a pytorch-grad-cam class; record each layer's weighted sum before the library resizes it.
 
     ``align=False`` keeps the library's normalised maps; ``align=True`` rebuilds them the way the
-    library does (ReLU, min-max per layer, mean over layers, min-max) from the registered sums.
+    library does from the registered sums: ReLU on the grid (the method's
+    :math:`L = \mathrm{ReLU}(\sum_k \alpha_k A^k)`), upsampling, min-max per layer, mean over
+    layers, min-max. ``raw`` keeps the signed sums, upsampled.
     """
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -131,8 +133,9 @@ def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: b
     if call.targets is None:
         call.targets = cam.outputs.detach().argmax(1)
     ups = [_upsample_cam(low, call, align) for low in lows]
-    if align:
-        maps = _unit(ups[0]) if len(ups) == 1 else _unit(torch.stack([_unit(u) for u in ups]).mean(0))
+    if align:   # ReLU before upsampling, as the library: after it, a negative cell would cut its neighbours' ramps
+        pos = [_upsample_cam(low.clamp_min(0), call, align) for low in lows]
+        maps = _unit(pos[0]) if len(pos) == 1 else _unit(torch.stack([_unit(u) for u in pos]).mean(0))
     grids = [tuple(int(v) for v in low.shape[-2:]) for low in lows]
     return AdapterResult(raw=torch.stack(ups).mean(0), maps=maps,
                    extras={"grid": grids[0], "grids": grids, "cam": lows[0].numpy()})
