@@ -143,7 +143,9 @@ times.style.format("{:.3f}")
 # inside it) {cite}`zhang2018topdown,arras2022clevr`. Two references sit beside them: a random
 # map on the same 7 x 7 grid (`random`), and the *ceiling* of the strict pointing game for that
 # grid (`ceiling`): a map upsampled from a grid peaks on a cell centre, so a lesion holding no
-# cell centre cannot be hit by any CAM of that layer. Grad-CAM is also shown with the libraries'
+# cell centre cannot be hit by any CAM of that layer (a centre on the grid's edge reads the
+# whole clamped block out to the image border, and the peak is then shared by that block: only
+# the block's share inside the lesion counts). Grad-CAM is also shown with the libraries'
 # own upsampling (`gradcam, library resize`), which puts every cell half a cell too far right
 # and down (see the previous page).
 

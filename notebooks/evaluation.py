@@ -151,7 +151,8 @@ if not loc.empty:
 # %% [markdown]
 # Three things to look for. First, a CAM of the last block can only be as sharp as that block's
 # grid: once upsampled, its maximum always sits on a cell centre, so a lesion that contains no
-# cell centre cannot be hit in the strict pointing game however good the network. The cell
+# cell centre cannot be hit in the strict pointing game however good the network (an edge
+# centre shares its peak with the clamped block out to the border, so it counts only in part). The cell
 # below measures that ceiling on these images (`metrics.pointing_ceiling`) beside Grad-CAM's
 # score and the chance level. Second, the pixel-level gradient maps often win the pointing game
 # while their RMA stays modest: a single sharp peak on the lesion is all the pointing game asks

@@ -119,6 +119,38 @@ def test_pointing_ceiling_known_answers():
         pointing_ceiling(masks, 8, 0.0, tolerance=-1)
 
 
+def test_pointing_ceiling_where_the_peak_is_not_one_node_pixel():
+    """Two cases where the peak of an aligned CAM is not the node's own pixel. A half-pixel node
+    (VGG16's origin 7.5) puts it on either neighbouring pixel. Beyond the last node the map is
+    clamped, so the peak is a tied block and the pointing game scores the share of it in the mask.
+    The ceiling must bound every map and be reached by one."""
+    from medxai_lite.metrics import pointing_ceiling, pointing_game
+
+    hit = lambda grid, size, stride, origin, mask: pointing_game(   # noqa: E731
+        None, None, None, upsample_registered(grid, (size, size), stride, origin).numpy(), mask)[0]
+    half = np.zeros((1, 48, 48), bool)
+    half[0, 20:24, 20:24] = True                     # holds pixel (23, 23) beside node (23.5, 23.5), not (24, 24)
+    grid = torch.zeros(1, 3, 3)
+    grid[0, 0, :] = grid[0, :, 0] = 0.5
+    grid[0, 1, 1] = 1.0                              # the upper-left neighbours pull the peak to (23, 23)
+    assert hit(grid, 48, 16, 7.5, half) == 1.0
+    assert pointing_ceiling(half, 16, 7.5).tolist() == [1.0]
+    corner = np.zeros((1, 32, 32), bool)
+    corner[0, 26:30, 26:30] = True                   # inside the 16 x 16 block clamped to node (16, 16)
+    grid = torch.zeros(1, 2, 2)
+    grid[0, 1, 1] = 1.0
+    assert hit(grid, 32, 16, 0.0, corner) == pytest.approx(16 / 256)
+    assert pointing_ceiling(corner, 16, 0.0).tolist() == [pytest.approx(16 / 256)]
+    rng = np.random.default_rng(1)
+    masks = rng.random((6, 48, 48)) > 0.97           # scattered pixels, near nodes and borders alike
+    for origin in (0.0, 6.0, 7.5):
+        ceiling = pointing_ceiling(masks, 16, origin)
+        for _ in range(30):
+            grids = torch.from_numpy(rng.random((6, 3, 3), dtype=np.float32))
+            maps = upsample_registered(grids, (48, 48), 16, origin).numpy()
+            assert np.all(pointing_game(None, None, None, maps, masks) <= ceiling + 1e-12), origin
+
+
 def test_paired_tests_against_a_reference():
     from medxai_lite.metrics import paired_tests
 

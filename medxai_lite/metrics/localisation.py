@@ -171,28 +171,59 @@ def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float 
     return out
 
 
+def _node_pixels(size: int, stride: float, origin: float) -> list:
+    """Per grid node along one axis, the alternative sets of pixels that hold the upsampled map's
+    maximum when that node is the grid's largest (see :func:`pointing_ceiling`)."""
+    pixels = np.arange(size)
+    nodes = np.arange(origin, size, stride)
+    out = []
+    for i, p in enumerate(nodes):
+        if len(nodes) == 1:
+            out.append([pixels])                       # one node: every pixel reads it
+        elif i == 0 or i == len(nodes) - 1:            # clamped beyond the node: one tied block
+            block = pixels[pixels <= p] if i == 0 else pixels[pixels >= p]
+            out.append([block if len(block) else pixels[[0 if i == 0 else -1]]])
+        elif float(p).is_integer():
+            out.append([np.array([int(p)])])
+        else:                                          # between two pixels: either can be the peak
+            out.append([np.array([int(np.floor(p))]), np.array([int(np.ceil(p))])])
+    return out
+
+
 def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.ndarray:
     r"""The best pointing game any map upsampled from a grid can reach, per image.
 
-    A map interpolated bilinearly from a grid takes its maximum at a grid node (a cell's
-    receptive-field centre, pixel :math:`(o_y + iS, o_x + jS)`), so it can only hit a lesion
-    that contains a node (within ``tolerance`` pixels):
+    A map interpolated bilinearly from a grid the way the package aligns CAMs
+    (:func:`medxai_lite.explain.cam.upsample_registered`: cell :math:`(i, j)` at its receptive-field
+    centre, pixel :math:`(o_y + iS, o_x + jS)`, clamped beyond the first and last nodes) takes its
+    maximum at the largest node. Which pixels hold it depends on where that node lies:
 
-    .. math:: \mathrm{ceiling} = \mathbb{1}\big[\exists\, (i, j):\; d\big((o_y + iS, o_x + jS), M\big) \le \tau\big]
+    - an interior node on a whole pixel: that pixel;
+    - an interior node between two pixels (a half-pixel origin, as VGG16's and SmallCNN's
+      :math:`S/2 - 1/2`): one of the two, whichever side the neighbouring cells favour;
+    - the first or last node of an axis: every pixel from the node to the image border, which
+      all read the clamped node and tie.
 
-    A lesion smaller than a cell that falls between nodes cannot be pointed at by any CAM of
-    that layer, however good the network. ``stride`` and ``origin`` are numbers or ``(y, x)``
-    pairs (see :func:`medxai_lite.models.grid_origin`; the origin is rounded to the nearest
-    pixel).
+    :func:`pointing_game` scores a tie by the share of the tied pixels in the mask, so the ceiling
+    is the best such share over the nodes and their alternatives:
+
+    .. math:: \mathrm{ceiling} = \max_{(i, j)}\; \max_{P \in \mathcal{P}_{ij}}\;
+              \frac{|P \cap M_\tau|}{|P|}
+
+    with :math:`\mathcal{P}_{ij}` the pixel sets above and :math:`M_\tau` the mask grown by
+    ``tolerance`` pixels. A lesion smaller than a cell that falls between nodes cannot be
+    pointed at by any CAM of that layer, however good the network. ``stride`` and ``origin`` are
+    numbers or ``(y, x)`` pairs (see :func:`medxai_lite.models.grid_origin`).
 
     Returns
     -------
-    np.ndarray float64 [N]: 1.0 where some node can hit, 0.0 where none can.
+    np.ndarray float64 [N]: 1.0 where some node's pixel can hit, a fraction where only a tied
+    border block overlaps the lesion, 0.0 where nothing can.
 
     Example
     -------
-    >>> masks = np.zeros((2, 16, 16), bool); masks[0, 7:10, 7:10] = True; masks[1, 1:3, 1:3] = True
-    >>> pointing_ceiling(masks, 8, 0.0)   # nodes at 0 and 8: the first lesion holds (8, 8)
+    >>> masks = np.zeros((2, 24, 24), bool); masks[0, 7:10, 7:10] = True; masks[1, 1:3, 1:3] = True
+    >>> pointing_ceiling(masks, 8, 0.0)   # nodes at 0, 8 and 16: the first lesion holds (8, 8)
     array([1., 0.])
     """
     masks = np.asarray(masks, dtype=bool)
@@ -205,13 +236,19 @@ def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.nda
     if min(sy, sx) <= 0:
         raise ValueError(f"stride must be positive; got {stride!r}")
     H, W = masks.shape[1:]
-    ys = np.round(np.arange(oy, H, sy)).astype(int)
-    xs = np.round(np.arange(ox, W, sx)).astype(int)
-    ys, xs = ys[(ys >= 0) & (ys < H)], xs[(xs >= 0) & (xs < W)]
+    rows, cols = _node_pixels(H, sy, oy), _node_pixels(W, sx, ox)
     out = np.zeros(len(masks))
     for k, m in enumerate(masks):
-        near = ndimage.distance_transform_edt(~m) <= tolerance if tolerance > 0 else m
-        out[k] = float(near[np.ix_(ys, xs)].any())
+        near = (ndimage.distance_transform_edt(~m) <= tolerance if tolerance > 0 else m).astype(np.float64)
+        # share of each row set x column set in the mask, through the mask's row sums per column set
+        best = 0.0
+        for ys in (a for node in rows for a in node):
+            sub = near[ys]
+            for xs in (a for node in cols for a in node):
+                best = max(best, float(sub[:, xs].mean()))
+            if best == 1.0:
+                break
+        out[k] = best
     return out
 
 
@@ -232,6 +269,8 @@ def cam_pointing_ceiling(masks, model, arch: str, *, tolerance: float = 0.0):
     masks = np.asarray(masks.detach().cpu().numpy() if hasattr(masks, "detach") else masks, dtype=bool)
     if masks.ndim != 3:
         raise ValueError(f"masks must be [N, H, W]; got shape {masks.shape}")
+    if masks.shape[1] != masks.shape[2]:
+        raise ValueError(f"masks must be square [N, S, S] (the zoo's images are); got shape {masks.shape}")
     size = masks.shape[-1]
     h, w = cam_grid(model, arch, int(size))
     stride = size / h
