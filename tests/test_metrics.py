@@ -753,6 +753,23 @@ def test_score_summary_keeps_the_scoring_order():
     assert list(M.score_summary(table, columns="dataset").columns) == ["z", "a"]
 
 
+def test_score_summary_of_a_table_scored_without_a_dataset():
+    """score_table's dataset defaults to None; the summary leaves that empty column out of its
+    header instead of dropping every row (pandas' groupby drops missing keys)."""
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, 2:4, 2:4] = True
+    maps = np.zeros((2, 8, 8))
+    maps[:, 2, 2] = 1.0
+    maps[1, 7, 7] = 2.0                                           # the second map peaks outside
+    summary = M.score_summary(M.score_table({"m": maps}, ["pointing_game"], masks=masks))
+    assert list(summary.index) == ["m"] and list(summary.columns) == ["pointing_game"]
+    assert summary.loc["m", "pointing_game"] == 0.5
+    with pytest.raises(ValueError, match="hold no values"):
+        M.score_summary(M.score_table({"m": maps}, ["pointing_game"], masks=masks), columns="dataset")
+    with pytest.raises(ValueError, match="not in the score table"):
+        M.score_summary(M.score_table({"m": maps}, ["pointing_game"], masks=masks), columns="modality")
+
+
 def test_localisation_table_has_the_chance_row_and_the_tolerant_pointing_game():
     masks = box_masks(n=2, size=224, lo=100, hi=110)
     peak = np.zeros((2, 224, 224))

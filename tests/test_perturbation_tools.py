@@ -2,6 +2,8 @@
 on models built so that the right answer is known."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import matplotlib
 import numpy as np
 import pytest
@@ -185,6 +187,20 @@ def test_cost_quality_counts_constant_maps_instead_of_warning(quadrant):
         row = cost_quality(["occlusion"], Blind().eval(), images, mask, targets=0, presets=("quick",)).iloc[0]
     assert row["scored"] == 0 and row["images"] == 3
     assert np.isnan(row["pointing game"]) and np.isnan(row["RMA"])
+
+
+def test_cost_quality_averages_both_scores_over_the_same_images(quadrant, monkeypatch):
+    """A constant map has no peak and is not scored; its relevance mass must not enter the RMA
+    mean either (a uniform map's RMA is the lesion's share, not NaN)."""
+    import medxai_lite.explain as E
+
+    images, mask = quadrant
+    maps = np.zeros((3, SIZE, SIZE), np.float32)
+    maps[0] = 1.0                                                 # constant: left out of both
+    maps[1:][:, mask[0]] = 1.0                                    # all relevance on the lesion
+    monkeypatch.setattr(E, "explain", lambda *a, **k: SimpleNamespace(maps=maps, seconds=1.0, kind="map"))
+    row = cost_quality(["occlusion"], None, images, mask, presets=("quick",)).iloc[0]
+    assert row["scored"] == 2 and row["pointing game"] == 1.0 and row["RMA"] == pytest.approx(1.0)
 
 
 def test_cost_quality_refuses_bad_arguments(small, quadrant):

@@ -111,6 +111,7 @@ def cost_quality(methods: Sequence[str], model, images, masks, *, targets=None,
                     warnings.simplefilter("ignore", RuntimeWarning)
                     hits = pointing_game(None, images, None, res.maps, masks, on_constant="nan")
                     mass = relevance_mass_accuracy(None, images, None, res.maps, masks, on_constant="nan")
+                mass = np.where(np.isfinite(hits), mass, np.nan)   # both scores over the same images
             scored = int(np.isfinite(hits).sum())
             rows.append({"dataset": dataset, "method": method, "preset": preset,
                          "seconds per image": res.seconds / len(images),

@@ -150,13 +150,22 @@ def score_summary(table, index: str = "method", columns: Sequence[str] = ("datas
 
     Rows and columns keep the order in which their values first appear in ``table`` (the order
     the methods, datasets and metrics were scored in), not the alphabetical one; combinations
-    that were never scored are left out.
+    that were never scored are left out. A column of ``columns`` that is empty throughout (the
+    ``dataset`` of a :func:`score_table` called without one) is left out of the header instead
+    of dropping every row; at least one of ``columns`` must hold values.
 
     Example
     -------
     >>> score_summary(table)            # rows: methods; columns: (dataset, metric)   # doctest: +SKIP
     """
     columns = [columns] if isinstance(columns, str) else list(columns)
+    missing = [c for c in [index, *columns] if c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the score table; it has {list(table.columns)}")
+    kept = [c for c in columns if table[c].notna().any()]
+    if not kept and len(table):
+        raise ValueError(f"columns {columns} hold no values; name a column of the table that does")
+    columns = kept or columns
     means = table.groupby([index, *columns], sort=False)["value"].mean().unstack(columns)
     means = means.reindex(index=list(dict.fromkeys(table[index])))
     levels = [list(dict.fromkeys(table[c])) for c in columns]
@@ -202,7 +211,7 @@ def localisation_table(maps: Mapping[str, object], masks, *, tolerance: float | 
     if masks.ndim != 3:
         raise ValueError(f"masks must have shape [N, H, W]; got {list(masks.shape)}")
     tolerance = 15 * masks.shape[-1] / 224 if tolerance is None else float(tolerance)
-    tolerant = f"pointing game ±{tolerance:.0f} px"
+    tolerant = f"pointing game ±{tolerance:g} px"
     metrics = {"RMA": "relevance_mass_accuracy", "RRA": "relevance_rank_accuracy", "pointing game": "pointing_game",
                tolerant: ("pointing_game", {"tolerance": tolerance})}
     table = score_table(maps, metrics, masks=masks, dataset=dataset, model_name=model_name, quiet=quiet)
