@@ -343,6 +343,34 @@ def test_ace_finds_concepts_made_of_segments():
         assert concept.gallery(res, 2).shape == (2, 32, 32, 3) and concept.gallery(res, 2).dtype == np.uint8
 
 
+def test_ace_applies_its_outlier_rule_to_the_whole_cluster(monkeypatch):
+    """ACE's rule counts a cluster's segments and their images before the cut to max_segments.
+    Two clusters in activation space, ten discovery images: A holds 100 segments, 10 from each
+    image (u = 10, not > 0.1 n = 10: an outlier, dropped); B holds 30 segments, 3 from each
+    image (u = 10 > 0.25 n and > 0.25 N: kept). Counted over A's 40 nearest segments alone, A
+    would look common (10 > 0.25 * 40) and be kept."""
+    import importlib
+
+    from medxai_lite.concepts import discovery as D
+
+    T = importlib.import_module("medxai_lite.concepts.tcav")     # the module; the package exports the function
+
+    rng = np.random.default_rng(0)
+    acts = np.concatenate([rng.normal(size=(100, 2)) * 0.1, rng.normal(size=(30, 2)) * 0.1 + [100, 0]])
+    owner = np.concatenate([np.repeat(np.arange(10), 10), np.repeat(np.arange(10), 3)])
+    n = len(acts)
+    monkeypatch.setattr(D, "segment_patches", lambda images, resolutions, **k: (
+        torch.zeros(n, 3, 8, 8), np.zeros((n, 8, 8), bool), owner, np.full(n, 5)))
+    monkeypatch.setattr(D, "_pooled_activations", lambda *a: acts.astype(np.float32))
+    monkeypatch.setattr(T, "tcav", lambda *a, **k: SimpleNamespace(mean_scores=[0.5], p_adjusted=[1.0],
+                                                                   significant=[False]))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    res = D.ace(model, torch.zeros(10, 3, 8, 8), layer="0", target=0, n_clusters=2, max_segments=40,
+                min_segments=2)
+    assert [sorted(set(res.cluster[c.members])) for c in res.concepts] == [[res.cluster[100]]]
+    assert len(res.concepts[0].members) == 30 and res.concepts[0].n_images == 10
+
+
 def test_rank_agreement_known_answers():
     perfect = C.rank_agreement({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.3, "e": 0.1},
                                {"e": -0.2, "d": 0.0, "c": 0.1, "b": 0.3, "a": 0.5})     # key order is irrelevant

@@ -9,7 +9,8 @@
 3. read each patch's activations at ``layer``, averaged over space (ACE's ``channel_mean``);
 4. cluster them with k-means (scikit-learn); in each cluster keep the ``max_segments`` segments
    nearest its centre, and keep the cluster as a concept only when it is not an outlier, by ACE's
-   rule: with ``n`` segments from ``u`` distinct images out of ``N`` discovery images, at least
+   rule: with ``n`` segments in the whole cluster (before the cut to ``max_segments``, as in
+   ACE's code) from ``u`` distinct images out of ``N`` discovery images, at least
    ``min_segments`` segments and ``u > 0.5 n`` (highly common), or ``u > 0.25 n`` and ``u > 0.25 N``,
    or ``u > 0.1 n`` and ``u > 0.5 N``;
 5. score each concept with TCAV (:func:`medxai_lite.concepts.tcav`, significance against random
@@ -239,13 +240,14 @@ def ace(model: nn.Module, images, *, layer=None, tcav_layer=None, target: int | 
         if len(members) < min_segments:
             continue
         kept = members[np.argsort(dist[members], kind="stable")][:max_segments]
-        n = len(kept)
-        u = len(np.unique(owner[kept]))
+        n = len(members)                     # ACE counts the whole cluster, not the segments kept
+        u = len(np.unique(owner[members]))
         highly_common = u > 0.5 * n
         cond2 = u > 0.25 * n and u > 0.25 * n_images
         cond3 = u > 0.1 * n and u > 0.5 * n_images
         if highly_common or cond2 or cond3:
-            concepts.append(ACEConcept(f"concept {len(concepts) + 1}", kept, u, km.cluster_centers_[k]))
+            concepts.append(ACEConcept(f"concept {len(concepts) + 1}", kept, len(np.unique(owner[kept])),
+                                       km.cluster_centers_[k]))
     result = ACEResult(concepts, patches, masks, owner, res, acts, km.labels_, None, int(target),
                        extra={"resolutions": tuple(int(r) for r in resolutions), "min_segments": min_segments})
     if concepts:
