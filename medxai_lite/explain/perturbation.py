@@ -132,8 +132,8 @@ def _lime(call, num_samples: int = 1000, n_segments: int = 50, baseline="mean", 
     r"""LIME: a locally weighted linear surrogate of the class score on superpixels,
     :math:`w = \arg\min_w \sum_z \pi(z)\,(f_c(h(x, z)) - w_0 - w^\top z)^2 + \|w\|^2`, over
     ``num_samples`` random on/off vectors :math:`z \in \{0,1\}^K` (hidden superpixels take the
-    ``baseline``), :math:`\pi(z) = \exp(-d_{\cos}(z, \mathbf 1)^2 / \sigma^2)`, ``kernel_width``
-    :math:`\sigma`. Each pixel gets its superpixel's weight :math:`w_k` (signed). ``score``:
+    ``baseline``), :math:`\pi(z) = \exp(-d_{\cos}(z, \mathbf 1)^2 / (2\sigma^2))` (lime's default
+    kernel, :math:`\sqrt{\exp(-d^2/\sigma^2)}`), ``kernel_width`` :math:`\sigma`. Each pixel gets its superpixel's weight :math:`w_k` (signed). ``score``:
     ``"softmax"`` (LIME's class probability) or ``"logit"`` (for a confident model whose probability
     stays at 1 whatever is hidden). ``extras``: ``segments``, ``intercept`` and ``r2`` (the
     surrogate's weighted R²).
@@ -252,7 +252,9 @@ def _occlusion(call, window: int = 16, stride: int = 8, baseline="mean", blur_si
     r"""Occlusion: slide a ``window`` x ``window`` patch (all channels) by ``stride`` pixels, replace it
     by the ``baseline`` and record the drop of the class logit,
     :math:`R_{ij} = \frac{1}{|W(ij)|}\sum_{w \in W(ij)} f_c(x) - f_c(h(x, 1 - \mathbb 1_w))` over the
-    windows :math:`W(ij)` that cover the pixel (pixels no window reaches get 0). ``batch_size``
+    windows :math:`W(ij)` that cover the pixel. Where the last full window stops short of the
+    border, captum adds one cut off at the image edge, so every pixel is covered and the edge
+    windows are smaller than ``window``. ``batch_size``
     occluded copies per forward pass. ``extras["attributions"]`` [N, C, H, W].
 
     Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901 (captum ``Occlusion``).
