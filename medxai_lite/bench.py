@@ -32,6 +32,7 @@ reused when the same settings are asked for again (``force=True`` recomputes).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -204,9 +205,10 @@ def _eval_batch(dataset: str, size: int, n: int, seed: int, need_lesion: bool):
 
 
 def _balanced(test, keep) -> list[int]:
-    """Indices of the ``keep`` items, interleaved class by class (one of each class in turn)."""
+    """Indices of all the ``keep`` items, interleaved class by class (one of each class in turn,
+    the classes that run out dropping out), so that any prefix is as balanced as the items allow."""
     per = [list(np.flatnonzero((test.labels == c) & keep)) for c in range(len(test.classes))]
-    return [i for group in zip(*[p for p in per if p]) for i in group]
+    return [int(i) for group in itertools.zip_longest(*[p for p in per if p]) for i in group if i is not None]
 
 
 def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequence[str] | None = None,
@@ -470,8 +472,8 @@ def example_maps(model, dataset: str, methods: Sequence[str] = PAPER_CAMS, *, ar
 def extended_ranks(extended):
     """The extended grid as percentile ranks: per metric, each method's percentile rank among the
     methods (mean over the datasets first), oriented so that higher is better: the best method
-    gets 1 and the worst ``1/n`` whichever way the metric points (ranked descending where higher
-    is better, ascending where lower is better). Rows sorted by the mean rank, best first.
+    gets 1 and the worst ``1/n`` whichever way the metric points (the largest value ranks 1 where
+    higher is better, the smallest where lower is better). Rows sorted by the mean rank, best first.
 
     Returns ``(ranks, means)``: two DataFrames, methods x metrics, in the same order.
     """
@@ -523,10 +525,16 @@ def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
         order_pub = sorted(published, key=published.get, reverse=True)
         ordered = all(mine[a] > mine[b] for a, b in zip(order_pub, order_pub[1:]))   # strictly, ties do not count
         close = all(abs(mine[m] - published[m]) <= 0.05 for m in published)
+        if not set(published) <= set(glioma.method):         # a published method was left out of the run
+            verdict = "not run"
+        elif data == "phantom":                               # a real-data figure: phantoms can only rehearse it
+            verdict = "not comparable"
+        else:
+            verdict = "reproduced" if ordered and close else ("ordering only" if ordered else "not reproduced")
         rows.append(("glioma confidence increase, XGrad-CAM > Grad-CAM++ > Layer-CAM",
                      ", ".join(f"{m} {v:.2f}" for m, v in published.items()),
-                     ", ".join(f"{m} {mine[m]:.2f}" for m in published),
-                     "reproduced" if ordered and close else ("ordering only" if ordered else "not reproduced")))
+                     ", ".join(f"{m} {mine[m]:.2f}" if m in set(glioma.method) else f"{m} not run" for m in published),
+                     verdict))
     vs = result.vs_random
     methods = result.meta["settings"]["methods"]
     for metric in VS_RANDOM_METRICS:

@@ -49,7 +49,8 @@ def explain_lesions(dataset: str, methods, *, arch: str = DEFAULT_ARCH, profile:
 
     ``model`` defaults to :func:`medxai_lite.models.get_trained_model` ``(dataset, arch,
     profile, seed)`` (from the cache once trained); the images come from :func:`lesion_images`;
-    ``method_options`` maps a method to its :func:`medxai_lite.explain.explain` options.
+    ``method_options`` maps a method to its :func:`medxai_lite.explain.explain` options. ``seed``
+    also seeds the stochastic methods (unless their options name another).
 
     Returns a dict: ``model``, ``test`` (the dataset), ``batch`` (as :func:`lesion_images`) and
     ``maps`` (method -> float32 [n, H, W] in [0, 1]).
@@ -67,5 +68,6 @@ def explain_lesions(dataset: str, methods, *, arch: str = DEFAULT_ARCH, profile:
         model = get_trained_model(dataset, arch, profile, seed=seed, progress=False)
     test, batch = lesion_images(dataset, model, n, seed=seed)
     options = dict(method_options or {})
-    maps = {m: explain(m, model, batch["image"], batch["label"], **options.get(m, {})).maps for m in methods}
+    maps = {m: explain(m, model, batch["image"], batch["label"], **{"seed": seed, **options.get(m, {})}).maps
+            for m in methods}
     return dict(model=model, test=test, batch=batch, maps=maps)

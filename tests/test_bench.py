@@ -269,6 +269,24 @@ def test_reproduction_summary_verdicts_come_from_the_tables(tmp_path):
     assert verdicts(result({"xgradcam": 0.5, "gradcampp": 0.4, "layercam": 0.3}))[1] == "ordering only"
     phantom = verdicts(result({"xgradcam": 0.1, "gradcampp": 0.1, "layercam": 0.1}, data="phantom"))
     assert phantom[0] == "not comparable" and phantom[2:] == ["not run", "not run"]
+    # phantom images only rehearse a real-data figure, however close and well ordered
+    assert verdicts(result({"xgradcam": 0.11, "gradcampp": 0.10, "layercam": 0.07}, data="phantom"))[1] == \
+        "not comparable"
+    # a published method left out of the run is "not run", not a failed ordering
+    partial = bench.reproduction_summary(result({"gradcampp": 0.10, "layercam": 0.07})).iloc[1]
+    assert partial.verdict == "not run" and "xgradcam not run" in partial["this run"]
+
+
+def test_the_scored_images_fill_up_from_the_classes_that_last():
+    """_balanced interleaves the classes while they last, then the rest: a prefix of n holds n
+    items whenever n items are kept (zip() cut it at the smallest class), all of them kept ones."""
+    from types import SimpleNamespace
+
+    labels = np.array([0] * 10 + [1] * 2 + [2] * 2 + [3] * 5)
+    keep = labels != 3                                            # class 3: no lesion
+    order = bench._balanced(SimpleNamespace(labels=labels, classes=range(4)), keep)
+    assert order[:6] == [0, 10, 12, 1, 11, 13] and len(order) == 14 and all(keep[order])
+    assert order[6:] == list(range(2, 10))
 
 
 def _result_with(summary):

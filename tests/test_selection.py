@@ -40,8 +40,10 @@ def test_explain_lesions_explains_the_true_class_with_every_method(monkeypatch):
         return types.SimpleNamespace(maps=np.zeros((len(images), *images.shape[-2:]), np.float32))
 
     monkeypatch.setattr("medxai_lite.explain.explain", fake_explain)
-    run = explain_lesions("phantom-chest-xray", ["a", "b"], n=3, model=fake_model(32), method_options={"b": {"k": 2}})
+    run = explain_lesions("phantom-chest-xray", ["a", "b"], n=3, model=fake_model(32), seed=4,
+                          method_options={"b": {"k": 2}, "a": {"seed": 1}})
     assert set(run) == {"model", "test", "batch", "maps"} and set(run["maps"]) == {"a", "b"}
     assert run["maps"]["a"].shape == (3, 32, 32)
-    assert [c[0] for c in calls] == ["a", "b"] and calls[1][2] == {"k": 2}
+    # the seed reaches the methods, unless a method's own options name one
+    assert [c[0] for c in calls] == ["a", "b"] and calls[1][2] == {"seed": 4, "k": 2} and calls[0][2] == {"seed": 1}
     assert calls[0][1] == run["batch"]["label"].tolist()               # the true classes
