@@ -171,11 +171,22 @@ def train_models(data: str = "phantom", profile: str = "cpu", *, datasets: Seque
     check_choice("data", data, DATA_SOURCES)
     check_choice("profile", profile, BENCH_BUDGETS)
     datasets = list(datasets or DATA_SOURCES[data])
+    _check_names(data, datasets, archs)
     if extended is None:
         extended = BENCH_BUDGETS[profile].get("extended", True)
     archs = list(dict.fromkeys([*(archs or PAPER_ARCHS), *([EXTENDED_ARCH] if extended else [])]))
     jobs = [(d, a) for d in datasets for a in archs]
     return {(d, a): bench_model(d, a, profile, seed=seed) for d, a in tqdm(jobs, desc="training", disable=not progress)}
+
+
+def _check_names(data: str, datasets, archs) -> None:
+    """Every dataset of the data source and every architecture named, before anything trains."""
+    from .models import ARCHS
+
+    for d in datasets:
+        check_choice("datasets", d, DATA_SOURCES[data])
+    for a in archs or ():
+        check_choice("archs", a, ARCHS)
 
 
 def _key(settings: dict) -> str:
@@ -236,6 +247,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     check_choice("profile", profile, BENCH_BUDGETS)
     datasets = list(datasets or DATA_SOURCES[data])
     archs = list(archs or PAPER_ARCHS)
+    _check_names(data, datasets, archs)
     methods = list(methods or PAPER_CAMS)
     for m in methods:
         check_choice("methods", m, list_methods())
@@ -244,7 +256,7 @@ def run_benchmark(data: str = "phantom", profile: str = "cpu", *, datasets: Sequ
     budget = BENCH_BUDGETS[profile]
     if extended is None:        # naming the grid's methods asks for the grid
         extended = bool(extended_methods) or budget.get("extended", True)
-    n_images = int(n_images or budget["n_images"])
+    n_images = int(budget["n_images"] if n_images is None else n_images)
     if n_images < 2:
         raise ValueError(f"n_images must be at least 2 for paired tests, got {n_images}")
     # the grid's methods as resolved now (by default those of EXTENDED_FAMILIES), so that the cache key

@@ -292,6 +292,9 @@ def _main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         execute_book(args.root, args.jobs, timeout=args.timeout)
+    except (ValueError, FileNotFoundError) as err:      # bad arguments: say which, no traceback
+        print(f"error: {err}")
+        return 2
     except RuntimeError as err:
         print(err)
         return 1

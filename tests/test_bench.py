@@ -116,12 +116,20 @@ def test_a_failed_run_leaves_nothing_under_the_final_name(tiny, tmp_path, monkey
     (dict(profile="gpu"), "profile"),
     (dict(methods=["gradcam", "magic"]), "methods"),
     (dict(n_images=1), "n_images"),
+    (dict(n_images=0), "n_images"),                               # not read as "the default"
+    (dict(datasets=["phantom-skin", "bogus"]), "datasets"),      # before the first network trains
+    (dict(datasets=["chest-xray-pneumonia"]), "datasets"),       # a real dataset under the phantom source
+    (dict(archs=["resnet50", "bogus"]), "archs"),
     (dict(archs=["vgg16"], cam_arch="resnet50"), "cam_arch"),
     (dict(extended_methods=["gradcam", "magic"]), "extended_methods"),
 ])
-def test_bad_benchmark_arguments(kwargs, param, tmp_cache):
+def test_bad_benchmark_arguments(kwargs, param, tmp_cache, monkeypatch):
+    monkeypatch.setattr(bench, "bench_model", lambda *a, **k: pytest.fail("trained before checking the arguments"))
     with pytest.raises(ValueError, match=param):
         bench.run_benchmark(**{"progress": False, **kwargs})
+    if set(kwargs) <= {"datasets", "archs"}:                    # train_models checks them too
+        with pytest.raises(ValueError, match=param):
+            bench.train_models(**{"progress": False, **kwargs})
 
 
 def test_cli_bench_reports_bad_input(capsys, tmp_cache):

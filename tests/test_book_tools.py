@@ -221,3 +221,12 @@ def test_the_shipped_gpu_record_names_only_the_books_notebooks_and_was_run_on_a_
     assert table.attrs["machine"]["gpu"] and not table.attrs["fake_cuda"]
     ok = table[table["ok"]]
     assert (ok["train_min"] >= 0).all() and np.allclose(ok["run_min"], ok["total_min"] - ok["train_min"])
+
+
+def test_the_execute_command_reports_bad_arguments_without_a_traceback(tmp_path, capsys):
+    from medxai_lite.book import _main
+
+    assert _main(["execute", "--jobs", "0", "--root", str(tmp_path)]) == 2
+    assert "jobs" in capsys.readouterr().out
+    assert _main(["execute", "--root", str(tmp_path)]) == 2           # no _toc.yml there
+    assert "_toc.yml" in capsys.readouterr().out

@@ -87,6 +87,15 @@ def test_benchmark_figures():
                            "metric": "road_combined", "value": np.arange(8.0)})
     fig = viz.plot_mean_bars(scores, {"road_combined": "ROAD (higher is better)"})
     labelled(fig)
+    assert "95 % interval" in fig.axes[0].get_title()
+    # a method scored on one dataset only keeps its bar in that dataset's group
+    partial = pd.DataFrame({"dataset": ["d1", "d2", "d2"], "method": ["A", "A", "B"], "metric": "m",
+                            "value": [1.0, 2.0, 5.0]})
+    fig = viz.plot_mean_bars(partial, {"m": "score"}, z=1.0)
+    bars = {(round(p.get_x() + p.get_width() / 2, 2), p.get_height()) for p in fig.axes[0].patches}
+    assert bars == {(0.0, 1.0), (1.0, 2.0), (1.4, 5.0)}              # bar centres; B sits beside A in d2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["d1", "d2"]
+    assert "68 % interval" in fig.axes[0].get_title()
     tests = pd.DataFrame([dict(dataset="a", metric="m", method_a="x", method_b="y", p_holm=0.001)])
     fig = viz.plot_pvalue_grid(tests)
     assert len(colour_bars(fig)) == 1 and "Holm" in colour_bars(fig)[0].get_ylabel()

@@ -277,25 +277,29 @@ def plot_mean_bars(scores, metrics: Mapping[str, str], *, z: float = 1.96):
 
     ``scores``: a tidy table with columns ``dataset, method, metric, value`` (e.g. a
     :func:`~medxai_lite.metrics.score_table` or the benchmark's ``scores``); ``metrics`` maps a
-    metric to its axis label.
+    metric to its axis label. Each dataset is a group of bars, one per method, in the order the
+    table lists them; a method not scored on a dataset leaves its slot empty. The title gives the
+    interval's normal coverage for ``z`` (95 % at 1.96).
     """
     import matplotlib.pyplot as plt
+    from scipy.stats import norm
 
+    coverage = 2 * norm.cdf(z) - 1
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.5), squeeze=False)
     for ax, (metric, label) in zip(axes[0], metrics.items()):
         s = scores[scores.metric == metric]
-        stats = s.groupby(["dataset", "method"])["value"].agg(["mean", "sem"]).reset_index()
-        names = list(dict.fromkeys(stats["method"]))
-        width = 0.8 / len(names)
+        stats = s.groupby(["dataset", "method"], sort=False)["value"].agg(["mean", "sem"]).reset_index()
+        names, datasets = list(dict.fromkeys(stats["method"])), list(dict.fromkeys(stats["dataset"]))
+        width = 0.8 / max(len(names), 1)
         for k, m in enumerate(names):
             part = stats[stats.method == m]
-            pos = np.arange(len(part)) + k * width
+            pos = np.array([datasets.index(d) for d in part["dataset"]]) + k * width
             ax.bar(pos, part["mean"], width, yerr=z * part["sem"].fillna(0), capsize=2, label=m)
-        ax.set_xticks(np.arange(len(part)) + 0.4 - width / 2, part["dataset"], rotation=10)
+        ax.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2, datasets, rotation=10)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel("dataset")
         ax.set_ylabel(label)
-        ax.set_title(label.split(" (")[0] + ", mean and 95 % interval")
+        ax.set_title(label.split(" (")[0] + f", mean and {coverage * 100:.0f} % interval")
     axes[0, -1].legend(fontsize=8)
     fig.tight_layout()
     return fig
