@@ -3,7 +3,9 @@
 Each generator draws a whole batch at once with NumPy (no Python loop over images) and returns
 uint8 RGB images ``[N,S,S,3]``, integer labels, lesion masks ``[N,S,S]``, a concept matrix
 ``[N,K]``, one report sentence per image and question/answer pairs. All geometry is written in
-normalised coordinates (-1..1), so any image size gives the same anatomy.
+normalised coordinates (-1..1), so the same drawn anatomy renders alike at any image size. The
+draws themselves depend on the size (the noise fields take a size-dependent share of the random
+stream), so one seed at two sizes gives the same labels but other images, concepts and reports.
 
 Knobs shared by the three generators:
 
@@ -955,7 +957,10 @@ def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: floa
     ``artefact_mask`` bool [n,S,S] (its pixels; all False on images without it) and
     generator-specific ones. ``shortcut_class`` (default ``SHORTCUT_CLASS[name]``) is the class
     whose images carry the artefact; changing it changes nothing else. Works in chunks of
-    ``chunk`` images to bound memory.
+    ``chunk`` images to bound memory; each chunk draws from its own stream, seeded by ``seed``
+    and the chunk's start, so ``chunk`` is part of the seed: the default (256) is what
+    :func:`medxai_lite.load_dataset` and the model cache use, and another value gives other
+    images (the same labels).
 
     ``interventions`` (``{concept: value}``, see :data:`INTERVENTIONS`) re-renders the same images
     with those concepts forced for every image: all random draws stay as without it, so anatomy,
@@ -971,6 +976,8 @@ def generate(name: str, n: int, size: int = 128, seed: int = 0, difficulty: floa
         raise ValueError(f"unknown phantom {name!r}; valid choices: {', '.join(PHANTOMS)}")
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= 1024:
         raise ValueError(f"image_size must be an integer between 32 and 1024 pixels, got {size!r}")
     if not 0.0 <= float(difficulty) <= 1.0:
