@@ -183,3 +183,40 @@ def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
         if method in ("gradcam", "xgradcam"):
             assert (aligned.extras["cam"] < 0).any()            # the case the order matters for
         np.testing.assert_allclose(aligned.maps, library.maps, atol=1e-5, err_msg=method)
+
+
+def test_cells_sit_at_the_networks_stride_when_the_size_is_not_a_multiple_of_it():
+    """ResNet18 at 112 px: layer4 is a 4 x 4 grid of 32 px cells (ceil(112 / 32)), not of 28 px.
+    A model that reads only cell (3, 3) gets an aligned Layer-CAM peaking at pixel (96, 96), and
+    the CAM grid's pointing ceiling uses the same stride."""
+    from medxai_lite.metrics import cam_pointing_ceiling
+    from medxai_lite.models.zoo import cell_stride
+
+    assert (cell_stride(112, 7), cell_stride(112, 4), cell_stride(400, 13), cell_stride(64, 8)) == (16, 32, 32, 8)
+    with pytest.raises(ValueError, match="positive"):
+        cell_stride(112, 0)
+    torch.manual_seed(0)
+    model = get_model("resnet18", 2).eval()
+    assert cam_grid(model, "resnet18", 112) == (4, 4)
+
+    class Corner(torch.nn.Module):
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, images):
+            feats = {}
+            h = self.body.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+            self.body(images)
+            h.remove()
+            score = feats["a"][:, :, 3, 3].sum(1)
+            return torch.stack([torch.zeros_like(score), score], 1)
+
+    wrapped = Corner(model).eval()
+    res = mx.explain("layercam", wrapped, torch.randn(1, 3, 112, 112), targets=[1], arch="resnet18",
+                     layer="body.layer4")
+    assert np.unravel_index(int(res.maps[0].argmax()), res.maps[0].shape) == (96, 96)
+    masks = np.zeros((1, 112, 112), bool)
+    masks[0, 95:98, 95:98] = True                 # near node (96, 96), not the 28 px guess (84, 84)
+    # the last node's peak ties over the clamped block 96..111 x 96..111, 2 x 2 of it in the mask
+    assert cam_pointing_ceiling(masks, model, "resnet18")[1].tolist() == [pytest.approx(4 / 256)]

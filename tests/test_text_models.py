@@ -262,3 +262,40 @@ def test_the_text_figures_label_what_they_show():
     with pytest.raises(ValueError, match="reports"):
         plot_reports(image, {})
     plt.close("all")
+
+
+def test_word_attention_sits_on_the_cam_grid_and_each_word_gets_its_own_step():
+    """A VQA net attending only cell (1, 1) of ResNet18's 2 x 2 grid at 64 px gives a map peaking
+    on that cell's receptive-field centre (32, 32), where the aligned Grad-CAM of the same grid
+    puts it (plain resizing put it at (48, 48)). A caption whose generation emitted <bos> between
+    two words keeps each word's own step: "mass" (step 2) gets the map of cell 3, not of step 1."""
+    from medxai_lite.explain.cam import upsample_registered
+    from medxai_lite.models import get_model
+
+    torch.manual_seed(0)
+    clf = get_model("resnet18", 3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    vocab = T.Vocabulary([T.PAD, T.BOS, T.EOS, T.UNK, "a", "mass", "left"])
+    focus = torch.zeros(1, 4)
+    focus[0, 3] = 1.0
+
+    class Fixed(T.VQANet):
+        def forward(self, grid, q, h=None):
+            return torch.zeros(len(grid), 1), focus.expand(len(grid), 4)
+
+    _, maps = T.VisualQA(clf, Fixed(len(vocab), 1, feat_dim=512), vocab, ["yes"]).answer(x, "a mass", with_maps=True)
+    assert np.unravel_index(int(maps[0].argmax()), maps[0].shape) == (32, 32)
+    np.testing.assert_allclose(maps[0], upsample_registered(focus.view(1, 2, 2), (64, 64), 32, 0.0)[0].numpy(),
+                               atol=1e-6)
+
+    class Steps(T.CaptionDecoder):
+        @torch.no_grad()
+        def generate(self, grid, max_len=40):
+            alpha = torch.zeros(1, 4, 4)
+            for step, cell in enumerate((0, 1, 3, 2)):
+                alpha[0, step, cell] = 1.0
+            return torch.tensor([[4, 1, 5, 2]]), alpha              # "a" <bos> "mass" <eos>
+
+    caption = T.Captioner(clf, Steps(len(vocab), feat_dim=512), vocab).describe(x)[0]
+    assert caption.words == ["a", "mass"] and caption.text == "a mass" and caption.maps.shape == (2, 64, 64)
+    assert np.unravel_index(int(caption.maps[1].argmax()), (64, 64)) == (32, 32)   # cell 3's centre

@@ -79,14 +79,23 @@ def upsample_registered(maps: torch.Tensor, size, stride, origin) -> torch.Tenso
 
 def _upsample_cam(low, call, align: bool) -> torch.Tensor:
     """A layer's [N, h, w] CAM at input resolution: registered when ``align`` and the arch is known."""
-    from ..models.zoo import grid_origin
+    return upsample_grid(low, call.size, call.arch, align)
+
+
+def upsample_grid(low, size, arch: str | None, align: bool = True) -> torch.Tensor:
+    """[N, h, w] grid maps of a zoo network ``arch`` -> [N, H, W]: with ``align`` (and a known
+    arch) each cell at its receptive-field centre (:func:`upsample_registered`, the stride from
+    :func:`medxai_lite.models.zoo.cell_stride`, the origin from
+    :func:`medxai_lite.models.grid_origin`), else plain bilinear resizing."""
+    from ..models.zoo import cell_stride, grid_origin
 
     low = torch.as_tensor(low, dtype=torch.float32)
-    (H, W), (h, w) = call.size, low.shape[-2:]
-    oy, ox = grid_origin(call.arch, H / h), grid_origin(call.arch, W / w)
+    (H, W), (h, w) = tuple(size), low.shape[-2:]
+    sy, sx = cell_stride(H, h), cell_stride(W, w)           # the network's stride, not H / h
+    oy, ox = grid_origin(arch, sy), grid_origin(arch, sx)
     if not align or oy is None:
-        return _upsample(low, call.size)
-    return upsample_registered(low, call.size, (H / h, W / w), (oy, ox))
+        return _upsample(low, (H, W))
+    return upsample_registered(low, (H, W), (sy, sx), (oy, ox))
 
 
 def _unit(raw: torch.Tensor) -> torch.Tensor:

@@ -247,13 +247,9 @@ _GRADCAM = {"pytorch-grad-cam": _gradcam_pytorch_grad_cam, "captum": _gradcam_ca
 
 def _upsample(grid: torch.Tensor, size, align: bool, arch: str | None) -> torch.Tensor:
     """[N, h, w] -> [N, H, W]: bilinear (align_corners=False), or registered at the receptive-field centres."""
-    if not align:
-        return F.interpolate(grid[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    from ..explain.cam import upsample_registered
-    from ..models.zoo import grid_origin
+    from ..explain.cam import upsample_grid
 
-    (H, W), (h, w) = size, grid.shape[-2:]
-    return upsample_registered(grid, size, (H / h, W / w), (grid_origin(arch, H / h), grid_origin(arch, W / w)))
+    return upsample_grid(grid, size, arch, align)
 
 
 def _run_gradcam(lib, model, images, targets, arch, *, layer, align):

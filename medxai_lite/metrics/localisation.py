@@ -265,6 +265,7 @@ def cam_pointing_ceiling(masks, model, arch: str, *, tolerance: float = 0.0):
     >>> (h, w), ceiling = cam_pointing_ceiling(masks, model, "resnet18")   # doctest: +SKIP
     """
     from ..models import cam_grid, grid_origin
+    from ..models.zoo import cell_stride
 
     masks = np.asarray(masks.detach().cpu().numpy() if hasattr(masks, "detach") else masks, dtype=bool)
     if masks.ndim != 3:
@@ -273,5 +274,5 @@ def cam_pointing_ceiling(masks, model, arch: str, *, tolerance: float = 0.0):
         raise ValueError(f"masks must be square [N, S, S] (the zoo's images are); got shape {masks.shape}")
     size = masks.shape[-1]
     h, w = cam_grid(model, arch, int(size))
-    stride = size / h
+    stride = cell_stride(size, h)
     return (h, w), pointing_ceiling(masks, stride, grid_origin(arch, stride), tolerance=tolerance)

@@ -326,14 +326,16 @@ class _Wrapper(nn.Module):
         return self.encode(images)[0]
 
 
-def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: int) -> np.ndarray:
-    """Attention over ``L = h * w`` cells -> maps ``[..., size, size]`` (bilinear), each in [0, 1]."""
+def _upsample(alpha: torch.Tensor, hw: tuple[int, int], size: tuple[int, int], arch: str) -> np.ndarray:
+    """Attention over ``L = h * w`` cells -> maps ``[..., H, W]``, each in [0, 1]: every cell at
+    its receptive-field centre, as the CAMs of the same grid (:func:`medxai_lite.explain.cam.upsample_grid`)."""
+    from ..explain.cam import upsample_grid
+
     lead = alpha.shape[:-1]
-    grid = alpha.reshape(-1, 1, *hw)
-    up = F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    up = upsample_grid(alpha.detach().float().cpu().reshape(-1, *hw), size, arch)
     up = up - up.amin((1, 2), keepdim=True)
     up = up / up.amax((1, 2), keepdim=True).clamp_min(1e-12)
-    return up.reshape(*lead, size, size).cpu().numpy().astype(np.float32)
+    return up.reshape(*lead, *size).numpy().astype(np.float32)
 
 
 @dataclass
@@ -364,13 +366,22 @@ class Captioner(_Wrapper):
         grid = self._grid(images).to(model_device(self.decoder))   # the decoder may sit on another device
         ids, alpha = self.decoder.generate(grid, self.max_len)
         out = []
+        arch = _classifier_arch(self.classifier)
         for i in range(len(images)):
-            text = self.vocab.decode(ids[i].tolist())
-            words = text.split()
+            seq = ids[i].tolist()
+            # the generation steps that made a word: Vocabulary.decode's rule (stop at <eos>, skip
+            # <pad> and <bos>), kept per step so that each word gets its own step's attention
+            steps = []
+            for t, token in enumerate(seq):
+                if token == 2:
+                    break
+                if token > 2:
+                    steps.append(t)
+            words = [self.vocab.words[seq[t]] for t in steps]
             maps = None
             if alpha is not None:
-                maps = _upsample(alpha[i, :len(words)], tuple(grid.shape[-2:]), images.shape[-1])
-            out.append(Caption(text, words, maps))
+                maps = _upsample(alpha[i, steps], tuple(grid.shape[-2:]), tuple(images.shape[-2:]), arch)
+            out.append(Caption(" ".join(words), words, maps))
         return out
 
 
@@ -407,7 +418,8 @@ class VisualQA(_Wrapper):
         words = [self.answers[i] for i in logits.argmax(1).tolist()]
         if not with_maps:
             return words
-        return words, _upsample(alpha, tuple(grid.shape[-2:]), images.shape[-1])
+        return words, _upsample(alpha, tuple(grid.shape[-2:]), tuple(images.shape[-2:]),
+                                _classifier_arch(self.classifier))
 
     def dialogue(self, image: torch.Tensor, questions: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
         """Ask ``questions`` in turn about one image, carrying the history; ``(q, a, map)`` per turn."""

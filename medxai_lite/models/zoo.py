@@ -23,6 +23,7 @@ initialisation (``benchmarks/bench_default_models.py``, ``tests/test_models.py::
 """
 from __future__ import annotations
 
+import math
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from torch import nn
 from .._utils import check_choice, model_device
 
 __all__ = ["ARCHS", "PAPER_ARCHS", "OUTPUT_STRIDES", "ARCH_SPECS", "CAPABILITIES", "ArchSpec", "arch_spec",
-           "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "module_name", "cam_grid", "grid_origin",
+           "infer_arch", "get_model", "target_layer", "stage_layers", "resolve_module", "module_name", "cam_grid", "grid_origin", "cell_stride",
            "SmallCNN", "num_parameters", "DEFAULT_ARCH"]
 
 #: The architecture of the book's default models (``get_trained_model(dataset)``).
@@ -460,6 +461,20 @@ def cam_grid(model: nn.Module, arch: str, image_size: int) -> tuple[int, int]:
     finally:
         hook.remove()
     return shape["hw"]
+
+
+def cell_stride(n_pixels: int, n_cells: int) -> float:
+    """The stride of a layer that turns ``n_pixels`` into ``n_cells``: the power of two nearest
+    ``n_pixels / n_cells``. The zoo's networks downsample by powers of two, and an input that is
+    not a multiple of the stride gives ``ceil(n_pixels / S)`` cells (ResNet18 at 112 px: 4 cells of
+    32 px, not of 28), so the ratio alone would misplace the cells.
+
+    >>> cell_stride(112, 7), cell_stride(112, 4), cell_stride(400, 13)
+    (16.0, 32.0, 32.0)
+    """
+    if n_cells < 1 or n_pixels < 1:
+        raise ValueError(f"n_pixels and n_cells must be positive; got {n_pixels!r}, {n_cells!r}")
+    return float(2 ** round(math.log2(n_pixels / n_cells)))
 
 
 def grid_origin(arch: str | None, stride: int) -> float | None:
