@@ -189,12 +189,17 @@ def _check_names(data: str, datasets, archs) -> None:
         check_choice("archs", a, ARCHS)
 
 
+#: Bump whenever a change alters the scores of a run with the same settings (the results cache key
+#: includes it). 2: CAMs take the ReLU on the grid, and the random reference is upsampled like them.
+SCORING_VERSION = 2
+
+
 def _key(settings: dict) -> str:
     from . import __version__
     from .data.phantoms import GENERATOR_VERSION
 
-    blob = json.dumps({**settings, "medxai_lite": __version__, "phantoms": GENERATOR_VERSION}, sort_keys=True,
-                      default=str)
+    blob = json.dumps({**settings, "medxai_lite": __version__, "phantoms": GENERATOR_VERSION,
+                       "scoring": SCORING_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -697,8 +697,18 @@ def test_random_maps_on_the_cam_grid_of_a_model():
     model = get_model("resnet18", num_classes=2).eval()
     x = torch.randn(3, 3, 64, 64)
     maps = M.random_maps(x, "cam", model=model, arch="resnet18", seed=1)
-    # layer4 of a (stride-32) ResNet18 is 2 x 2 at 64 px: the same maps as that grid named directly
-    np.testing.assert_array_equal(maps, M.random_maps(x, (2, 2), seed=1))
+    # layer4 of a (stride-32) ResNet18 is 2 x 2 at 64 px: the same noise as that grid named
+    # directly, upsampled as the CAMs of that layer are (cells at their receptive-field centres,
+    # 0 and 32 px), so that the reference peaks only where a CAM can
+    from medxai_lite.explain.cam import upsample_registered
+    from medxai_lite._utils import minmax_scale
+
+    low = np.random.default_rng(1).random((3, 1, 2, 2), dtype=np.float32)
+    expected = minmax_scale(upsample_registered(torch.from_numpy(low[:, 0]), (64, 64), 32, 0.0).numpy())
+    np.testing.assert_allclose(maps, expected, atol=1e-6)
+    peaks = [np.unravel_index(int(m.argmax()), m.shape) for m in maps]
+    assert all(r in (0, 32) and c in (0, 32) for r, c in peaks)          # a node, or its clamped block's start
+    assert not np.array_equal(maps, M.random_maps(x, (2, 2), seed=1))   # a bare grid keeps plain resizing
     assert not model.layer4._forward_hooks and not model.training     # the measuring hook is removed
     with pytest.raises(ValueError, match="square"):
         M.random_maps(torch.zeros(1, 3, 64, 32), "cam", model=model, arch="resnet18")

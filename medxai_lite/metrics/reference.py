@@ -27,7 +27,10 @@ def random_maps(images, grid="pixel", *, seed: int = 0, model=None, arch: str | 
         ``h x w`` grid, upsampled bilinearly to the image size (``align_corners=False``) and scaled
         to [0, 1] per image, a map as coarse as a CAM read from that grid. ``"cam"``: the grid of
         the CAM target layer of ``model`` (``arch`` names its architecture), measured with
-        :func:`medxai_lite.models.cam_grid`.
+        :func:`medxai_lite.models.cam_grid`, and upsampled as :func:`medxai_lite.explain` upsamples
+        that layer's CAMs (each cell at its receptive-field centre,
+        :func:`medxai_lite.explain.cam.upsample_grid`), so that the reference peaks where a CAM
+        can.
     seed : int
         Same seed, same maps (a fresh ``numpy.random.default_rng(seed)``).
     model, arch
@@ -47,6 +50,7 @@ def random_maps(images, grid="pixel", *, seed: int = 0, model=None, arch: str | 
         raise ValueError(f"images must have shape [N, C, H, W]; got {list(shape)}")
     n, _, h, w = shape
     rng = np.random.default_rng(seed)
+    aligned = None                                  # the arch whose CAM upsampling the noise follows
     if isinstance(grid, str) and grid == "pixel":
         return rng.random((n, h, w)).astype(np.float32)
     if isinstance(grid, str) and grid == "cam":
@@ -58,6 +62,7 @@ def random_maps(images, grid="pixel", *, seed: int = 0, model=None, arch: str | 
         from ..models import cam_grid
 
         grid = cam_grid(model, arch, int(h))
+        aligned = arch
     elif isinstance(grid, str):
         raise ValueError(f"grid must be one of {', '.join(GRIDS)} or a pair (h, w); got {grid!r}")
     try:
@@ -71,7 +76,12 @@ def random_maps(images, grid="pixel", *, seed: int = 0, model=None, arch: str | 
     from .._utils import minmax_scale
 
     low = torch.from_numpy(rng.random((n, 1, gh, gw), dtype=np.float32))
-    up = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0].numpy()
+    if aligned is not None:                         # grid="cam": peaks where that layer's CAMs can
+        from ..explain.cam import upsample_grid
+
+        up = upsample_grid(low[:, 0], (h, w), aligned).numpy()
+    else:
+        up = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0].numpy()
     return minmax_scale(up).astype(np.float32, copy=False)
 
 
