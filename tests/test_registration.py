@@ -65,6 +65,22 @@ def test_grid_origin_bad_input():
         grid_origin("resnet18", 0)
 
 
+class OneCell(torch.nn.Module):
+    """A ResNet whose logit 1 is the sum over channels of ``layer4`` at one ``cell``; logit 0 is zero."""
+
+    def __init__(self, body, cell):
+        super().__init__()
+        self.body, self.cell = body, cell
+
+    def forward(self, images):
+        feats = {}
+        h = self.body.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+        self.body(images)
+        h.remove()
+        score = feats["a"][:, :, self.cell[0], self.cell[1]].sum(1)
+        return torch.stack([torch.zeros_like(score), score], 1)
+
+
 @pytest.mark.parametrize("method", ["hirescam", "layercam"])
 def test_aligned_cam_peaks_on_the_cell_the_model_reads(method):
     """A model whose class score reads one cell of a 7 x 7 grid: a position-wise CAM (HiRes-CAM via
@@ -75,22 +91,7 @@ def test_aligned_cam_peaks_on_the_cell_the_model_reads(method):
     assert cam_grid(model, "resnet18", 112) == (7, 7)
     x = torch.randn(1, 3, 112, 112)
 
-    class OneCell(torch.nn.Module):
-        """Logit 1 is the sum over channels of layer4 at cell (2, 5); logit 0 is zero."""
-
-        def __init__(self, body):
-            super().__init__()
-            self.body = body
-
-        def forward(self, images):
-            feats = {}
-            h = self.body.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
-            self.body(images)
-            h.remove()
-            score = feats["a"][:, :, 2, 5].sum(1)
-            return torch.stack([torch.zeros_like(score), score], 1)
-
-    wrapped = OneCell(model).eval()
+    wrapped = OneCell(model, (2, 5)).eval()
     aligned = mx.explain(method, wrapped, x, targets=[1], arch="resnet18", layer="body.layer4")
     library = mx.explain(method, wrapped, x, targets=[1], arch="resnet18", layer="body.layer4", align=False)
     peak = lambda m: np.unravel_index(int(m.maps[0].argmax()), m.maps[0].shape)
@@ -199,20 +200,7 @@ def test_cells_sit_at_the_networks_stride_when_the_size_is_not_a_multiple_of_it(
     model = get_model("resnet18", 2).eval()
     assert cam_grid(model, "resnet18", 112) == (4, 4)
 
-    class Corner(torch.nn.Module):
-        def __init__(self, body):
-            super().__init__()
-            self.body = body
-
-        def forward(self, images):
-            feats = {}
-            h = self.body.layer4.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
-            self.body(images)
-            h.remove()
-            score = feats["a"][:, :, 3, 3].sum(1)
-            return torch.stack([torch.zeros_like(score), score], 1)
-
-    wrapped = Corner(model).eval()
+    wrapped = OneCell(model, (3, 3)).eval()
     res = mx.explain("layercam", wrapped, torch.randn(1, 3, 112, 112), targets=[1], arch="resnet18",
                      layer="body.layer4")
     assert np.unravel_index(int(res.maps[0].argmax()), res.maps[0].shape) == (96, 96)
