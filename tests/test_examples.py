@@ -472,3 +472,30 @@ def test_planting_mislabels_relabels_exactly_n_images_of_the_source_class():
         plant_mislabels(labels, 9)
     with pytest.raises(ValueError, match="target"):
         plant_mislabels(labels, 1, source=0, target=0)
+
+
+def test_a_failed_search_reports_the_class_the_model_gives_the_made_image():
+    """With a margin kappa the searches count success only when the class wins by kappa; when one
+    fails (10 steps, kappa 5), the class reported for the image it made is still the model's
+    own argmax of that image, not the kappa-shifted one (which named the original class)."""
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=2, width=4)
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.5
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 0.5)
+    model.eval()
+    for method, image, cls, opts in (("counterfactual_proto", "counterfactual", "counterfactual_class",
+                                      {"references": "batch"}), ("cem_pn", "pn", "class", {}),
+                                     ("cem_pp", "pp", "class", {})):
+        res = explain(method, model, x, steps=10, c_steps=1, lr=0.01, kappa=5.0, **opts)
+        success = res.extras.get("flipped", res.extras.get("found"))
+        with torch.no_grad():
+            actual = model(torch.as_tensor(res.extras[image])).argmax(1).numpy()
+        np.testing.assert_array_equal(res.extras[cls], actual, err_msg=method)
+        if method != "cem_pp":
+            assert not success.any() and (actual != res.targets).any(), method   # failed, yet the class moved

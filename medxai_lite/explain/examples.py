@@ -588,8 +588,8 @@ def _counterfactual_proto(call, references=None, beta: float = 0.1, theta: float
         own, other = _margin(out, t0)
         pred = (own - other).clamp_min(-kappa)
         proto = weight * (enc - proto_t).pow(2).sum(1) / start
-        cls = _shifted_argmax(out, t0, kappa)
-        return pred, proto, cls != t0, cls
+        # success by the kappa margin; the class reported is the model's own (the two differ only on failure)
+        return pred, proto, _shifted_argmax(out, t0, kappa) != t0, out.argmax(1)
 
     delta, flipped, cls, c_final = _search(objective, x.shape, lambda d: torch.clamp(x + d, lo, hi) - x, beta=beta,
                                            c=c, steps=steps, lr=lr, c_steps=c_steps, optimizer="adam",
@@ -629,8 +629,8 @@ def _cem(call, mode: str, baseline, beta, c, kappa, steps, lr, c_steps):
         def objective(delta):
             out = call.model(b + delta)
             own, other = _margin(out, t0)
-            cls = _shifted_argmax(out, t0, -kappa)
-            return (other - own).clamp_min(-kappa), torch.zeros_like(own), cls == t0, cls
+            return (other - own).clamp_min(-kappa), torch.zeros_like(own), _shifted_argmax(out, t0, -kappa) == t0, \
+                out.argmax(1)
     else:
         up = x >= b                       # away from the baseline: brighter than a black baseline
         low = torch.where(up, torch.zeros_like(x), lo - x)
@@ -642,8 +642,8 @@ def _cem(call, mode: str, baseline, beta, c, kappa, steps, lr, c_steps):
         def objective(delta):
             out = call.model(x + delta)
             own, other = _margin(out, t0)
-            cls = _shifted_argmax(out, t0, kappa)
-            return (own - other).clamp_min(-kappa), torch.zeros_like(own), cls != t0, cls
+            return (own - other).clamp_min(-kappa), torch.zeros_like(own), _shifted_argmax(out, t0, kappa) != t0, \
+                out.argmax(1)
 
     delta, found, cls, c_final = _search(objective, x.shape, lambda d: torch.clamp(d, low, high), beta=beta, c=c,
                                          steps=steps, lr=lr, c_steps=c_steps, optimizer="fista", device=x.device,
