@@ -245,14 +245,8 @@ _GRADCAM = {"pytorch-grad-cam": _gradcam_pytorch_grad_cam, "captum": _gradcam_ca
             "torchcam": _gradcam_torchcam}
 
 
-def _upsample(grid: torch.Tensor, size, align: bool, arch: str | None) -> torch.Tensor:
-    """[N, h, w] -> [N, H, W]: bilinear (align_corners=False), or registered at the receptive-field centres."""
-    from ..explain.cam import upsample_grid
-
-    return upsample_grid(grid, size, arch, align)
-
-
 def _run_gradcam(lib, model, images, targets, arch, *, layer, align):
+    from ..explain.cam import upsample_grid
     from ..explain.registry import Call, hook_guard, to_unit
 
     call = Call(model, images, targets, arch)
@@ -262,7 +256,7 @@ def _run_gradcam(lib, model, images, targets, arch, *, layer, align):
     module = module[0]
     with hook_guard(model):
         grid, native = _GRADCAM[lib](model, call.inputs(True), targets, module, call.layer_name(module))
-    up = _upsample(grid.clamp_min(0), call.size, align, arch)     # ReLU on the grid, as all three do
+    up = upsample_grid(grid.clamp_min(0), call.size, arch, align)   # ReLU on the grid, as all three do
     maps = to_unit(up, "positive", "minmax")
     raw = grid.cpu().numpy()
     return maps.cpu().numpy().astype(np.float32), raw, (raw if native is None else native), None

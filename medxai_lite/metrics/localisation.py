@@ -240,7 +240,7 @@ def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.nda
     out = np.zeros(len(masks))
     for k, m in enumerate(masks):
         near = (ndimage.distance_transform_edt(~m) <= tolerance if tolerance > 0 else m).astype(np.float64)
-        # share of each row set x column set in the mask, through the mask's row sums per column set
+        # the best share in the mask over every (row set, column set) pair of node alternatives
         best = 0.0
         for ys in (a for node in rows for a in node):
             sub = near[ys]

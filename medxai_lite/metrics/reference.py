@@ -75,13 +75,11 @@ def random_maps(images, grid="pixel", *, seed: int = 0, model=None, arch: str | 
 
     from .._utils import minmax_scale
 
-    low = torch.from_numpy(rng.random((n, 1, gh, gw), dtype=np.float32))
-    if aligned is not None:                         # grid="cam": peaks where that layer's CAMs can
-        from ..explain.cam import upsample_grid
+    from ..explain.cam import upsample_grid
 
-        up = upsample_grid(low[:, 0], (h, w), aligned).numpy()
-    else:
-        up = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0].numpy()
+    low = torch.from_numpy(rng.random((n, gh, gw), dtype=np.float32))
+    # grid="cam": aligned like that layer's CAMs, so it peaks where they can; a bare grid: plain resizing
+    up = upsample_grid(low, (h, w), aligned).numpy()
     return minmax_scale(up).astype(np.float32, copy=False)
 
 
