@@ -180,11 +180,18 @@ def train_models(data: str = "phantom", profile: str = "cpu", *, datasets: Seque
 
 
 def _check_names(data: str, datasets, archs) -> None:
-    """Every dataset of the data source and every architecture named, before anything trains."""
+    """Every dataset of the data source and every architecture named, before anything trains.
+
+    ``DATA_SOURCES`` holds each source's default datasets (the experiment's three); any dataset of
+    the same kind is accepted: every phantom for ``"phantom"``, every public dataset for ``"real"``.
+    """
+    from .data import PHANTOMS
+    from .data.specs import PUBLIC_DATASETS
     from .models import ARCHS
 
+    valid = list(PHANTOMS) if data == "phantom" else list(PUBLIC_DATASETS)
     for d in datasets:
-        check_choice("datasets", d, DATA_SOURCES[data])
+        check_choice("datasets", d, valid)
     for a in archs or ():
         check_choice("archs", a, ARCHS)
 

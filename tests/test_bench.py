@@ -119,6 +119,7 @@ def test_a_failed_run_leaves_nothing_under_the_final_name(tiny, tmp_path, monkey
     (dict(n_images=0), "n_images"),                               # not read as "the default"
     (dict(datasets=["phantom-skin", "bogus"]), "datasets"),      # before the first network trains
     (dict(datasets=["chest-xray-pneumonia"]), "datasets"),       # a real dataset under the phantom source
+    (dict(data="real", datasets=["phantom-skin"]), "datasets"),    # a phantom under the real source
     (dict(archs=["resnet50", "bogus"]), "archs"),
     (dict(archs=["vgg16"], cam_arch="resnet50"), "cam_arch"),
     (dict(extended_methods=["gradcam", "magic"]), "extended_methods"),
@@ -127,9 +128,18 @@ def test_bad_benchmark_arguments(kwargs, param, tmp_cache, monkeypatch):
     monkeypatch.setattr(bench, "bench_model", lambda *a, **k: pytest.fail("trained before checking the arguments"))
     with pytest.raises(ValueError, match=param):
         bench.run_benchmark(**{"progress": False, **kwargs})
-    if set(kwargs) <= {"datasets", "archs"}:                    # train_models checks them too
+    if set(kwargs) <= {"data", "datasets", "archs"}:            # train_models checks them too
         with pytest.raises(ValueError, match=param):
             bench.train_models(**{"progress": False, **kwargs})
+
+
+def test_any_public_dataset_is_accepted_under_the_real_source(monkeypatch):
+    # the experiment's three are only the default: figshare-brain-tumor (with masks) is valid too
+    trained = []
+    monkeypatch.setattr(bench, "bench_model", lambda d, a, *args, **k: trained.append((d, a)))
+    bench.train_models("real", datasets=["figshare-brain-tumor"], archs=["resnet50"], extended=False,
+                       progress=False)
+    assert trained == [("figshare-brain-tumor", "resnet50")]
 
 
 def test_cli_bench_reports_bad_input(capsys, tmp_cache):
