@@ -12,6 +12,8 @@ trained in at most three times the 64 px ResNet18s' 135 s.
     python benchmarks/bench_default_models.py --precision fp32   # float32 training steps, for the ratio
     python benchmarks/bench_default_models.py --arch resnet18   # the dilated ResNet18 the book used before
     python benchmarks/bench_default_models.py --epochs 5 --n-train 512   # a smaller training budget
+    python benchmarks/bench_default_models.py --output-stride 8   # ResNet14 with a dilated layer3: 14 x 14
+    python benchmarks/bench_default_models.py --output-stride 8 --image-size 96   # 12 x 12, cheaper
 """
 from __future__ import annotations
 
@@ -31,10 +33,12 @@ def main() -> None:
     parser.add_argument("--arch", default=None, help="the architecture (default: the book's, DEFAULT_ARCH)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
     parser.add_argument("--n-train", type=int, default=None, help="training images (default: the profile's)")
+    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default: the profile's)")
     parser.add_argument("--datasets", nargs="+", default=["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
     args = parser.parse_args()
     overrides = {k: v for k, v in (("precision", args.precision), ("output_stride", args.output_stride),
-                                   ("epochs", args.epochs), ("n_train", args.n_train)) if v is not None}
+                                   ("epochs", args.epochs), ("n_train", args.n_train),
+                                   ("image_size", args.image_size)) if v is not None}
     if not args.cached:
         os.environ["MEDXAI_CACHE"] = tempfile.mkdtemp(prefix="medxai-bench-")
 

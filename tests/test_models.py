@@ -439,6 +439,15 @@ def test_resnet14_is_resnet18_without_its_fourth_stage():
     assert get_model("resnet14", 3, output_stride=16).fc.in_features == 256
     with pytest.raises(ValueError, match="output_stride.*resnet14"):
         get_model("resnet14", 3, output_stride=32)
+    # output_stride 8 dilates layer3 (as torchvision dilates a Bottleneck stage): a 14 x 14 grid at
+    # 112 px, the same parameters, and the first convolution of the stage keeps dilation 1
+    fine = get_model("resnet14", 3, output_stride=8)
+    assert cam_grid(fine, "resnet14", 112) == (14, 14)
+    assert fine.layer3[0].conv1.stride == (1, 1) and fine.layer3[0].downsample[0].stride == (1, 1)
+    assert fine.layer3[0].conv1.dilation == (1, 1)
+    assert fine.layer3[0].conv2.dilation == fine.layer3[1].conv1.dilation == fine.layer3[1].conv2.dilation == (2, 2)
+    assert fine.layer2[0].conv1.stride == (2, 2)                     # the earlier stages as built
+    fine.load_state_dict(model.state_dict())
 
 
 def test_resnet14_pretrained_loads_resnet18_weights_for_its_stages(monkeypatch):

@@ -27,7 +27,7 @@ def _receptive_field_centre(model, arch, size):
     return c, float((w.sum(1) * pos).sum() / w.sum()), float((w.sum(0) * pos).sum() / w.sum())
 
 
-@pytest.mark.parametrize("arch, output_stride", [("resnet18", 16), ("resnet18", 8), ("resnet14", 16), ("resnet50", 16),
+@pytest.mark.parametrize("arch, output_stride", [("resnet18", 16), ("resnet18", 8), ("resnet14", 16), ("resnet14", 8), ("resnet50", 16),
                                                  ("densenet121", 16), ("vgg16", 16), ("efficientnet_b0", 16)])
 def test_grid_origin_is_the_receptive_field_centre(arch, output_stride):
     """Known answer from the network itself: the centre cell's input gradient is centred on origin + j*S."""

@@ -326,9 +326,11 @@ def _dilate(model: nn.Module, arch: str, output_stride: int) -> None:
     stages. The weights' shapes do not change, so ImageNet weights still load.
     """
     steps = 1 if output_stride == 16 else 2
-    if arch == "resnet18":
+    if arch in ("resnet18", "resnet14"):
+        # ResNet14 (no fourth stage) is at 16 already: output_stride 8 dilates its layer3 alone
+        stages = (model.layer3, model.layer4)[2 - steps:] if arch == "resnet18" else (model.layer3,)
         dilation = 1
-        for stage in (model.layer3, model.layer4)[2 - steps:]:
+        for stage in stages:
             first, *rest = stage
             first.conv1.stride = (1, 1)
             first.downsample[0].stride = (1, 1)
@@ -363,8 +365,8 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
     ``output_stride`` is ``None`` (the network as built: 32 for the published networks, 16 for
     ResNet14), 32, 16 or 8 (the last one or two downsampling
     steps removed, so the CAM grid doubles or quadruples in each direction; see the module
-    docstring). ResNet14 downsamples by 16 and takes only 16 (with ``pretrained=True`` it loads
-    ResNet18's ImageNet weights for the three stages it keeps). SmallCNN downsamples by 8 and
+    docstring). ResNet14 downsamples by 16 and takes 16 or 8 (8 dilates its third and last stage;
+    with ``pretrained=True`` it loads ResNet18's ImageNet weights for the three stages it keeps). SmallCNN downsamples by 8 and
     takes only the default.
 
     Example
@@ -389,15 +391,15 @@ def get_model(arch: str, num_classes: int, pretrained: bool = False, download_ti
     if arch == "resnet50" and output_stride < 32:
         extra["replace_stride_with_dilation"] = [False, output_stride == 8, True]
     if arch == "resnet14":
-        if output_stride != 16:
-            raise ValueError(f"output_stride must be 16 for resnet14 (ResNet18's first three stages downsample "
-                             f"by 16), got {output_stride!r}")
+        if output_stride not in (16, 8):
+            raise ValueError(f"output_stride must be 16 or 8 for resnet14 (ResNet18's first three stages "
+                             f"downsample by 16; 8 dilates the third), got {output_stride!r}")
         model = torchvision.models.resnet18(weights=None, **extra)
         model.layer4 = nn.Identity()                      # the fourth stage removed: layer3 is the last block
         model.fc = nn.Linear(256, 1000)
     else:
         model = getattr(torchvision.models, arch)(weights=None, **extra)
-    if output_stride < 32 and arch not in ("resnet50", "resnet14"):
+    if output_stride < 32 and arch != "resnet50" and not (arch == "resnet14" and output_stride == 16):
         _dilate(model, arch, output_stride)
     if pretrained:
         state = _load_pretrained(arch, download_timeout)
