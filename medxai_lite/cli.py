@@ -23,8 +23,8 @@ from .data.download import ArchiveError, ChecksumError, DownloadError, KaggleCre
 from .data.fetch import (
     DATA_ENV,
     MIRROR_ENV,
-    _download_dir,
     data_root,
+    download_state,
     fetch,
     prepare_public,
     verify_public,
@@ -87,8 +87,8 @@ def _cmd_list(args) -> int:
     root = data_root(args.root)
     print(f"data root: {root}")
     for spec in PUBLIC_DATASETS.values():
-        state = "prepared" if (root / spec.name / "manifest.json").is_file() else (
-            "downloaded" if _download_dir(root, spec.name).is_dir() else "-")
+        state = "prepared" if (root / spec.name / "manifest.json").is_file() else {
+            "none": "-", "partial": "download incomplete", "downloaded": "downloaded"}[download_state(spec.name, root)]
         print(f"\n{spec.name}  [{state}]\n  {spec.title}; {spec.modality}; {len(spec.classes)} classes "
               f"({', '.join(spec.classes)}); masks: {'yes' if spec.has_masks else 'no'}; "
               f"about {spec.approx_size_bytes / (1 << 30):.1f} GiB\n  licence: {spec.licence}\n"

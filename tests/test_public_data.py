@@ -505,6 +505,63 @@ def test_prepare_without_downloads_names_the_command(root):
         prepare_public("chest-xray-pneumonia", root)
 
 
+def test_an_interrupted_download_is_not_prepared_and_the_hint_says_fetch(root, capsys):
+    """Two of four figshare parts complete and the third cut off: 'prepare' would make half a
+    dataset (and fetch would then call it done), so both the hint and prepare say to fetch again."""
+    from medxai_lite.cli import main as cli_main
+    from medxai_lite.data.fetch import download_state
+
+    name = "figshare-brain-tumor"
+    folder = root / "downloads" / name
+    assert download_state(name, root) == "none"
+    folder.mkdir(parents=True)                       # what a failed first attempt leaves: still nothing
+    assert download_state(name, root) == "none"
+    parts = fx.figshare_files(n_per_part=2)
+    names = list(parts)
+    for fn in names[:2]:
+        (folder / fn).write_bytes(parts[fn])
+    (folder / f"{names[2]}.part").write_bytes(parts[names[2]][:100])
+    assert download_state(name, root) == "partial"
+    with pytest.raises(FileNotFoundError, match=f"incomplete.*medxai data fetch {name}"):
+        load_public(name, root=root)
+    with pytest.raises(FileNotFoundError, match=f"incomplete.*medxai data fetch {name}"):
+        prepare_public(name, root, progress=False)
+    assert not (root / name).exists()                # nothing half-prepared
+    assert cli_main(["data", "list", "--root", str(root)]) == 0
+    assert f"{name}  [download incomplete]" in capsys.readouterr().out
+    for fn in names[2:]:                             # the rest arrives: whole again (hand-placed files)
+        (folder / fn).write_bytes(parts[fn])
+    (folder / f"{names[2]}.part").unlink()
+    assert download_state(name, root) == "downloaded"
+    with pytest.raises(FileNotFoundError, match=f"downloaded but not prepared.*medxai data prepare {name}"):
+        load_public(name, root=root)
+
+
+def test_a_broken_mask_is_reported_by_its_own_name_and_the_image_kept(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from medxai_lite.data.prepare import ImageWriter, PrepareReport
+
+    src = tmp_path / "src"
+    src.mkdir()
+    image = src / "ISIC_0024306.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (22, 30, 3), dtype=np.uint8)).save(image)
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(1).random((22, 30)) > 0.5).astype(np.uint8) * 255).save(buf, "PNG")
+    mask = src / "ISIC_0024306_segmentation.png"
+    mask.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])          # truncated
+    report = PrepareReport(name="ham10000")
+    writer = ImageWriter(tmp_path / "out", report, ["mel"], max_size=512, grayscale=False, src_root=src)
+    assert writer.add("train", "mel", image.stem, source=image, mask=mask)
+    assert report.total == 1 and report.masks == 0
+    assert [c["file"] for c in report.corrupt] == ["ISIC_0024306_segmentation.png"]
+    assert report.missing_masks == ["ISIC_0024306.jpg"]
+    assert (tmp_path / "out" / "train" / "mel" / "ISIC_0024306.png").is_file()
+    assert not (tmp_path / "out" / "train" / "masks").exists()
+
+
 # --------------------------------------------------------------------------- Kaggle and manual sources
 
 

@@ -98,6 +98,31 @@ def _download_dir(root: Path, name: str) -> Path:
     return root / "downloads" / name
 
 
+def download_state(name: str, root: str | os.PathLike | None = None) -> str:
+    """How far the download of ``name`` got: ``"none"``, ``"partial"`` or ``"downloaded"``.
+
+    ``"partial"``: an interrupted file (``*.part``) is there, or a resolved file list
+    (``.source-<label>.json``) names files that are missing. ``"downloaded"``: every file of one
+    source (or of the mirror) is there, or files were put there by hand (nothing says what is
+    missing, so they are taken as whole). ``"none"``: no data file at all (an empty folder, or
+    only the bookkeeping a failed first attempt left).
+    """
+    spec = get_spec(name)
+    folder = _download_dir(data_root(root), name)
+    if not folder.is_dir():
+        return "none"
+    entries = list(folder.iterdir())
+    if any(p.name.endswith(".part") for p in entries):
+        return "partial"
+    if any(all(_local_files(folder, s) is not None for s in spec.sources_for(lb)) for lb in spec.source_labels):
+        return "downloaded"
+    if spec.mirror_files and all((folder / f).is_file() for f in spec.mirror_files):
+        return "downloaded"
+    if any(p.name.startswith(".source-") for p in entries):
+        return "partial"
+    return "downloaded" if any(p.is_file() and not p.name.startswith(".") for p in entries) else "none"
+
+
 def download_public(
     name: str,
     root: str | os.PathLike | None = None,
@@ -241,6 +266,9 @@ def prepare_public(
                    and not p.name.endswith(".part")) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"nothing downloaded for {name!r} in {folder}; run `{_fetch_command(name, root)}`")
+    if download_state(name, root) == "partial":      # half a dataset must not become a prepared one
+        raise FileNotFoundError(f"the download of {name!r} in {folder} is incomplete (an interrupted file or "
+                                f"missing parts); run `{_fetch_command(name, root)}` again: it resumes")
     if not isinstance(max_size, int) or max_size < 0:
         raise ValueError(f"max_size must be a non-negative int (0 keeps the original size), got {max_size!r}")
     root.mkdir(parents=True, exist_ok=True)

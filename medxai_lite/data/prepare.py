@@ -115,7 +115,8 @@ class ImageWriter:
 
     def add(self, split: str, cls: str, stem: str, *, source: Path | None = None,
             array: np.ndarray | None = None, mask: np.ndarray | Path | None = None, what: str = "") -> bool:
-        """Decode ``source`` (a file) or take ``array``; save PNG; save ``mask`` beside. False if corrupt."""
+        """Decode ``source`` (a file) or take ``array``; save PNG; save ``mask`` beside. False if the
+        image is corrupt; a corrupt mask is listed in ``corrupt`` and the image kept without one."""
         from PIL import Image
 
         what = what or (self.rel(source) if source is not None else stem)
@@ -131,8 +132,14 @@ class ImageWriter:
                 scale = self.max_size / max(im.size)
                 im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                                Image.BILINEAR)
-            mask_im = None
-            if mask is not None:
+        except Exception as exc:  # any decoder error: PIL raises OSError, ValueError, SyntaxError, ...
+            self.report.corrupt.append({"file": what, "error": f"{type(exc).__name__}: {exc}"})
+            return False
+        mask_im = None
+        if mask is not None:
+            # a broken mask is reported under its own name, and the good image is kept without a
+            # mask, as an image whose mask is absent is
+            try:
                 if isinstance(mask, (str, os.PathLike)):
                     with Image.open(mask) as m:
                         m.load()
@@ -141,9 +148,11 @@ class ImageWriter:
                     mask_im = Image.fromarray(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))
                 if mask_im.size != im.size:
                     mask_im = mask_im.resize(im.size, Image.NEAREST)
-        except Exception as exc:  # any decoder error: PIL raises OSError, ValueError, SyntaxError, ...
-            self.report.corrupt.append({"file": what, "error": f"{type(exc).__name__}: {exc}"})
-            return False
+            except Exception as exc:
+                name = self.rel(Path(mask)) if isinstance(mask, (str, os.PathLike)) else f"{what} (mask)"
+                self.report.corrupt.append({"file": name, "error": f"{type(exc).__name__}: {exc}"})
+                self.report.missing_masks.append(what)
+                mask_im = None
         stem = self._stem(split, cls, stem)
         folder = self.out / split / cls
         folder.mkdir(parents=True, exist_ok=True)

@@ -40,10 +40,10 @@ from .base import BiomedDataset
 from .fetch import (
     DATA_ENV,
     MIRROR_ENV,
-    _download_dir,
     _fetch_command,
     data_root,
     download_public,
+    download_state,
     fetch,
     prepare_public,
     verify_public,
@@ -63,6 +63,7 @@ __all__ = [
     "get_spec",
     "data_root",
     "download_public",
+    "download_state",
     "prepare_public",
     "fetch",
     "verify_public",
@@ -86,10 +87,13 @@ class PublicImageDataset(BiomedDataset):
         base = root / name
         manifest_path = base / "manifest.json"
         if not manifest_path.is_file():
+            state = download_state(name, root)
             hint = (f"the files are downloaded but not prepared: run `medxai data prepare {name} --root {root}`"
-                    if _download_dir(root, name).is_dir() and any(_download_dir(root, name).iterdir())
-                    else f"run `{_fetch_command(name, root)}` (or `python data_scripts/"
-                         f"{name.replace('-', '_')}.py --root {root}`)")
+                    if state == "downloaded" else
+                    f"its download is incomplete: run `{_fetch_command(name, root)}` again (it resumes)"
+                    if state == "partial" else
+                    f"run `{_fetch_command(name, root)}` (or `python data_scripts/"
+                    f"{name.replace('-', '_')}.py --root {root}`)")
             raise FileNotFoundError(f"dataset {name!r} is not available under {root.resolve()}: {hint}")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if split not in manifest["splits"]:
