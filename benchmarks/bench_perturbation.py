@@ -1,7 +1,7 @@
 """Cost and localisation of the perturbation family at its two presets, on the book's default model.
 
 Two parts, on the cached default model ``get_trained_model("phantom-brain-mri")`` (the ResNet14 of the ``cpu`` profile)
-at the book's image size (the ``cpu`` profile's 112 px):
+at the book's image size (the ``cpu`` profile's, 96 px):
 
 1. **RISE against the bare model** (budget: <= 1.2x). RISE with M masks is M forward passes of
    masked copies plus the masks themselves; the ratio of ``explain("rise", n_masks=M)`` on one
@@ -12,7 +12,7 @@ at the book's image size (the ``cpu`` profile's 112 px):
 2. **Every method at each preset**: seconds per image and the pointing game (Zhang et al. 2018:
    the map's maximum inside the true lesion mask, strict; ``scored``: images whose map is not
    constant, e.g. Anchors' empty anchor, the others are left out of the mean) on the first ``--n``
-   lesion images of the 112-px test split, explaining the true class (as the chapters do). One call
+   lesion images of the profile-size test split, explaining the true class (as the chapters do). One call
    per method and preset explains all images (the adapters loop or batch inside); the seconds are
    that call's ``Explanation.seconds`` divided by the number of images. A method over the budget
    of 20 s per image at the ``"book"`` preset is flagged ``OVER``.
@@ -42,8 +42,9 @@ from medxai_lite.metrics import pointing_game  # noqa: E402
 from bench_explain import interleaved_medians  # noqa: E402  (this folder is on sys.path when a script runs)
 
 
-def lesion_batch(n: int, size: int = 112):
+def lesion_batch(n: int, size: int | None = None):
     """The first ``n`` test images with a non-empty lesion mask: images, labels, masks."""
+    size = size or mx.PROFILES["cpu"]["image_size"]
     data = mx.load_dataset("phantom-brain-mri", split="test", image_size=size)
     items = [data[i] for i in range(len(data)) if data[i]["mask"].any()][:n]
     if len(items) < n:

@@ -18,7 +18,7 @@ its internal representation: which images the network puts close together. This 
 
 Example
 -------
->>> feats = penultimate_features(model, load_dataset("phantom-skin", "test", image_size=112, n=300))  # doctest: +SKIP
+>>> feats = penultimate_features(model, load_dataset("phantom-skin", "test", image_size=96, n=300))  # doctest: +SKIP
 >>> emb = project(feats, "umap", seed=0, n_neighbors=15, min_dist=0.1)                              # doctest: +SKIP
 >>> trustworthiness(feats.features, emb, 10), continuity(feats.features, emb, 10)                   # doctest: +SKIP
 """

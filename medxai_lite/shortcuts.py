@@ -32,7 +32,7 @@ __all__ = ["TEST_SETS", "shortcut_test_sets", "accuracy_table", "artefact_batch"
 TEST_SETS = ("with the artefact, as in training", "without the artefact", "artefact on another class")
 
 
-def shortcut_test_sets(name: str, shortcut: float, *, n: int = 400, image_size: int = 112, seed: int = 0,
+def shortcut_test_sets(name: str, shortcut: float, *, n: int = 400, image_size: int = 96, seed: int = 0,
                        other_class: int | None = None) -> dict:
     """The same ``n`` test images of phantom ``name`` three times, differing only in the artefact.
 

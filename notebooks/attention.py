@@ -166,7 +166,7 @@ entropy_heatmap(entropy, title="Normalised entropy of the class token's attentio
 #
 # The columns: the last layer's raw attention (mean of heads), rollout, flow, gradient-weighted
 # attention, then Grad-CAM on the ViT's convolutional stem (the hybrid has one, at the token
-# grid) and Grad-CAM on the ResNet14 (a 7 x 7 grid). All explain the true class; the cyan
+# grid) and Grad-CAM on the ResNet14 (a 12 x 12 grid, like the ViT's tokens at 96 px). All explain the true class; the cyan
 # outline is the true lesion.
 
 # %%

@@ -99,8 +99,10 @@ compatibility_tables(matrix)      # "no [k]": the reason is note k, below the ma
 # The book's default ResNet14 per dataset (a ResNet18 without its fourth stage; trained once,
 # then read from the cache), two test images with a lesion each, every CAM-family method
 # explaining the predicted class. The cyan line is the true lesion. The grid each map is
-# upsampled from is printed first: at the `cpu` profile's 112 px the ResNet14's last residual
-# block downsamples by 16, the same 7 x 7 grid as the Chaddad et al. ResNet50's at 224 px.
+# upsampled from is printed first: at the `cpu` profile's 96 px the ResNet14's last residual
+# block downsamples by 8 (its third stage is dilated), a 12 x 12 grid of 8-pixel cells, finer
+# than the 7 x 7 grid the Chaddad et al. ResNet50 reads at 224 px. Why not the usual stride of
+# 16: the scores below print the ceiling a grid of 16-pixel cells would put on the same lesions.
 
 # %%
 timings = []
@@ -141,16 +143,17 @@ times.style.format("{:.3f}")
 # lesion of each dataset, explaining the true class, scored with the pointing game (is the
 # map's maximum inside the lesion?) and relevance mass accuracy (RMA, the share of the map's mass
 # inside it) {cite}`zhang2018topdown,arras2022clevr`. Two references sit beside them: a random
-# map on the same 7 x 7 grid (`random`), and the *ceiling* of the strict pointing game for that
+# map on the same 12 x 12 grid (`random`), and the *ceiling* of the strict pointing game for that
 # grid (`ceiling`): a map upsampled from a grid peaks on a cell centre, so a lesion holding no
 # cell centre cannot be hit by any CAM of that layer (a centre on the grid's edge reads the
 # whole clamped block out to the image border, and the peak is then shared by that block: only
 # the block's share inside the lesion counts). Grad-CAM is also shown with the libraries'
-# own upsampling (`gradcam, library resize`), which puts every cell half a cell too far right
-# and down (see the previous page).
+# own upsampling (`gradcam, library resize`), which puts every cell half a cell right of and
+# below its receptive-field centre (see the previous page).
 
 # %%
-from medxai_lite.metrics import cam_pointing_ceiling, random_maps, relevance_mass_accuracy, score_summary, score_table
+from medxai_lite.metrics import (cam_pointing_ceiling, pointing_ceiling, random_maps, relevance_mass_accuracy,
+                                 score_summary, score_table)
 
 fast_cams = [m for m in CAMS if METHODS[m].cost == "fast" and METHODS[m].supports(arch)]
 scores = []              # tidy: dataset, model, method, metric, image, value
@@ -168,6 +171,10 @@ for name in datasets:
                               images=x, targets=y, masks=masks, dataset=name, model_name=arch))
     ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best any map of that grid can do
     scores.append(score_table({"ceiling": masks}, {"pointing game": lambda *a: ceiling}, dataset=name))
+    # the same for a grid of 16-pixel cells (output stride 16, the usual dilated setting)
+    ceiling16 = pointing_ceiling(masks, 16, mx.models.grid_origin(arch, 16))
+    scores.append(score_table({"ceiling, 16 px cells": masks}, {"pointing game": lambda *a: ceiling16},
+                              dataset=name))
 scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=["dataset", "method", "metric"])
 cam_scores = score_summary(scores, columns=["metric", "dataset"]) if len(scores) else pd.DataFrame()
 cam_scores.style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis", vmin=0, vmax=1)
@@ -176,9 +183,12 @@ cam_scores.style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis",
 pg = cam_scores["pointing game"] if len(cam_scores) else pd.DataFrame()
 for name in pg.columns:
     beats = [m for m in fast_cams if m in pg.index and pg.loc[m, name] > pg.loc["random", name]]
+    aligned, library = pg.loc["gradcam", name], pg.loc["gradcam, library resize", name]
+    better = ("the library resize points better" if library > aligned else
+              "the aligned map points better" if aligned > library else "the two point equally well")
     print(f"{name}: {len(beats)} of {len(fast_cams)} methods point better than the random map; Grad-CAM "
-          f"{pg.loc['gradcam', name]:.2f} aligned vs {pg.loc['gradcam, library resize', name]:.2f} with the "
-          f"library resize; ceiling {pg.loc['ceiling', name]:.2f}")
+          f"{aligned:.2f} aligned vs {library:.2f} with the library resize ({better}); ceiling "
+          f"{pg.loc['ceiling', name]:.2f} ({pg.loc['ceiling, 16 px cells', name]:.2f} with 16 px cells)")
 
 # %% [markdown]
 # Where the ceiling is low, the lesions are smaller than a cell: no CAM of this layer can point
@@ -186,10 +196,20 @@ for name in pg.columns:
 # what the method can still be blamed for. Where a method scores at or below the random map,
 # it is not localising the lesion on that dataset.
 #
+# The receptive-field centre is where a cell's input window is centred, which is geometry; where
+# a *trained* network's evidence for a lesion sits inside that window is learned, and need not be
+# the centre. The printed lines say which placement pointed better here. Where the library's
+# half-cell shift wins, the features of this layer respond most to lesions below and to the right
+# of their window's centre, and the geometric placement costs hits on the small lesions: an
+# alignment argument is a hypothesis about the network that the lesion masks can test.
+#
 # ## The choice of layer
 #
 # Moving the target layer earlier trades meaning for resolution. The book's ResNet14 has three
-# stages: `layer3` reads the 7 x 7 grid, `layer2` 14 x 14 cells and `layer1` 28 x 28. Grad-CAM's channel weights come from average gradients, which lose their meaning in
+# stages. Its third is dilated instead of strided, so `layer3` and `layer2` both read the 12 x 12
+# grid (the printed lines below give each layer's grid) and `layer1` 24 x 24 cells; the later
+# layer sees further and is more class-specific at the same resolution. Grad-CAM's channel
+# weights come from average gradients, which lose their meaning in
 # early layers; Layer-CAM weights each location by its own positive gradient and stays usable
 # there {cite}`jiang2021layercam`, and it can fuse several stages into one map.
 
@@ -315,8 +335,9 @@ if "mask" in batch32:
 
 # %% [markdown]
 # The printed line above gives this run's answer. Two forces pull in opposite directions: an
-# earlier layer has a finer grid (here `layer2` has four times the cells of `layer3`, and
-# `layer1` sixteen times), so its peak can land inside a lesion smaller than a 7 x 7 cell; but Grad-CAM's averaged
+# earlier layer can have a finer grid (here `layer1` has four times the cells of `layer3`;
+# `layer2` has the same, since the third stage is dilated), so its peak can land inside a lesion
+# smaller than a cell of the last grid; but Grad-CAM's averaged
 # gradients describe early channels poorly, so the early map may light up edges that are not
 # class evidence. The evaluation chapter scores every method this way, beside a random map.
 #
@@ -341,7 +362,8 @@ if "mask" in batch32:
 # ## What to remember
 #
 # - Every CAM is a weighted sum of one layer's feature maps: it is no sharper than that layer's
-#   grid, and its upsampling has to put each cell where the cell's receptive field is centred.
+#   grid, and its upsampling decides where each cell lands: at its receptive field's centre
+#   (geometry) or where the trained network's evidence peaks (measured against true lesions).
 # - The members of the family differ in how they weight the channels (gradients, higher-order
 #   terms, scores of masked inputs, ablation, principal components), and so in cost: from one
 #   backward pass to one forward pass per channel.

@@ -423,8 +423,8 @@ glue("ex_search_preset", ", ".join(f"{a} = {b}" for a, b in METHODS["counterfact
 #
 # L2X trains a small explainer network once per classifier (on its training split, then cached)
 # to choose the `k` patches of a grid from which a second small network, the approximator, can
-# best predict the classifier's output. The `book` preset uses the 16-pixel grid the CAM chapter
-# reads (7 x 7 cells at 112 px) and a training budget of five epochs. On `n_l2x` lesion images per
+# best predict the classifier's output. The `book` preset uses a grid of 16-pixel patches (6 x 6
+# at 96 px, each patch four cells of the CAM chapter's grid) and a training budget of five epochs. On `n_l2x` lesion images per
 # dataset the kept patches are scored against the true lesion, beside `k` patches drawn at
 # random and beside the `k` cells Grad-CAM ranks highest on the same images.
 

@@ -222,7 +222,7 @@ plt.show()
 # each architecture (the last residual block of a ResNet). Below, one test image with a lesion
 # per modality, explained for its true class; the cyan line is the true lesion. The cell calls
 # pytorch-grad-cam directly, then the same method through `medxai_lite.explain`, which places
-# each cell of the 7 x 7 grid on the centre of its receptive field instead of the middle of
+# each cell of the 12 x 12 grid on the centre of its receptive field instead of the middle of
 # its block of pixels (the CAM chapter explains the difference); the figure shows the latter.
 
 # %%

@@ -309,7 +309,7 @@ RESOLUTION = {
     "partition_shap": "its blocks are refined only as far as the budget of model calls allows",
     "occlusion": "its map is constant on blocks the size of the stride",
     "rise": "its masks are upsampled from a 7 x 7 grid",
-    "sidu": "its map is the upsampling of a map on the 7 x 7 feature grid",
+    "sidu": "its map is the upsampling of a map on the 12 x 12 feature grid",
     "anchors": "its map is 1 on whole superpixels",
     "extremal_perturbation": "its mask covers a fixed 10 % of the image",
 }
@@ -572,7 +572,7 @@ print("The noise alone changes the occlusion map " + ("more" if noise_rho < lime
 # ```
 #
 # At the `quick` preset occlusion slides a 16 x 16 window with a stride of 16 pixels over a
-# 112 x 112 image; at the `book` preset the stride is 8. A pituitary tumour is often only a few
+# 96 x 96 image; at the `book` preset the stride is 8. A pituitary tumour is often only a few
 # pixels across at this size. Without running anything: what is the largest pointing-game score
 # (tied maxima counted by the share that hits) that occlusion can reach on a lesion of 6 x 6
 # pixels at each preset, however good the model? What does the answer say about comparing

@@ -19,7 +19,7 @@
 #
 # The companion notebook of the {doc}`text-based chapter </book/text>`. On each phantom it trains
 # the small language models of `medxai_lite.models.text` on top of the book's default classifier
-# (its 7 x 7 CAM grid is their image), writes reports four ways, scores them with the text metrics,
+# (its 12 x 12 CAM grid is their image), writes reports four ways, scores them with the text metrics,
 # measures where the attention of the captioner and of the VQA model falls against the true lesion,
 # and holds a dialogue about one image.
 
@@ -266,7 +266,7 @@ glue("tx_size_spice", float(sensitivity.loc["size +3 mm", "spice_style_f1"]), di
 # %% [markdown]
 # ## 4. Where the captioner looks while it writes
 #
-# The attention captioner reads one softmax map over the 7 x 7 grid for every word it writes. The
+# The attention captioner reads one softmax map over the 12 x 12 grid for every word it writes. The
 # maps of the words that name the finding (`LESION_WORDS`: mass, lesion, consolidation, enhancing,
 # pigmented, ...) are averaged and scored against the true lesion, on the first `n_maps` lesion
 # images of each dataset, beside a random map and the same classifier's Grad-CAM.
@@ -468,7 +468,7 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # ```{exercise} Why attention and not Grad-CAM?
 # :label: text-ex-why
 #
-# The captioner's attention and Grad-CAM both give a 7 x 7 map of the same classifier's grid. Name
+# The captioner's attention and Grad-CAM both give a 12 x 12 map of the same classifier's grid. Name
 # one question each answers that the other cannot, and one reason why an attention map can sit on
 # the lesion without the word depending on it.
 # ```

@@ -138,7 +138,7 @@ def causal_concept_effect(model: nn.Module, dataset, concept: str, *, low: float
 
     Example
     -------
-    >>> test = load_dataset("phantom-brain-mri", "test", image_size=112, n=200)     # doctest: +SKIP
+    >>> test = load_dataset("phantom-brain-mri", "test", image_size=96, n=200)     # doctest: +SKIP
     >>> causal_concept_effect(model, test, "ring enhancement").on("glioma")        # doctest: +SKIP
     """
     from ..metrics.stats import bootstrap_ci

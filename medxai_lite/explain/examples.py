@@ -71,7 +71,7 @@ METRICS = ("euclidean", "cosine")
 #: halved where it succeeded) cost 80; the solutions found are less sparse.
 BOOK_SEARCH = {"steps": 40, "c_steps": 2}
 #: The chapter's L2X: trained once per classifier on its training split and cached. A 16-pixel
-#: patch grid (the 7 x 7 grid the CAM chapter reads at 112 px), a narrow explainer (``width`` 8),
+#: patch grid (6 x 6 at the ``cpu`` profile's 96 px, twice the CAM chapter's 8 px cells), a narrow explainer (``width`` 8),
 #: small batches and five epochs, so that training fits a CPU budget of seconds per dataset
 #: (about 400 steps on 640 images); a learning rate of 0.003, below the default, learnt more
 #: steadily in that many steps.

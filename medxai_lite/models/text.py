@@ -3,8 +3,8 @@ question-answering (VQA) model and its multi-turn dialogue variant, plus templat
 report generation.
 
 Every model here reads the **grid features of a trained classifier** (the output of
-:func:`~medxai_lite.models.target_layer`, the layer the CAMs read: 7 x 7 cells of 256 channels for
-the book's default ResNet14 at 112 px) and keeps that classifier frozen. The classifier is the
+:func:`~medxai_lite.models.target_layer`, the layer the CAMs read: 12 x 12 cells of 256 channels for
+the book's default ResNet14 at 96 px) and keeps that classifier frozen. The classifier is the
 book's default model of the dataset, so the text chapter trains only the small language parts,
 and an attention map of a word lives on the same grid as the classifier's Grad-CAM.
 

@@ -13,13 +13,16 @@ the last downsampling step (Chen et al. 2017, DeepLab; torchvision's
 
 The book's default network (:data:`DEFAULT_ARCH`) is ``"resnet14"``: torchvision's ResNet18 without
 its fourth stage (one stem convolution, three stages of two BasicBlocks of two convolutions each,
-and the linear head: 14 weighted layers, counted as He et al. 2016 count them). Its last block
-downsamples by 16 without dilation, so it reads the same 7 x 7 grid at 112 px as a dilated
-ResNet18. On a 2-core CPU the three default models trained in 306 s against the dilated
-ResNet18s' 509 s (the dilated fourth stage made each training step 1.5x as long as a plain
-ResNet18's), the chapters that explain them ran 25-45 % faster, and Grad-CAM's strict pointing
-game on the skin lesions rose from 0.16 to 0.78; on the chest lesions it moves with the
-initialisation (``benchmarks/bench_default_models.py``, ``tests/test_models.py::KNOWN_MISSES``).
+and the linear head: 14 weighted layers, counted as He et al. 2016 count them). Built plainly its
+last block downsamples by 16, the same as a dilated ResNet18; on a 2-core CPU three such models
+trained in 306 s against the dilated ResNet18s' 509 s (the dilated fourth stage made each training
+step 1.5x as long as a plain ResNet18's). The ``cpu`` profile dilates its third stage as well
+(``output_stride=8``) and trains at 96 px: a 12 x 12 grid of 8 px cells. At 112 px with 7 x 7
+cells of 16 px most brain lesions held no cell centre, so no CAM of that layer could point into
+them, and Grad-CAM's strict pointing game on the first 32 test lesions was 0.16 / 0.78 / 0.31
+(brain / skin / chest); on the 12 x 12 grid it is 0.66 / 0.94 / 0.88
+(``benchmarks/bench_default_models.py``; the profile's comment in :mod:`medxai_lite.models.train`
+lists the settings measured, ``tests/test_models.py::KNOWN_MISSES`` what still misses).
 """
 from __future__ import annotations
 
@@ -427,9 +430,10 @@ def target_layer(model: nn.Module, arch: str) -> nn.Module:
 
     ResNets: ``layer4[-1]``; DenseNet121: ``features.norm5`` (the final BatchNorm, after which a
     ReLU and pooling follow); VGG16 and EfficientNet-B0: ``features[-1]``; SmallCNN: ``features[-1]``.
-    Its grid is ``image_size / output_stride`` cells a side: 7 x 7 for the ``cpu`` profile's
-    models (112 px, stride 16) and for the published networks at 224 px (stride 32), 2 x 2 for
-    the published networks at 64 px. :func:`cam_grid` measures it for any model.
+    Its grid is ``image_size / output_stride`` cells a side: 12 x 12 for the ``cpu`` profile's
+    default ResNet14 (96 px, stride 8), 6 x 6 for its other networks (stride 16), 7 x 7 for the
+    published networks at 224 px (stride 32), 2 x 2 for them at 64 px. :func:`cam_grid` measures
+    it for any model.
     """
     return resolve_module(model, arch_spec(arch).target_layer)
 
