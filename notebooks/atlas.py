@@ -214,10 +214,11 @@ if live_widgets():        # off in the book build and the tests, where no one ca
     finder_widget()
 
 # %% [markdown]
-# The chapters behind the `chapter` column are the [CAM](../book/cam.md),
-# [gradient](../book/gradient.md), [attention](../book/attention.md) and
-# [perturbation](../book/perturbation.md) chapters; the cell below lists the families that have
-# none yet, whose `chapter` is `None`.
+# The `chapter` column links each family to its chapter (the [CAM](../book/cam.md),
+# [gradient](../book/gradient.md), [attention](../book/attention.md),
+# [perturbation](../book/perturbation.md), [text](../book/text.md) and
+# [concept](../book/concepts.md) chapters among them); the cell below lists any family without
+# one, whose `chapter` is `None`.
 
 # %%
 print("families without a chapter yet:", ", ".join(f for f in FAMILY_ORDER if f not in FAMILY_CHAPTERS))

@@ -226,7 +226,8 @@ print(f"largest |flow - cut bound| over {len(gaps)} images: {max(gaps):.1e}; "
 
 # %% [markdown]
 # On this model the flow of every token is its cut bound, to within {glue:text}`flow_bound_gap`
-# (the resolution of the integer capacities): with 197 tokens and every weight positive, the
+# (the resolution of the integer capacities): with 145 tokens (144 patches and the class token)
+# and every weight positive, the
 # middle layers offer so many paths that only the two ends limit the flow. Flow therefore shows
 # how much attention each token *receives in the first layer*, capped at 1, and
 # {glue:text}`flow_saturated` of the tokens reach the cap and tie. That is why the package
@@ -237,8 +238,9 @@ print(f"largest |flow - cut bound| over {len(gaps)} images: {max(gaps):.1e}; "
 # Rollout is a few matrix products ({glue:text}`rollout_seconds` s per image); flow solves one
 # maximum-flow problem per patch token on a graph of (layers + 1) x tokens nodes
 # ({glue:text}`flow_seconds` s per image, {glue:text}`flow_over_rollout` times rollout). On a
-# ViT-Base at 224 px (196 tokens, 12 layers) the graph has twelve times as many layers, which is
-# why flow is rarely computed for large models.
+# ViT-Base at 224 px (196 patch tokens, 12 layers) the graph has three times as many layers as
+# this four-block model's and more tokens in each, which is why flow is rarely computed for
+# large models.
 #
 # ## Scores against the true lesions
 #

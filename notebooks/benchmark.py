@@ -387,7 +387,7 @@ both.join(ranks.add_suffix(" rank")).rename(columns=lambda c: c.replace("_", " "
 # :label: bench-ex-power
 # ```
 #
-# With only ten images per dataset, how large would a difference between two methods
+# With the few images per dataset the `cpu` budget scores (the solution's table gives n), how large would a difference between two methods
 # have to be for a paired t-test to detect it? Using the standard deviation of the per-image
 # differences between XGrad-CAM and Grad-CAM++ on confidence change, compute the smallest
 # mean difference a two-sided test at $\alpha = 0.05$ detects with 80 % power for the $n$ of this run and

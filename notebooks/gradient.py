@@ -297,8 +297,9 @@ if "mask" in batch:
 #   accumulate it from a baseline, and the baseline is part of the answer.
 # - Properties such as completeness are checked in the run, not assumed: the notebook measures
 #   them for each method.
-# - Some backpropagation rules draw edges whatever the weights are; a map that looks sharp still
-#   needs the randomisation check of the evaluation chapter.
+# - Some backpropagation rules can draw edges whatever the weights are {cite}`adebayo2018sanity`; a map
+#   that looks sharp still needs the randomisation check of the evaluation chapter, which says
+#   whether they do on the book's models.
 #
 # ```{bibliography}
 # :filter: docname in docnames

@@ -427,7 +427,7 @@ glue("tx_dlg_n", int(n), display=False)
 gap = float(follow["with the history"].mean() - follow["history blanked"].mean())
 glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by "
                          f"{gap:.3f}, so the model does read the conversation" if gap > 0.01 else
-                         f"removing the history changed the follow-up accuracy by {gap:+.3f}: the model answers "
+                         f"removing the history changed the follow-up accuracy by {-gap:+.3f}: the model answers "
                          "these follow-ups from the image and the question alone"), display=False)
 
 # %% [markdown]

@@ -4,7 +4,8 @@ A pure ViT (Dosovitskiy et al. 2021) cuts the image into 16 x 16 patches and lea
 else from data; on a few hundred phantom images and a CPU budget it does not get far. The hybrid
 variant of the same paper (§3.1, "Hybrid Architecture") feeds the transformer the feature map of
 a CNN instead of raw patches. Here the stem is three stride-2 convolution blocks (8 x
-downsampling, so a 112 px image gives a 14 x 14 grid of 196 tokens, each seeing an 8 x 8 pixel
+downsampling, so the ``cpu`` profile's 96 px image gives a 12 x 12 grid of 144 tokens (112 px:
+14 x 14, the grid the position embeddings are learned for), each seeing an 8 x 8 pixel
 cell plus its convolutional context), followed by a learned class token, learned position
 embeddings and ``depth`` pre-norm transformer blocks. The class token's final state, after a
 LayerNorm, goes to one linear head.
