@@ -253,7 +253,7 @@ def test_cams_beat_the_random_reference_on_a_small_run(tmp_cache, monkeypatch):
     (4 x 4 grid at 64 px), two CAMs against the random map on the pointing game."""
     small = dict(train=dict(image_size=64, output_stride=16, n_train=240, n_val=48, n_test=64, epochs=3, lr=3e-3,
                             zero_init_residual=True, precise_bn=64),
-                 arch_train={}, n_images=16, method_options={}, extended_images=2, extended_options={}, steps=4)
+                 arch_train={}, n_images=32, method_options={}, extended_images=2, extended_options={}, steps=4)
     monkeypatch.setitem(bench.BENCH_BUDGETS, "small", small)
     monkeypatch.setitem(train_mod.PROFILES, "small", dict(train_mod.PROFILES["cpu"]))
     res = bench.run_benchmark("phantom", "small", datasets=["phantom-chest-xray"], archs=["resnet18"],
