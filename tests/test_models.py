@@ -204,16 +204,23 @@ def test_profiles():
     assert not mx.PROFILES["cpu"]["pretrained"]
 
 
-#: Targets the default ResNet14s do not meet yet (cpu profile: 96 px, output stride 8, a 12 x 12
-#: grid; 640 images, up to 6 epochs, float32 on a 2-core AVX2 CPU; measured on 2026-12-05 from a
-#: cold cache: accuracy 0.983 / 0.983 / 0.998, pointing game 0.66 / 0.94 / 0.88 and relevance
-#: mass 3.30x / 2.06x / 2.47x random for brain / skin / chest):
-#: - brain MRI, pointing game 0.66 against a ceiling of 0.94 for the grid: most misses peak one
-#:   cell from a small lesion (tolerant, 15 px at 224 px: 0.94).
-#: Before (112 px, stride 16, 7 x 7): pointing game 0.16 / 0.78 / 0.31, relevance mass 3.3x / 1.7x
-#: / 2.2x, the brain ceiling 0.41 (most brain lesions held no cell centre).
+#: Targets the default ResNet14s do not meet yet, by the arithmetic they were trained in (the cpu
+#: profile's ``precision="auto"`` trains in bfloat16 where the CPU has it natively, so the cache
+#: key, the weights and the figures differ between machines). cpu profile: 96 px, output stride 8,
+#: a 12 x 12 grid; 640 images, up to 6 epochs. Measured from a cold cache, brain / skin / chest:
+#: - fp32, a 2-core AVX2 CPU (2026-12-05): accuracy 0.983 / 0.983 / 0.998, pointing game
+#:   0.66 / 0.94 / 0.88, relevance mass 3.30x / 2.06x / 2.47x random;
+#: - bf16, a 2-core AVX-512 BF16 CPU (2026-12-05): accuracy 0.978 / 0.998 / 1.000, pointing game
+#:   0.69 / 0.94 / 0.78, relevance mass 3.35x / 2.15x / 2.40x random.
+#: The brain pointing game misses in both against a ceiling of 0.94 for the grid: most misses peak
+#: one cell from a small lesion (tolerant, 15 px at 224 px: 0.94). The chest pointing game misses
+#: by one image of 32 in bf16 (25 hits where 26 are needed; tolerant 1.00).
+#: Before (112 px, stride 16, 7 x 7, fp32): pointing game 0.16 / 0.78 / 0.31, relevance mass 3.3x /
+#: 1.7x / 2.2x, the brain ceiling 0.41 (most brain lesions held no cell centre).
 #: The value is whether the expected failure is strict (an unexpected pass fails the test).
-KNOWN_MISSES = {("phantom-brain-mri", "pointing_game"): True}
+KNOWN_MISSES = {("phantom-brain-mri", "pointing_game", "fp32"): True,
+                ("phantom-brain-mri", "pointing_game", "bf16"): True,
+                ("phantom-chest-xray", "pointing_game", "bf16"): True}
 
 
 def _default_model_figures(dataset):
@@ -241,9 +248,10 @@ def test_default_models_can_be_right(dataset, figure, target, request):
     accuracy >= 0.90, and Grad-CAM for the true class on the first 32 lesion images pointing
     into the lesion >= 80 % of the time with >= 2x the relevance mass of a random map.
     (Training time is a benchmark figure: benchmarks/bench_default_models.py.)"""
-    if (dataset, figure) in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(strict=KNOWN_MISSES[dataset, figure],
-                                              reason="measured below target; see KNOWN_MISSES"))
+    key = (dataset, figure, mx.models.train.training_precision())        # what "auto" trains in here
+    if key in KNOWN_MISSES:
+        request.applymarker(pytest.mark.xfail(strict=KNOWN_MISSES[key],
+                                              reason=f"measured below target in {key[2]}; see KNOWN_MISSES"))
     value = _default_model_figures(dataset)[figure]
     assert value >= target, f"{dataset}: {figure} {value:.3f} < {target}"
 

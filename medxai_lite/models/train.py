@@ -33,7 +33,8 @@ __all__ = ["PROFILES", "ARCH_SETTINGS", "PRECISIONS", "TrainingReport", "fit", "
 #: 112 px at stride 16 (7 x 7 cells of 16 px): PG 0.16 / 0.78 / 0.31, RMA 3.3x / 1.7x / 2.2x, 264 s,
 #: and the brain lesions contain a cell centre in only 39 % of images; 112 px at stride 8
 #: (14 x 14): PG 0.63 / 0.94 / 0.72, RMA 3.5x / 2.0x / 2.3x, 430 s; 96 px at stride 8 (12 x 12):
-#: PG 0.66 / 0.94 / 0.88, RMA 3.3x / 2.1x / 2.5x, 307 s. Earlier ResNet18 measurements: at 80 px
+#: PG 0.66 / 0.94 / 0.88, RMA 3.3x / 2.1x / 2.5x, 307 s (float32 on an AVX2 CPU; in bfloat16 on an
+#: AVX-512 BF16 CPU: PG 0.69 / 0.94 / 0.78, RMA 3.4x / 2.2x / 2.4x, 105 s). Earlier ResNet18 measurements: at 80 px
 #: (5 x 5) the chest pointing game fell to 0.51, and with 480 images to 0.66. 640 training images and
 #: 6 epochs. ``paper``: 224 px, ImageNet weights, the full datasets (the phantoms draw 4,000
 #: training images), 30 epochs.
