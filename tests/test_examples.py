@@ -305,13 +305,13 @@ def test_l2x_selects_the_one_patch_that_decides_the_class(approximator):
 # --------------------------------------------------------------------------- influence
 @pytest.fixture(scope="module")
 def mislabelled(tmp_path_factory):
-    """A SmallCNN (width 8) trained on 200 chest-phantom images at 32 px, 10 of class 0 labelled 1,
+    """A SmallCNN (width 8) trained for 16 epochs on 200 chest-phantom images at 32 px, 10 of class 0 labelled 1,
     through the cached helper (in a private cache), loaded a second time from that cache."""
     from medxai_lite.models.explainers import get_mislabelled_model
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDXAI_CACHE", str(tmp_path_factory.mktemp("cache")))
-        kwargs = dict(n_planted=10, image_size=32, n_train=200, width=8, epochs=8, seed=0)
+        kwargs = dict(n_planted=10, image_size=32, n_train=200, width=8, epochs=16, seed=0)
         model = get_mislabelled_model("phantom-chest-xray", **kwargs)
         again = get_mislabelled_model("phantom-chest-xray", **kwargs)
     assert again.report == model.report
