@@ -455,6 +455,36 @@ def test_ablation_cam_puts_the_target_layer_back_after_an_error(small, images):
     assert small.features[-1] is layer and _hook_count(small) == 0
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "small_cnn"])
+def test_ablation_cam_on_the_head_gives_the_whole_networks_maps(arch):
+    """Known answer: pytorch-grad-cam's ablation layer discards its input, so running the library
+    on the part after the layer (fed the layer's activations) gives the whole network's maps."""
+    torch.manual_seed(0)
+    model = get_model(arch, 3, pretrained=False).eval()
+    x = torch.randn(2, 3, 32, 32)
+    for ratio, align in ((1.0, True), (0.25, False)):
+        head = explain("ablationcam", model, x, arch=arch, align=align, ratio_channels_to_ablate=ratio, batch_size=64)
+        whole = explain("ablationcam", model, x, arch=arch, align=align, ratio_channels_to_ablate=ratio, batch_size=64,
+                        head_only=False)
+        np.testing.assert_allclose(head.maps, whole.maps, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(head.raw), np.asarray(whole.raw), atol=1e-6)
+        assert head.extras["grid"] == whole.extras["grid"]
+
+
+def test_split_at_cuts_only_where_nothing_skips_the_cut():
+    from medxai_lite.explain.cam import split_at
+
+    torch.manual_seed(0)
+    model = get_model("resnet18", 2, pretrained=False).eval()
+    x = torch.randn(2, 3, 32, 32)
+    body, head = split_at(model, model.layer4[-1])
+    with torch.no_grad():
+        torch.testing.assert_close(head(body(x)), model(x))
+    # inside a residual block the block's input also reaches the sum after the cut: no cut
+    assert split_at(model, model.layer4[0].conv1) is None
+    assert split_at(model, nn.Conv2d(1, 1, 1)) is None                  # not a module of the model
+
+
 @pytest.mark.parametrize("method", ALL)
 def test_a_model_in_training_mode_is_refused_not_switched(method, model_for, images):
     small = model_for(method)

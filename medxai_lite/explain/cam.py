@@ -25,11 +25,12 @@ import io
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..models.zoo import stage_layers
 from .registry import AdapterResult, register, to_unit
 
-__all__ = ["upsample_registered"]  # the adapters themselves are reached through explain()
+__all__ = ["upsample_registered", "split_at"]  # the adapters themselves are reached through explain()
 
 _CAM = "CAM-based"
 _NO_GAP_HEAD = "the class weights cannot be applied to the feature maps"
@@ -109,7 +110,7 @@ def _quiet():
 
 
 def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: bool = False, setup=None,
-         **init) -> AdapterResult:
+         head=None, **init) -> AdapterResult:
     r"""Run a pytorch-grad-cam class; record each layer's weighted sum before the library resizes it.
 
     ``align=False`` keeps the library's normalised maps; ``align=True`` rebuilds them the way the
@@ -121,7 +122,11 @@ def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: b
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     layers = call.layers(layer)
-    cam = getattr(pytorch_grad_cam, cls_name)(call.model, layers, **init)
+    if head is not None:   # (head, activations): the library runs on the network's head, fed the layer's output
+        head, acts = head
+        cam = getattr(pytorch_grad_cam, cls_name)(head, [head[0]], **init)
+    else:
+        cam = getattr(pytorch_grad_cam, cls_name)(call.model, layers, **init)
     if setup is not None:
         setup(cam)
     lows = []
@@ -136,9 +141,14 @@ def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: b
     targets = None if call.targets is None else [ClassifierOutputTarget(int(t)) for t in call.targets]
     try:
         with _quiet():
-            maps = cam(input_tensor=call.inputs(cam.uses_gradients), targets=targets, eigen_smooth=eigen_smooth)
+            inputs = call.inputs(cam.uses_gradients) if head is None else acts
+            maps = cam(input_tensor=inputs, targets=targets, eigen_smooth=eigen_smooth)
     finally:
         cam.activations_and_grads.release()
+    if head is not None:   # the library sized its maps to the grid it was fed: resize them as it does for images
+        from pytorch_grad_cam.utils.image import scale_cam_image
+
+        maps = scale_cam_image(scale_cam_image(maps, target_size=call.size[::-1]))
     if call.targets is None:
         call.targets = cam.outputs.detach().argmax(1)
     ups = [_upsample_cam(low, call, align) for low in lows]
@@ -196,7 +206,6 @@ def _cam(call, layer=None, align: bool = True):
     pooling into a single linear layer: then :math:`y^c = \frac{1}{Z}\sum_{ij} L^c_{ij} + b^c`.
     Zhou et al. 2016, https://arxiv.org/abs/1512.04150 (torchcam ``CAM``).
     """
-    from torch import nn
 
     linears = [n for n, m in call.model.named_modules() if isinstance(m, nn.Linear)]
     if len(linears) != 1:
@@ -305,10 +314,18 @@ def _layercam(call, layer=None, align: bool = True, fuse_stages: bool = False):
 
 @register("ablationcam", title="Ablation-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
           cost="slow", paper="Desai & Ramaswamy 2020, Ablation-CAM (WACV)", scale="minmax", presets={"quick": {"batch_size": 128}})
-def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0):
+def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, ratio_channels_to_ablate: float = 1.0,
+                 head_only: bool = True):
     r"""Ablation-CAM: :math:`w^c_k = (y^c - y^c_{A^k=0}) / y^c`, the relative drop of the class score
     when channel :math:`k` is zeroed. ``batch_size`` ablated copies per forward pass;
     ``ratio_channels_to_ablate`` < 1 ablates only the channels pytorch-grad-cam ranks first.
+
+    ``head_only=True`` (default) gives pytorch-grad-cam the part of the network after the layer,
+    fed the layer's activations, instead of the whole network: the library's ablation layer
+    discards what reaches it and returns copies of the stored activations, so every ablated copy
+    otherwise recomputes the network up to the layer for nothing. The maps are the same (the
+    head sees the same activations; ``tests/test_explain.py``). When the graph cannot be cut at
+    the layer (several layers, or a later layer that reads an earlier one) the whole network runs.
 
     Desai & Ramaswamy 2020, https://doi.org/10.1109/WACV45572.2020.9093360 (pytorch-grad-cam ``AblationCAM``).
     """
@@ -316,8 +333,60 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
 
     if not 0 < ratio_channels_to_ablate <= 1:
         raise ValueError(f"ratio_channels_to_ablate must be in (0, 1], got {ratio_channels_to_ablate!r}")
+    head = None
+    layers = call.layers(layer)
+    if head_only and len(layers) == 1:
+        parts = split_at(call.model, layers[0])
+        if parts is not None:
+            body, tail = parts
+            with torch.no_grad():
+                acts = body(call.images).detach()
+            head = (nn.Sequential(nn.Identity(), tail).eval(), acts)
     return _pgc(call, "AblationCAM", layer, align=align, ablation_layer=AblationLayer(), batch_size=int(batch_size),
-                ratio_channels_to_ablate=float(ratio_channels_to_ablate))
+                ratio_channels_to_ablate=float(ratio_channels_to_ablate), head=head)
+
+
+def split_at(model: nn.Module, layer: nn.Module):
+    """``(body, head)`` with ``body(x)`` the output of ``layer`` and ``head(body(x)) == model(x)``,
+    cut from the model's ``torch.fx`` graph; ``None`` when the model cannot be traced or the part
+    after ``layer`` also reads something computed before it (a skip connection around the cut)."""
+    import torch.fx as fx
+
+    name = next((n for n, m in model.named_modules() if m is layer), None)
+    if not name:
+        return None
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return m is layer or super().is_leaf_module(m, qualname)
+
+    try:
+        graph = Tracer().trace(model)
+    except Exception:  # noqa: BLE001 - an untraceable forward (data-dependent control flow): no cut
+        return None
+    nodes = list(graph.nodes)
+    cut = [n for n in nodes if n.op == "call_module" and n.target == name]
+    if len(cut) != 1:
+        return None
+    at = nodes.index(cut[0])
+    before, after = set(nodes[:at + 1]), nodes[at + 1:]
+    if any(a in before and a is not cut[0] and a.op != "get_attr" for n in after for a in n.all_input_nodes):
+        return None
+    body_graph, head_graph = fx.Graph(), fx.Graph()
+    env = {}
+    for n in nodes[:at + 1]:
+        env[n] = body_graph.node_copy(n, lambda a: env[a])
+    body_graph.output(env[cut[0]])
+    env = {cut[0]: head_graph.placeholder("activations")}
+
+    def look(a):   # a parameter or buffer fetched before the cut is fetched again in the head
+        if a not in env:
+            env[a] = head_graph.node_copy(a, look)
+        return env[a]
+
+    for n in after:
+        env[n] = head_graph.node_copy(n, look)
+    return fx.GraphModule(model, body_graph), fx.GraphModule(model, head_graph)
 
 
 @register("eigencam", title="Eigen-CAM", family=_CAM, library="pytorch-grad-cam", needs_gradients=False,
