@@ -127,7 +127,9 @@ for name in datasets:
 # Wall-clock seconds per image on this machine (`explain` reports the time of the method
 # itself). Score-CAM, SS-CAM, IS-CAM and Ablation-CAM run one forward pass per channel of the
 # target layer (256 on the ResNet14's last block, 2,048 on a ResNet50's), and SS-CAM and IS-CAM
-# multiply that by their number of noise samples, which this page keeps small.
+# multiply that by their number of noise samples, which this page keeps small. The first three
+# pass masked images through the whole network; Ablation-CAM passes ablated activations through
+# the head that follows the layer only.
 
 # %%
 times = pd.DataFrame(timings).pivot_table(index="method", columns="dataset", values="seconds per image")
