@@ -74,25 +74,23 @@ PUBLISHED_CONFIDENCE = [
 #: method options, and the extended grid's size. The ``cpu`` budget keeps the benchmark chapter
 #: within its ten minutes on two cores; ``paper`` is the experiment's own scale.
 BENCH_BUDGETS = {
-    # output stride 16: at 64 px the CAM reads a 4 x 4 grid of 16 px cells instead of the published
-    # networks' 2 x 2 (the paper's 7 x 7 at 224 px has 32 px cells); 80 px (5 x 5) doubled the
-    # training time past the chapter's budget. Three epochs: on a 2-core AVX2 CPU four epochs of the
-    # twelve networks took 346 s and the chapter 11 minutes, and the best validation epoch was
-    # the third or earlier for 10 of the 12.
-    # Measured on a 2-core AVX-512 BF16 CPU (2026-12-05), ResNet50 only, 32 images per phantom: at
-    # 80 px (5 x 5 grid) every CAM beat the random map by Holm-corrected paired tests on the
-    # pointing game and on ROAD for brain (PG 0.16-0.22 against 0.03) and chest (0.40-0.44 against
-    # 0.10), and on skin only XGrad-CAM on the pointing game and four of five on ROAD; but the
-    # explaining and scoring took 400 s (Ablation-CAM 1.7 s an image, ROAD's imputations 2.2 s an
-    # image over the six maps), against 125 s for the chapter's 16 images at 64 px
-    "cpu": dict(train=dict(image_size=64, output_stride=16, n_train=300, n_val=64, n_test=200, epochs=3, patience=3,
+    # 80 px at output stride 16: the CAM reads a 5 x 5 grid of 16 px cells (the published networks
+    # read 2 x 2 at 64 px and 7 x 7 of 32 px cells at 224 px); an odd grid has a centre cell.
+    # Measured on a 2-core AVX-512 BF16 CPU (2026-12-05), ResNet50, 32 images a phantom: every CAM
+    # beat the random map by Holm-corrected paired tests on the pointing game and on ROAD for brain
+    # (PG 0.16-0.22 against 0.03) and chest (0.40-0.44 against 0.10); skin did not (PG: XGrad-CAM
+    # alone). At 64 px (4 x 4) and 16 images the pointing game beat it on chest only. Three epochs:
+    # on a 2-core AVX2 CPU four epochs of the twelve networks took 346 s at 64 px, and the best
+    # validation epoch was the third or earlier for 10 of the 12
+    "cpu": dict(train=dict(image_size=80, output_stride=16, n_train=300, n_val=64, n_test=200, epochs=3, patience=3,
                            lr=3e-3, zero_init_residual=True, precise_bn=64),
                 # VGG16 (138 M parameters, no BatchNorm) trains 4x slower per image than a ResNet50 on a CPU
                 # and does not learn from scratch in any budget the chapter can afford: it gets a token run
                 arch_train={"vgg16": dict(n_train=64, epochs=1, lr=1e-4)},
-                # Ablation-CAM: 3 % + 3 % of ResNet50's 2048 channels is 122 ablated copies, one forward pass of
-                # a 128 batch per image (5 % + 5 % took two, and the chapter past its ten minutes)
-                n_images=16, method_options={"ablationcam": {"ratio_channels_to_ablate": 0.03, "batch_size": 128}},
+                # 32 images: the paired tests against the random map need them (16 left brain's pointing game
+                # short). Ablation-CAM ablates all 2048 channels, as the paper: it runs on the network's head
+                # only (explain/cam.py), 128 ablated copies a pass
+                n_images=32, method_options={"ablationcam": {"batch_size": 128}},
                 # the extended grid is off on the CPU (extended=True runs it: one lesion image per dataset,
                 # about 100 s with its three extra networks); the book's 25 minutes cannot hold it
                 extended=False, extended_images=1,

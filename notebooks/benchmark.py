@@ -439,8 +439,9 @@ if {"xgradcam", "gradcampp"} <= set(s.columns):
 #   images; a ranking among methods that do not is noise.
 # - A CPU rehearsal on phantoms tests the procedure, not the published numbers: the image size,
 #   the training from scratch and the data all differ from the paper's.
-# - Time per image belongs in the choice: the methods that score masked or ablated copies of the
-#   image cost one forward pass per channel.
+# - Time per image belongs in the choice: the methods that score masked or ablated copies cost
+#   one forward pass per channel (Ablation-CAM here only through the network's head, which the
+#   ablated activations feed).
 #
 # ```{bibliography}
 # :filter: docname in docnames
