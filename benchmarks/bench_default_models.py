@@ -14,6 +14,12 @@ trained in at most three times the 64 px ResNet18s' 135 s.
     python benchmarks/bench_default_models.py --epochs 5 --n-train 512   # a smaller training budget
     python benchmarks/bench_default_models.py --output-stride 8   # ResNet14 with a dilated layer3: 14 x 14
     python benchmarks/bench_default_models.py --output-stride 8 --image-size 96   # 12 x 12, cheaper
+    python benchmarks/bench_default_models.py --seeds 0 1 2   # the spread over training seeds
+
+The pointing game of a single trained network is one draw: networks of equal accuracy trained
+from other seeds can point quite differently (a lesion that always sits in the same place, as a
+pituitary tumour does, can be read by any cell whose receptive field covers it). ``--seeds``
+prints a row per seed and the mean and range of each figure.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
     parser.add_argument("--n-train", type=int, default=None, help="training images (default: the profile's)")
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default: the profile's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0, the book's)")
     parser.add_argument("--datasets", nargs="+", default=["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
     args = parser.parse_args()
     overrides = {k: v for k, v in (("precision", args.precision), ("output_stride", args.output_stride),
@@ -50,11 +57,13 @@ def main() -> None:
     from medxai_lite.models import grid_origin
 
     total = 0.0
-    print(f"{'phantom':20s} {'train s':>8s} {'acc':>6s} {'PG':>6s} {'PG tol':>7s} {'ceiling':>8s} {'RMA':>6s} "
+    print(f"{'phantom':20s} {'seed':>4s} {'train s':>8s} {'acc':>6s} {'PG':>6s} {'PG tol':>7s} {'ceiling':>8s} {'RMA':>6s} "
           f"{'random':>7s} {'ratio':>6s}")
-    for name in args.datasets:
+    rows = []
+    for name, seed in ((n, s) for n in args.datasets for s in args.seeds):
         start = time.perf_counter()
-        model = mx.get_trained_model(name, *([args.arch] if args.arch else []), progress=False, **overrides)
+        model = mx.get_trained_model(name, *([args.arch] if args.arch else []), seed=seed, progress=False,
+                                     **overrides)
         arch = model.report.arch
         wall = time.perf_counter() - start
         total += model.report.seconds
@@ -67,13 +76,20 @@ def main() -> None:
         rnd = np.random.default_rng(0).random(maps.shape).astype(np.float32)
         rma = np.nanmean(relevance_mass_accuracy(None, x, y, maps, masks))
         rma_r = np.nanmean(relevance_mass_accuracy(None, x, y, rnd, masks))
-        print(f"{name:20s} {model.report.seconds:8.1f} {model.report.test['accuracy']:6.3f} "
-              f"{np.nanmean(pointing_game(None, x, y, maps, masks)):6.3f} "
+        pg = np.nanmean(pointing_game(None, x, y, maps, masks))
+        rows.append((name, model.report.test["accuracy"], pg, rma / rma_r))
+        print(f"{name:20s} {seed:4d} {model.report.seconds:8.1f} {model.report.test['accuracy']:6.3f} {pg:6.3f} "
               f"{np.nanmean(pointing_game(None, x, y, maps, masks, tolerance=15 * size / 224)):7.3f} "
               f"{pointing_ceiling(masks, stride, grid_origin(arch, stride)).mean():8.3f} "
               f"{rma:6.3f} {rma_r:7.3f} {rma / rma_r:6.2f}   (wall {wall:.0f} s)")
+    if len(args.seeds) > 1:
+        print(f"over seeds {args.seeds}: mean [min, max]")
+        for name in args.datasets:
+            got = np.array([r[1:] for r in rows if r[0] == name])
+            print(f"  {name:20s} " + "  ".join(f"{label} {col.mean():.3f} [{col.min():.3f}, {col.max():.3f}]"
+                                              for label, col in zip(("acc", "PG", "RMA ratio"), got.T)))
     print(f"{arch}, training precision: {model.report.settings['precision']}")
-    print(f"training, {len(args.datasets)} models: {total:.0f} s (target for the three <= 405 s, three times 135 s)")
+    print(f"training, {len(rows)} models: {total:.0f} s (target for the three <= 405 s, three times 135 s)")
 
 
 if __name__ == "__main__":
