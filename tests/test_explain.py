@@ -471,6 +471,27 @@ def test_ablation_cam_on_the_head_gives_the_whole_networks_maps(arch):
         assert head.extras["grid"] == whole.extras["grid"]
 
 
+@pytest.mark.parametrize("shift", [0.0, -0.5])     # after a ReLU (minimum 0), and with negative activations
+def test_ablation_layer_writes_what_the_librarys_writes(shift):
+    """Known answer: the ablation layer that reads the minimum once a batch writes exactly the
+    values pytorch-grad-cam's AblationLayer writes (zeros after a ReLU; else a minimum 1e7 lower
+    for each copy in turn)."""
+    from pytorch_grad_cam import AblationLayer
+
+    from medxai_lite.explain.cam import _ablation_layer
+
+    torch.manual_seed(0)
+    acts = torch.relu(torch.randn(1, 16, 3, 3)) + shift
+    indices = np.int32(np.random.default_rng(0).permutation(16)[:6])
+    out = []
+    for layer in (AblationLayer(), _ablation_layer()):
+        layer.set_next_batch(0, acts, len(indices))
+        layer.indices = indices
+        out.append(layer(None).clone())
+    assert torch.equal(out[0], out[1])
+    assert (out[1][np.arange(6), indices] < acts.min()).all() if shift else (out[1][np.arange(6), indices] == 0).all()
+
+
 def test_split_at_cuts_only_where_nothing_skips_the_cut():
     from medxai_lite.explain.cam import split_at
 

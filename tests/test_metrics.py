@@ -353,6 +353,48 @@ def test_road_equals_pytorch_grad_cam(kind, small):
     assert np.array_equal(ours, again) and torch.equal(state, torch.get_rng_state())   # seeded, global RNG untouched
 
 
+def test_sparse_imputer_is_the_librarys_imputer_bit_for_bit():
+    """The COO-assembled system is the library's lil-assembled one, entry for entry, and the
+    imputed image (solution plus the noise drawn after it) is identical for the same seed."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, neighbors_weights
+
+    from medxai_lite.metrics.fidelity import _sparse_imputer
+
+    rng = np.random.default_rng(3)
+    img = torch.from_numpy(rng.normal(size=(3, 24, 20)).astype(np.float32))
+    yy, xx = np.mgrid[:24, :20]
+    masks = [rng.random((24, 20)) > 0.4,                                        # scattered pixels
+             (yy - 8) ** 2 + (xx - 15) ** 2 > 30,                               # a blob touching the edge
+             np.ones((24, 20), bool) & (yy > 0)]                                # one row removed
+    ours = _sparse_imputer()
+    for keep in masks:
+        mask = torch.from_numpy(keep.astype(np.float32))
+        lib_a, lib_b = NoisyLinearImputer.setup_sparse_system(mask.numpy(), img.numpy(), neighbors_weights)
+        our_a, our_b = ours.setup_sparse_system(mask.numpy(), img.numpy(), neighbors_weights)
+        assert np.array_equal(lib_a.toarray(), our_a.toarray()) and np.array_equal(lib_b, our_b)
+        torch.manual_seed(5)
+        expected = NoisyLinearImputer()(img, mask)
+        torch.manual_seed(5)
+        assert torch.equal(ours(img, mask), expected)
+        assert torch.equal(expected[:, keep], img[:, keep])                     # kept pixels untouched
+
+
+@pytest.mark.filterwarnings(LIBRARY_NOISE)
+def test_road_scores_the_unperturbed_images_once(small):
+    """pytorch-grad-cam re-scores the unperturbed batch for every percentile and direction; the
+    wrapper runs it once: 1 + 2 x 4 forward passes for combined ROAD at four percentiles."""
+    model, images, targets, maps = small
+    calls = []
+    handle = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        M.road_combined(model, images, targets, maps, percentiles=[20, 40, 60, 80], seed=0)
+    finally:
+        handle.remove()
+    # one image to read the number of classes (check_targets), the four unperturbed images once,
+    # then the four perturbed images for each of the eight (direction, percentile) pairs
+    assert calls == [1] + [4] * 9
+
+
 @pytest.mark.filterwarnings(LIBRARY_NOISE)
 def test_road_single_percentile_uses_the_single_class(small):
     from pytorch_grad_cam.metrics.road import ROADMostRelevantFirst

@@ -329,8 +329,6 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
 
     Desai & Ramaswamy 2020, https://doi.org/10.1109/WACV45572.2020.9093360 (pytorch-grad-cam ``AblationCAM``).
     """
-    from pytorch_grad_cam import AblationLayer
-
     if not 0 < ratio_channels_to_ablate <= 1:
         raise ValueError(f"ratio_channels_to_ablate must be in (0, 1], got {ratio_channels_to_ablate!r}")
     head = None
@@ -342,8 +340,36 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
             with torch.no_grad():
                 acts = body(call.images).detach()
             head = (nn.Sequential(nn.Identity(), tail).eval(), acts)
-    return _pgc(call, "AblationCAM", layer, align=align, ablation_layer=AblationLayer(), batch_size=int(batch_size),
+    return _pgc(call, "AblationCAM", layer, align=align, ablation_layer=_ablation_layer(), batch_size=int(batch_size),
                 ratio_channels_to_ablate=float(ratio_channels_to_ablate), head=head)
+
+
+def _ablation_layer():
+    """pytorch-grad-cam's ``AblationLayer`` with the minimum of the activations read once a batch.
+
+    The library ablates channel :math:`k_i` of copy :math:`i` by writing 0 into it when the
+    batch's smallest activation is 0 (after a ReLU), else :math:`\\min A - 10^7`, taking
+    ``torch.min`` of the whole batch of copies anew for every copy: 2048 reductions over
+    2048 x 128 x 25 values for one image of a ResNet50 at 80 px, about 0.8 s of its 1 s. The
+    minimum after a write is the value written (it is the smallest), so carrying it forward gives
+    the same values, the same writes and the same maps (``tests/test_explain.py``).
+    """
+    from pytorch_grad_cam import AblationLayer
+
+    class OneMinimumAblationLayer(AblationLayer):
+        def __call__(self, x):
+            output = self.activations
+            low = torch.min(output)
+            if low == 0:
+                for i in range(output.size(0)):
+                    output[i, self.indices[i], :] = 0
+            else:
+                for i in range(output.size(0)):
+                    low = low - 1e7            # the library's ABLATION_VALUE below the running minimum
+                    output[i, self.indices[i], :] = low
+            return output
+
+    return OneMinimumAblationLayer()
 
 
 def split_at(model: nn.Module, layer: nn.Module):

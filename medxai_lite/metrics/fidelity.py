@@ -335,8 +335,12 @@ def _grad_cam_targets(targets: torch.Tensor, score: str) -> list:
     return [cls(int(t)) for t in targets.cpu()]
 
 
-def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, skip):
+def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, skip,
+                         original_once=False):
     """Call a pytorch-grad-cam metric object on chunks of the batch; rows in ``skip`` are NaN.
+
+    ``original_once``: the metric sees the model through :class:`_OriginalOnce` (a fresh one per
+    chunk), which scores each chunk's unperturbed images once however often the metric asks.
 
     ``seed`` seeds the CPU random generator inside a fork (ROAD's imputer adds noise), so the
     global random state is untouched; ``None`` uses the global generator.
@@ -357,7 +361,7 @@ def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size
             rows = keep[start:start + batch_size]
             sel = torch.from_numpy(rows)
             values = metric(images[sel].to(dev), cams[rows], _grad_cam_targets(targets[sel.to(targets.device)], score),
-                            model)
+                            _OriginalOnce(model) if original_once else model)
             out[rows] = np.asarray(values, dtype=np.float64).reshape(-1)
     return out
 
@@ -369,24 +373,114 @@ def _percentile_list(percentiles) -> list:
     return values
 
 
-def _road(kind, model, images, targets, maps, percentiles, score, batch_size, seed, on_constant):
-    from pytorch_grad_cam.metrics import road
+def _sparse_imputer():
+    """pytorch-grad-cam's ``NoisyLinearImputer`` with its equation system assembled in COO form.
 
+    The library fills each removed pixel :math:`i` with the weighted mean of its eight
+    neighbours, solving for all removed pixels at once (Rong et al. 2022, Eq. 3):
+
+    .. math:: \\Big(\\sum_{j \\in N(i)} w_{ij}\\Big)\\, x_i - \\sum_{j \\in N(i),\\, j\\ \\mathrm{removed}} w_{ij}\\, x_j
+              = \\sum_{j \\in N(i),\\, j\\ \\mathrm{kept}} w_{ij}\\, v_j
+
+    (:math:`w = 1/6` for the four edge neighbours and :math:`1/12` for the four corners; outside
+    the image they drop out), then adds N(0, ``noise``) to the solution. The library builds the
+    matrix entry by entry in a ``lil_matrix``, which took more than half of each imputation's time
+    at 80 px. Here the same entries go into a ``coo_matrix`` in one call: no (row, column) pair
+    repeats, so the CSC matrix, the ``spsolve`` solution and the noise drawn after it are the
+    library's own (``tests/test_metrics.py`` compares them bit for bit).
+    """
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, neighbors_weights
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    class SparseNoisyLinearImputer(NoisyLinearImputer):
+        @staticmethod
+        def setup_sparse_system(mask, img, weights):
+            maskflt = mask.flatten()
+            imgflat = img.reshape((img.shape[0], -1))
+            indices = np.argwhere(maskflt == 0).flatten()
+            vidx = np.zeros(len(maskflt), dtype=int)
+            vidx[indices] = np.arange(len(indices))
+            n = len(indices)
+            b = np.zeros((n, img.shape[0]))
+            diag = np.ones(n)
+            rows, cols, vals = [np.arange(n)], [np.arange(n)], []
+            for offset, weight in weights:
+                valid, coords = NoisyLinearImputer.add_offset_to_indices(indices, offset, mask.shape)
+                valid_coords, valid_ids = coords[valid], np.flatnonzero(valid)
+                known = maskflt[valid_coords] > 0.5
+                b[valid_ids[known], :] -= weight * imgflat[:, valid_coords[known]].T
+                unknown = maskflt[valid_coords] < 0.5
+                rows.append(valid_ids[unknown])
+                cols.append(vidx[valid_coords[unknown]])
+                vals.append(np.full(unknown.sum(), weight))
+                diag[~valid] -= weight
+            vals.insert(0, -diag)
+            A = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+            return A.tocsc(), b
+
+        def __call__(self, img, mask):
+            imgflt = img.reshape(img.shape[0], -1)
+            missing = np.argwhere(mask.reshape(-1) == 0).flatten()
+            A, b = self.setup_sparse_system(mask.numpy(), img.numpy(), neighbors_weights)
+            res = torch.tensor(spsolve(A, b), dtype=torch.float)
+            filled = imgflt.clone()
+            filled[:, missing] = res.t() + self.noise * torch.randn_like(res.t())
+            return filled.reshape_as(img)
+
+    return SparseNoisyLinearImputer()
+
+
+class _OriginalOnce:
+    """The model, with its output on one batch (the unperturbed images) computed once.
+
+    pytorch-grad-cam's ROAD classes score the unperturbed batch again for every percentile and
+    for MoRF and LeRF: eight identical forward passes of the same tensor at four percentiles.
+    This wrapper returns the first result for that tensor object; every other input runs the model.
+    """
+
+    def __init__(self, model):
+        self.model, self._key, self._out = model, None, None
+
+    def __call__(self, x):
+        if x is self._key:
+            return self._out
+        out = self.model(x)
+        if self._key is None:
+            self._key, self._out = x, out
+        return out
+
+
+def _road_metric(kind, values, single):
+    """A ROAD metric of pytorch-grad-cam (``kind`` "morf", "lerf" or "combined") built from the
+    library's own parts, with the COO-assembled imputer (:func:`_sparse_imputer`)."""
+    from pytorch_grad_cam.metrics import road
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        AveragerAcrossThresholds, PerturbationConfidenceMetric, RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+
+    def one(remove):
+        return lambda p: PerturbationConfidenceMetric(remove(p, _sparse_imputer()))
+
+    morf, lerf = one(RemoveMostRelevantFirst), one(RemoveLeastRelevantFirst)
+    if kind == "combined":
+        metric = road.ROADCombined(percentiles=values)   # LeRF then MoRF, as the library orders them
+        metric.morf_averager = AveragerAcrossThresholds(morf, values)
+        metric.lerf_averager = AveragerAcrossThresholds(lerf, values)
+        return metric
+    build = morf if kind == "morf" else lerf
+    return build(values[0]) if single else AveragerAcrossThresholds(build, values)
+
+
+def _road(kind, model, images, targets, maps, percentiles, score, batch_size, seed, on_constant):
     check_model(model)
     maps = check_maps(maps, images)
     images = check_images(images)
     values = _percentile_list(percentiles)
     targets = check_targets(targets, model, images, batch_size)
     const = constant_maps(maps, f"road_{kind}", on_constant)
-    if kind == "combined":
-        metric = road.ROADCombined(percentiles=values)
-    else:
-        single = road.ROADMostRelevantFirst if kind == "morf" else road.ROADLeastRelevantFirst
-        average = road.ROADMostRelevantFirstAverage if kind == "morf" else road.ROADLeastRelevantFirstAverage
-        metric = single(percentile=values[0]) if np.isscalar(percentiles) else average(percentiles=values)
-    return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, const)
-
-
+    metric = _road_metric(kind, values, single=np.isscalar(percentiles))
+    return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, const,
+                                original_once=True)
 
 
 @register_metric("road_morf", category="fidelity", higher_is_better=False,
