@@ -21,6 +21,7 @@ plain bilinear resizing preserves it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 
 import torch
@@ -345,6 +346,12 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
 
 
 def _ablation_layer():
+    """A fresh ablation layer of the class :func:`_ablation_layer_class` builds once."""
+    return _ablation_layer_class()()
+
+
+@functools.cache
+def _ablation_layer_class():
     """pytorch-grad-cam's ``AblationLayer`` with the minimum of the activations read once a batch.
 
     The library ablates channel :math:`k_i` of copy :math:`i` by writing 0 into it when the
@@ -369,7 +376,7 @@ def _ablation_layer():
                     output[i, self.indices[i], :] = low
             return output
 
-    return OneMinimumAblationLayer()
+    return OneMinimumAblationLayer
 
 
 def split_at(model: nn.Module, layer: nn.Module):

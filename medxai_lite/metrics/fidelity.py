@@ -15,6 +15,7 @@ Scores are the softmax probability of the target class by default (``score="prob
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 import numpy as np
@@ -335,12 +336,11 @@ def _grad_cam_targets(targets: torch.Tensor, score: str) -> list:
     return [cls(int(t)) for t in targets.cpu()]
 
 
-def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, skip,
-                         original_once=False):
+def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, skip):
     """Call a pytorch-grad-cam metric object on chunks of the batch; rows in ``skip`` are NaN.
 
-    ``original_once``: the metric sees the model through :class:`_OriginalOnce` (a fresh one per
-    chunk), which scores each chunk's unperturbed images once however often the metric asks.
+    The metric sees the model through :class:`_OriginalOnce` (a fresh one per chunk), which
+    scores each chunk's unperturbed images once however often the metric asks.
 
     ``seed`` seeds the CPU random generator inside a fork (ROAD's imputer adds noise), so the
     global random state is untouched; ``None`` uses the global generator.
@@ -361,7 +361,7 @@ def _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size
             rows = keep[start:start + batch_size]
             sel = torch.from_numpy(rows)
             values = metric(images[sel].to(dev), cams[rows], _grad_cam_targets(targets[sel.to(targets.device)], score),
-                            _OriginalOnce(model) if original_once else model)
+                            _OriginalOnce(model))
             out[rows] = np.asarray(values, dtype=np.float64).reshape(-1)
     return out
 
@@ -374,6 +374,12 @@ def _percentile_list(percentiles) -> list:
 
 
 def _sparse_imputer():
+    """A fresh imputer of the class :func:`_sparse_imputer_class` builds once."""
+    return _sparse_imputer_class()()
+
+
+@functools.cache
+def _sparse_imputer_class():
     """pytorch-grad-cam's ``NoisyLinearImputer`` with its equation system assembled in COO form.
 
     The library fills each removed pixel :math:`i` with the weighted mean of its eight
@@ -428,7 +434,7 @@ def _sparse_imputer():
             filled[:, missing] = res.t() + self.noise * torch.randn_like(res.t())
             return filled.reshape_as(img)
 
-    return SparseNoisyLinearImputer()
+    return SparseNoisyLinearImputer
 
 
 class _OriginalOnce:
@@ -479,8 +485,7 @@ def _road(kind, model, images, targets, maps, percentiles, score, batch_size, se
     targets = check_targets(targets, model, images, batch_size)
     const = constant_maps(maps, f"road_{kind}", on_constant)
     metric = _road_metric(kind, values, single=np.isscalar(percentiles))
-    return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, const,
-                                original_once=True)
+    return _run_grad_cam_metric(metric, model, images, targets, maps, score, batch_size, seed, const)
 
 
 @register_metric("road_morf", category="fidelity", higher_is_better=False,
