@@ -89,6 +89,13 @@ def load_dataset(name: str, split: str = "train", image_size: int = 128, n: int 
                             captions=arr["captions"], qa=arr["qa"], meta=arr["meta"], generation=generation)
     if interventions is not None:
         raise ValueError(f"interventions apply to the phantoms only ({', '.join(PHANTOMS)}), not to {name!r}")
+    given = dict(difficulty=difficulty, class_balance=class_balance, shortcut=shortcut, shortcut_class=shortcut_class)
+    defaults = load_dataset.__kwdefaults__
+    changed = [k for k, v in given.items() if (v is not None if defaults[k] is None else v != defaults[k])]
+    if changed:          # a real dataset cannot be re-drawn: refuse rather than silently ignore the knob
+        raise ValueError(f"{', '.join(changed)} shape(s) the generated phantoms only ({', '.join(PHANTOMS)}); "
+                         f"{name!r} is a real dataset, loaded as it was published: leave "
+                         f"{'it' if len(changed) == 1 else 'them'} at the default")
     try:
         from .public import PUBLIC_DATASETS, load_public
     except ImportError:  # pragma: no cover

@@ -269,8 +269,7 @@ def prepare_public(
     if download_state(name, root) == "partial":      # half a dataset must not become a prepared one
         raise FileNotFoundError(f"the download of {name!r} in {folder} is incomplete (an interrupted file or "
                                 f"missing parts); run `{_fetch_command(name, root)}` again: it resumes")
-    if not isinstance(max_size, int) or max_size < 0:
-        raise ValueError(f"max_size must be a non-negative int (0 keeps the original size), got {max_size!r}")
+    _check_max_size(max_size)
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=root, prefix=f".work-{name}-"))
     try:
@@ -308,6 +307,11 @@ def prepare_public(
     return report
 
 
+def _check_max_size(max_size) -> None:
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
+        raise ValueError(f"max_size must be a non-negative int (0 keeps the original size), got {max_size!r}")
+
+
 def fetch(
     name: str,
     root: str | os.PathLike | None = None,
@@ -327,6 +331,7 @@ def fetch(
     fetches a corrected file afresh. See :func:`download_public` and :func:`prepare_public`.
     """
     spec = get_spec(name)
+    _check_max_size(max_size)           # before a download of several gigabytes, not after it
     root = data_root(root)
     if not force and (root / name / "manifest.json").is_file():
         return None
