@@ -82,9 +82,12 @@ def test_tcav_finds_the_used_concept_significant_and_the_unused_one_not(colour_m
     assert result.layer == "features.2"              # the stage before the GAP-linear head
     table = result.table()
     # measured: colour variegation 1.00 in all 15 runs against random 0.60 +- 0.45 (p_holm 0.009); border
-    # irregularity 0.41 +- 0.44 (p 0.24), below the random mean, where its true effect is ~0 (next test)
+    # irregularity 0.41 +- 0.44 (p 0.24), where its true effect is ~0 (next test). With channels-last
+    # training steps (another order of the same arithmetic): colour 1.00 against random 0.50 +- 0.45
+    # (p_holm 0.001), border 0.58 +- 0.44 (p 0.62). The unused concept's score wanders around the random
+    # mean from one trained model to the next, as a score with no effect should; no test finds it
     assert table.loc["colour variegation", "tcav"] > 0.9 and result.significant[0]
-    assert not result.significant[1] and table.loc["border irregularity", "tcav"] < table["random_mean"].iloc[1]
+    assert not result.significant[1] and table.loc["border irregularity", "p"] > 0.05
     # captum's sign count is the share of positive directional derivatives along the CAVs kept here
     np.testing.assert_allclose(result.extra["sign_from_derivatives"][:2 * 15].reshape(2, 15), result.scores,
                                atol=1e-6)

@@ -195,11 +195,15 @@ def _same_weights(a, b):
                                    err_msg=name)
 
 
-def test_train_classifier_and_make_train_fn_train_on_the_gpu(images, labels):
+def test_train_classifier_and_make_train_fn_train_on_the_gpu(images, labels, monkeypatch):
     """The planted-label classifier and the label-randomisation test's train_fn fit their models on
-    mx.device() from CPU images, and give the weights the same seed gives on the CPU."""
+    mx.device() from CPU images, and give the weights the same seed gives on the CPU (trained in the
+    default layout, as the GPU path is: channels-last CPU steps sum in another order)."""
     from medxai_lite.metrics import make_train_fn
+    from medxai_lite.models import train as train_mod
     from medxai_lite.models.explainers import train_classifier
+
+    monkeypatch.setattr(train_mod, "CPU_CHANNELS_LAST", False)
 
     cpu_small = train_classifier(images, labels, num_classes=3, width=4, epochs=2, batch_size=2)
     cpu_fn = make_train_fn(epochs=2, batch_size=2)(images, labels)

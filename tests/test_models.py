@@ -213,8 +213,12 @@ def test_profiles():
 #: - bf16, a 2-core AVX-512 BF16 CPU (2026-12-05): accuracy 0.978 / 0.998 / 1.000, pointing game
 #:   0.69 / 0.94 / 0.78, relevance mass 3.35x / 2.15x / 2.40x random.
 #: The brain pointing game misses in both against a ceiling of 0.94 for the grid: most misses peak
-#: one cell from a small lesion (tolerant, 15 px at 224 px: 0.94). The chest pointing game misses
+#: one cell from a small lesion (tolerant, 15 px at 224 px: 0.94). The chest pointing game missed
 #: by one image of 32 in bf16 (25 hits where 26 are needed; tolerant 1.00).
+#: Training revision 2 (channels-last steps, the same arithmetic in another order), on the AVX-512
+#: BF16 CPU: bf16 accuracy 0.985 / 0.988 / 0.998, pointing game 0.56 / 0.97 / 0.88, relevance mass
+#: 3.44x / 2.15x / 2.41x; fp32 accuracy 0.980 / 0.990 / 0.993, pointing game 0.63 / 0.97 / 0.84,
+#: relevance mass 3.25x / 2.08x / 2.39x. Chest now passes in both; brain still misses.
 #: The strict pointing game is one draw per trained network (bf16, 2026-12-05, seeds 0 / 1 / 2,
 #: ``bench_default_models.py --seeds 0 1 2``): brain 0.69 / 0.84 / 0.34 at accuracy 0.978-0.990,
 #: tolerant 0.94 / 0.97 / 0.96, relevance mass 3.4x-3.8x random; skin 0.94 / 0.81 (seeds 0 / 1); chest
@@ -222,12 +226,19 @@ def test_profiles():
 #: so any cell that sees the sella can carry its evidence: seed 2 peaks one cell below and left of
 #: it on every pituitary image. Jittering the head's position (2.4 px sd instead of 0.7 px) did
 #: not help (brain 0.63 / 0.66 for seeds 0 / 1), nor did 960 images (0.69) or 112 px (0.66).
+#: Why: global pooling makes the class score blind to where a feature fires, so a network is free to
+#: learn its lesion evidence one cell off the lesion, and which way is the seed's choice. Levers
+#: measured on brain (bf16, seeds 0 / 1 / 2, 2026-12-05): random shifts of up to 8 px in training
+#: 0.44 / 0.53 / 0.50 (chest 0.94 / 0.91 / 0.88, but skin relevance mass fell to 1.96x-1.98x);
+#: shifts and horizontal flips 0.34 / 0.69 / 0.53; global max pooling 0.50 / 0.44 / 0.44 (tight maps,
+#: relevance mass 3.7x-6.5x, peaks still a cell off); Grad-CAM on layer2 or layer3.0 0.41-0.75 over
+#: ten networks; a network whose cells see only 29 px 0.03 / 0.09 / 0.22 (its maps peak on the
+#: lesion's rim and on the ventricles; relevance mass 7.4x-8.5x).
 #: Before (112 px, stride 16, 7 x 7, fp32): pointing game 0.16 / 0.78 / 0.31, relevance mass 3.3x /
 #: 1.7x / 2.2x, the brain ceiling 0.41 (most brain lesions held no cell centre).
 #: The value is whether the expected failure is strict (an unexpected pass fails the test).
 KNOWN_MISSES = {("phantom-brain-mri", "pointing_game", "fp32"): True,
-                ("phantom-brain-mri", "pointing_game", "bf16"): True,
-                ("phantom-chest-xray", "pointing_game", "bf16"): True}
+                ("phantom-brain-mri", "pointing_game", "bf16"): True}
 
 
 def _default_model_figures(dataset):
@@ -261,6 +272,31 @@ def test_default_models_can_be_right(dataset, figure, target, request):
                                               reason=f"measured below target in {key[2]}; see KNOWN_MISSES"))
     value = _default_model_figures(dataset)[figure]
     assert value >= target, f"{dataset}: {figure} {value:.3f} < {target}"
+
+
+def test_fit_trains_channels_last_on_cpu_and_hands_back_the_default_layout(monkeypatch):
+    """The loop sees channels-last batches and weights; afterwards every weight is contiguous again,
+    so the model computes exactly as the same weights loaded into a fresh network do."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2))
+    x, y = torch.randn(8, 3, 12, 12), torch.tensor([0, 1] * 4)
+    seen = []
+    model[0].register_forward_pre_hook(lambda m, inp: seen.append(
+        (inp[0].is_contiguous(memory_format=torch.channels_last) and not inp[0].is_contiguous(),
+         m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous())))
+    train_mod.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda epoch: [(x, y)], 2)
+    assert seen == [(True, True)] * 2
+    assert all(p.is_contiguous() for p in model.parameters())
+    fresh = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2))
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh(x), model(x))
+    # the training loop's revision is part of the cache key
+    base = dict(mx.PROFILES["cpu"])
+    key = train_mod.cache_key("phantom-skin", "resnet14", "cpu", 0, base)
+    monkeypatch.setattr(train_mod, "TRAINING_REVISION", train_mod.TRAINING_REVISION + 1)
+    assert train_mod.cache_key("phantom-skin", "resnet14", "cpu", 0, base) != key
 
 
 def test_fit_is_the_one_training_loop():
@@ -419,6 +455,7 @@ def test_output_stride_bad_values():
 def test_the_hybrid_vit_trains_with_its_own_settings_and_caches(tmp_cache):
     settings = train_mod._resolve("phantom-skin", "cpu", {}, "hybrid_vit")
     assert settings["weight_decay"] == 0.05 and settings["patience"] == settings["epochs"]
+    assert settings["precision"] == "fp32"          # bfloat16 autocast made its CPU steps slower
     assert train_mod._resolve("phantom-skin", "cpu", {}, "resnet18") == train_mod._resolve("phantom-skin", "cpu", {})
     # an explicit override still wins over the architecture's settings
     assert train_mod._resolve("phantom-skin", "cpu", {"epochs": 1}, "hybrid_vit")["epochs"] == 1

@@ -148,6 +148,46 @@ def test_unknown_name_lists_valid_names(root):
             call()
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "512"])
+def test_a_bad_max_size_is_refused_before_anything_is_downloaded(bad, server, root, built):
+    fx.serve(server, "ham10000", built["ham10000"])
+    with pytest.raises(ValueError, match="max_size must be a non-negative int"):
+        fetch("ham10000", root, mirror=server.url, max_size=bad, progress=False, backoff=0)
+    assert not root.exists() or not any(root.rglob("*.*"))      # nothing fetched, nothing half-written
+
+
+@pytest.mark.parametrize("knob, name", [({"shortcut": 0.5}, "shortcut"), ({"difficulty": 0.8}, "difficulty"),
+                                        ({"class_balance": [0.5, 0.5]}, "class_balance"),
+                                        ({"shortcut_class": 1}, "shortcut_class"),
+                                        ({"interventions": {"asymmetry": 1.0}}, "interventions")])
+def test_phantom_knobs_are_refused_for_a_real_dataset(knob, name, root):
+    from medxai_lite.data import load_dataset
+
+    with pytest.raises(ValueError, match=f"{name}.*phantom"):
+        load_dataset("ham10000", "train", root=root, **knob)
+    # at their defaults the knobs pass, and the missing data is what is reported
+    with pytest.raises(FileNotFoundError, match="medxai data fetch ham10000"):
+        load_dataset("ham10000", "train", root=root, difficulty=0.3, shortcut=0.0)
+
+
+def test_the_model_cache_key_follows_the_prepared_data(server, root, built, monkeypatch):
+    """Re-preparing with another max_size trains anew; re-preparing the same way does not."""
+    from medxai_lite.models import PROFILES, cache_key
+
+    monkeypatch.setenv(public.DATA_ENV, str(root))
+    settings = dict(PROFILES["cpu"])
+    unprepared = cache_key("ham10000", "resnet14", "cpu", 0, settings)
+    fx.serve(server, "ham10000", built["ham10000"])
+    fetch("ham10000", root, mirror=server.url, progress=False, backoff=0)
+    prepared = cache_key("ham10000", "resnet14", "cpu", 0, settings)
+    manifest_path = root / "ham10000" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "prepared": "2030-01-01T00:00:00+00:00"}))
+    assert cache_key("ham10000", "resnet14", "cpu", 0, settings) == prepared != unprepared
+    manifest_path.write_text(json.dumps({**manifest, "max_size": 256}))
+    assert cache_key("ham10000", "resnet14", "cpu", 0, settings) not in (prepared, unprepared)
+
+
 def test_missing_data_names_the_fetch_command(root):
     with pytest.raises(FileNotFoundError, match="medxai data fetch ham10000"):
         load_public("ham10000", split="train", root=root)
