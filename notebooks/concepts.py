@@ -209,7 +209,8 @@ def run_tcav(model_name, source, names):
 
 
 labels_clean = run_tcav("clean model", "labels", labelled)
-labels_clean.table().style.format(precision=3).set_caption(
+# headers with spaces wrap, so the table fits the reading column
+labels_clean.table().rename(columns=lambda c: c.replace("_", " ")).style.format(precision=3).set_caption(
     f"TCAV of '{classes[target]}' on the clean model, concept examples chosen by their labels (layer "
     f"{labels_clean.layer})")
 
@@ -478,7 +479,7 @@ for mode, values in predicted.items():
 hard_table = pd.DataFrame(rows).T
 clf_hard = float((data.logits.argmax(1) == data.labels).mean())
 hard_table.loc["classifier (no bottleneck)", "task accuracy"] = clf_hard
-display(hard_table.style.format(precision=3, na_rep="-").set_caption(
+display(hard_table.T.style.format(precision=3, na_rep="-").set_caption(   # a column per model fits the page
     f"The same models on {n_cbm} harder test images (difficulty {cbm_difficulty})"))
 glue("cc_cbm_difficulty", float(cbm_difficulty), display=False)
 glue("cc_n_cbm", int(n_cbm), display=False)

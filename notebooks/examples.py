@@ -271,7 +271,9 @@ for name in datasets:
                         "distance to target prototype, end": e["proto_distance"][j],
                         "s per image": result.seconds / len(batch["image"])})
 cf_table = pd.DataFrame(cf_rows).set_index(["dataset", "image"])
-cf_table.style.format(precision=3).set_caption(
+# one index column (dataset and image together) keeps the table inside the reading column
+cf_table.set_axis([f"{d}, image {i}" for d, i in cf_table.index], axis=0).rename_axis("test image").style.format(
+    precision=3).set_caption(
     f"Counterfactuals guided by prototypes ({preset} preset: {dict(METHODS['counterfactual_proto'].presets[preset])})")
 
 # %%

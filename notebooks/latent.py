@@ -69,6 +69,7 @@ thumbnail_px = 40                 # side of the hover thumbnails (they all go in
 import time
 
 import matplotlib.pyplot as plt
+from IPython.display import display
 import numpy as np
 import pandas as pd
 import torch
@@ -327,11 +328,13 @@ glue("lat_islands_features", feature_islands, display=False)
 glue("lat_islands_max", float(gt.loc[most, "islands per class"]), display=False)
 glue("lat_islands_max_setting", most, display=False)
 print(islands_sentence + ".")
-(grid.table[show_cols].style.hide(axis="index")
- .format({"perplexity": "{:g}", "n_neighbors": "{:g}", "min_dist": "{:g}", "trustworthiness": "{:.3f}",
-          "continuity": "{:.3f}", "knn accuracy": "{:.2f}", "islands per class": "{:.2f}", "seconds": "{:.2f}"},
-         na_rep="")
- .set_caption(f"{grid_dataset}: every setting of the grid, scored (k = {k_quality})"))
+# one table per method, each with its own settings' columns (one table with both did not fit the column)
+formats = {"perplexity": "{:g}", "n_neighbors": "{:g}", "min_dist": "{:g}", "trustworthiness": "{:.3f}",
+           "continuity": "{:.3f}", "knn accuracy": "{:.2f}", "islands per class": "{:.2f}", "seconds": "{:.2f}"}
+for method, own in (("t-SNE", ["perplexity"]), ("UMAP", ["n_neighbors", "min_dist"])):
+    part = grid.table.loc[grid.table["method"] == method, own + show_cols[4:]]
+    display(part.style.hide(axis="index").format({c: f for c, f in formats.items() if c in part})
+            .set_caption(f"{grid_dataset}: every {method} setting of the grid, scored (k = {k_quality})"))
 
 # %% [markdown]
 # ### Seeds
