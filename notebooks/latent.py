@@ -296,8 +296,7 @@ plot_projection_grid({s.replace("UMAP ", "UMAP\n"): grid.embeddings[s] for s in 
 plt.show()
 
 # %%
-show_cols = ["method", "perplexity", "n_neighbors", "min_dist", "trustworthiness", "continuity", "knn accuracy",
-             "islands per class", "seconds"]
+scored = ["trustworthiness", "continuity", "knn accuracy", "islands per class", "seconds"]
 t_lo, t_hi = gt["trustworthiness"].idxmin(), gt["trustworthiness"].idxmax()
 c_lo, c_hi = gt["continuity"].idxmin(), gt["continuity"].idxmax()
 grid_sentence = (f"trustworthiness ranges from {gt.loc[t_lo, 'trustworthiness']:.3f} ({t_lo}) to "
@@ -332,7 +331,7 @@ print(islands_sentence + ".")
 formats = {"perplexity": "{:g}", "n_neighbors": "{:g}", "min_dist": "{:g}", "trustworthiness": "{:.3f}",
            "continuity": "{:.3f}", "knn accuracy": "{:.2f}", "islands per class": "{:.2f}", "seconds": "{:.2f}"}
 for method, own in (("t-SNE", ["perplexity"]), ("UMAP", ["n_neighbors", "min_dist"])):
-    part = grid.table.loc[grid.table["method"] == method, own + show_cols[4:]]
+    part = grid.table.loc[grid.table["method"] == method, own + scored]
     display(part.style.hide(axis="index").format({c: f for c, f in formats.items() if c in part})
             .set_caption(f"{grid_dataset}: every {method} setting of the grid, scored (k = {k_quality})"))
 

@@ -299,6 +299,10 @@ def test_fit_trains_channels_last_on_cpu_and_hands_back_the_default_layout(monke
                           nn.Linear(4, 2))
     fresh.load_state_dict(model.state_dict())
     assert torch.equal(fresh(x), model(x))
+    # a device named by a string, as x.to() accepts it, trains the same way
+    seen.clear()
+    train_mod.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda epoch: [(x, y)], 1, device="cpu")
+    assert seen == [(True, True)] and all(p.is_contiguous() for p in model.parameters())
     # the training loop's revision is part of the cache key
     base = dict(mx.PROFILES["cpu"])
     key = train_mod.cache_key("phantom-skin", "resnet14", "cpu", 0, base)

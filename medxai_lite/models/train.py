@@ -234,7 +234,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches, epochs: int
     """
     check_choice("precision", precision, ("fp32", "bf16"))
     run = 0
-    on_cpu = CPU_CHANNELS_LAST and (device if device is not None else model_device(model)).type == "cpu"
+    on_cpu = CPU_CHANNELS_LAST and torch.device(device if device is not None else model_device(model)).type == "cpu"
     if on_cpu:
         model.to(memory_format=torch.channels_last)          # only 4-D (convolution) weights change layout
     try:
