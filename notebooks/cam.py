@@ -60,7 +60,7 @@ from medxai_lite.explain import METHODS, compatibility_matrix, explain, list_met
 from medxai_lite.selection import lesion_images
 from medxai_lite.viz import explore, explorer_figure, method_grid, plot_timing
 from medxai_lite.viz.tables import compatibility_tables, registry_tables
-from medxai_lite.book import chapter_timer
+from medxai_lite.book import chapter_timer, glue   # glue prints where no book is built (Colab)
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
@@ -154,11 +154,12 @@ times.style.format("{:.3f}")
 # below its receptive-field centre (see the previous page).
 
 # %%
-from medxai_lite.metrics import (cam_pointing_ceiling, pointing_ceiling, random_maps, relevance_mass_accuracy,
-                                 score_summary, score_table)
+from medxai_lite.metrics import (cam_pointing_ceiling, peak_plateau, pointing_ceiling, random_maps,
+                                 relevance_mass_accuracy, score_summary, score_table)
 
 fast_cams = [m for m in CAMS if METHODS[m].cost == "fast" and METHODS[m].supports(arch)]
 scores = []              # tidy: dataset, model, method, metric, image, value
+plateaus = []            # Grad-CAM's peak plateau per image (next section)
 for name in datasets:
     model = mx.get_trained_model(name, arch, profile, seed=seed, progress=False)
     test, batch = lesion_images(name, model, n_score, seed=seed)
@@ -169,6 +170,7 @@ for name in datasets:
     maps = {m: explain(m, model, x, targets=y).maps for m in fast_cams}
     maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
     maps["random"] = random_maps(x, grid="cam", model=model, arch=arch, seed=seed)   # noise on the CAM grid
+    plateaus.append(peak_plateau(maps["gradcam"], masks).assign(dataset=name))
     scores.append(score_table(maps, {"pointing game": "pointing_game", "RMA": "relevance_mass_accuracy"},
                               images=x, targets=y, masks=masks, dataset=name, model_name=arch))
     ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best any map of that grid can do
@@ -204,6 +206,61 @@ for name in pg.columns:
 # half-cell shift wins, the features of this layer respond most to lesions below and to the right
 # of their window's centre, and the geometric placement costs hits on the small lesions: an
 # alignment argument is a hypothesis about the network that the lesion masks can test.
+#
+# ### How much does one pixel decide?
+#
+# The pointing game reads a single pixel, the map's maximum. If many pixels come within a few per
+# cent of it, which one wins is close to a coin toss, and a strict hit or miss says more about
+# that near-tie than about the map. `metrics.peak_plateau` measures the *plateau*, the pixels
+# within 5 % of the map's range below its peak, and the share of it that lies in the lesion:
+# the score the pointing game would give on average if the peak were drawn at random from the
+# plateau. The table sets Grad-CAM's plateau beside the lesion it should fall in, and its share
+# beside the strict pointing game above.
+
+# %%
+plateau = (pd.concat(plateaus).groupby("dataset", sort=False)
+           .agg(**{"plateau (px, median)": ("plateau_px", "median"), "lesion (px, median)": ("lesion_px", "median"),
+                   "plateau share in lesion": ("share_in_lesion", "mean")})) if plateaus else pd.DataFrame()
+if len(plateau):
+    plateau["Grad-CAM pointing game"] = [pg.loc["gradcam", name] for name in plateau.index]
+    plateau["lesion / plateau"] = plateau["lesion (px, median)"] / plateau["plateau (px, median)"]
+    display(plateau.style.format("{:.2f}").format("{:.0f}", subset=["plateau (px, median)", "lesion (px, median)"])
+            .set_caption(f"Grad-CAM's peak plateau (within 5 % of the peak), first {n_score} lesion images"))
+    tight = str(plateau["lesion / plateau"].idxmin())
+    gap = (plateau["plateau share in lesion"] - plateau["Grad-CAM pointing game"]).abs().max()
+    rma = cam_scores["RMA"]
+    figures = {"plateau_px_low": plateau["plateau (px, median)"].min(),
+               "plateau_px_high": plateau["plateau (px, median)"].max(),
+               "lesion_px_low": plateau["lesion (px, median)"].min(),
+               "lesion_px_high": plateau["lesion (px, median)"].max(),
+               "plateau_tight_ratio": plateau.loc[tight, "lesion / plateau"],
+               "plateau_tight_share": plateau.loc[tight, "plateau share in lesion"],
+               "plateau_tight_pg": plateau.loc[tight, "Grad-CAM pointing game"],
+               "plateau_tight_rma_ratio": rma.loc["gradcam", tight] / rma.loc["random", tight]}
+    glue("plateau_tight_dataset", tight, display=False)
+    glue("plateau_agreement", f"lie within {gap:.2f} of each other: the strict score is what the plateau makes likely"
+         if gap <= 0.1 else f"differ by up to {gap:.2f}: on some dataset the peak falls well off what its plateau "
+         "makes likely", display=False)
+    for key, value in figures.items():
+        glue(key, float(value), display=False)
+    print(f"plateau share vs strict pointing game: at most {gap:.2f} apart; smallest lesion against its plateau: "
+          f"{tight} ({figures['plateau_tight_ratio']:.1f}x the plateau's area, Grad-CAM RMA "
+          f"{figures['plateau_tight_rma_ratio']:.1f}x the random map's)")
+
+# %% [markdown]
+# Over the datasets here the plateau's share in the lesion and the strict pointing game
+# {glue:text}`plateau_agreement`. The plateaus' median areas run from
+# {glue:text}`plateau_px_low:.0f` to {glue:text}`plateau_px_high:.0f` pixels, the lesions' from
+# {glue:text}`lesion_px_low:.0f` to {glue:text}`lesion_px_high:.0f`. On
+# {glue:text}`plateau_tight_dataset` the median lesion is {glue:text}`plateau_tight_ratio:.1f`
+# times the plateau's area and {glue:text}`plateau_tight_share:.2f` of the plateau lies in it
+# (pointing game {glue:text}`plateau_tight_pg:.2f`), while Grad-CAM's relevance mass there is
+# {glue:text}`plateau_tight_rma_ratio:.1f` times a random map's. Where a good part of the plateau
+# spills past the lesion's edge, the map has found the lesion's neighbourhood but does not decide
+# firmly which of a few near-tied pixels sits on it, and the strict pointing game turns on that
+# near-tie; the smaller the lesion against the plateau, the more of it spills. Read a strict
+# pointing game on lesions of about one cell together with the plateau, the relevance mass and
+# the tolerant pointing game of the evaluation chapter, never alone.
 #
 # ## The choice of layer
 #

@@ -857,6 +857,37 @@ def test_cam_pointing_ceiling_reads_the_model_grid():
     np.testing.assert_array_equal(ceiling, M.pointing_ceiling(masks, 32, grid_origin("resnet18", 32)))
 
 
+def test_peak_plateau_known_answer_and_its_limit_the_pointing_game():
+    # a 2 x 2 block at the maximum, one pixel within 3 % of it, the rest far below
+    maps = np.zeros((2, 6, 6))
+    maps[:, 1:3, 1:3] = 1.0
+    maps[:, 4, 4] = 0.97
+    maps[1] = maps[1] * 2 - 1.0                     # the same shape on a range of [-1, 1]
+    masks = np.zeros((2, 6, 6), bool)
+    masks[:, 1:3, 1] = True                         # two of the block's four pixels
+    got = M.peak_plateau(maps, masks)               # level 0.95: 5 pixels, 2 in the lesion
+    assert got.plateau_px.tolist() == [5.0, 5.0] and got.lesion_px.tolist() == [2.0, 2.0]
+    np.testing.assert_allclose(got.share_in_lesion, [0.4, 0.4])
+    tight = M.peak_plateau(maps, masks, level=0.99)  # 0.97 falls out: the tied block alone
+    np.testing.assert_allclose(tight.share_in_lesion, [0.5, 0.5])
+    # at level 1 the plateau is the tied maximum, and the share is the pointing game's tie score
+    rough = np.round(RNG.random((6, 12, 12)) * 4)    # many ties
+    lesions = RNG.random((6, 12, 12)) > 0.6
+    np.testing.assert_allclose(M.peak_plateau(rough, lesions, level=1.0).share_in_lesion,
+                               M.pointing_game(None, None, None, rough, lesions))
+
+
+def test_peak_plateau_bad_input():
+    maps, masks = np.ones((1, 4, 4)), np.ones((1, 4, 4), bool)
+    for bad in (0, 1.5, -0.1, float("nan"), True, "0.9"):
+        with pytest.raises(ValueError, match="level"):
+            M.peak_plateau(maps + np.eye(4), masks, level=bad)
+    with pytest.raises(ValueError, match="masks"):
+        M.peak_plateau(maps, None)
+    with pytest.warns(RuntimeWarning, match="constant"):
+        assert np.isnan(M.peak_plateau(maps, masks).share_in_lesion[0])
+
+
 def test_wide_scores_and_score_runs(small):
     model, images, targets, maps = small
     masks = np.zeros(maps.shape, bool)

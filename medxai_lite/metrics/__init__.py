@@ -38,7 +38,10 @@ Curves behind the per-image numbers: :func:`perturbation_curves` (deletion / ins
 percentile). Every per-image score table is built by :func:`score_table` (long format:
 ``dataset, model, method, metric, image, value``) and summarised by :func:`score_summary`. The
 reference every map has to beat: :func:`random_maps` (pixel noise, or noise on a CAM's grid)
-and :func:`chance_level` (the expected localisation score of a random map). For sampling
+and :func:`chance_level` (the expected localisation score of a random map). What a strict
+pointing game can reach and how much it hangs on near-ties: :func:`pointing_ceiling` (the best
+any map upsampled from a grid can do) and :func:`peak_plateau` (the pixels within a few per cent
+of the peak, and their share in the lesion). For sampling
 methods: :func:`seed_rank_correlation` (do two seeds give the same map?) and
 :func:`cost_quality` (seconds per image against localisation, per cost preset).
 
@@ -230,7 +233,8 @@ def _first(indices, k: int = 10) -> str:
 
 # The submodules import the helpers above from this package, so these imports stay last.
 from .localisation import (  # noqa: E402
-    cam_pointing_ceiling, pointing_ceiling, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy,
+    cam_pointing_ceiling, peak_plateau, pointing_ceiling, pointing_game, relevance_mass_accuracy,
+    relevance_rank_accuracy,
 )
 from .fidelity import (  # noqa: E402
     PerturbationCurves, RoadCurves, aopc, aopc_curve, confidence_change, confidence_increase, deletion, insertion,
@@ -258,7 +262,7 @@ from .text import (  # noqa: E402
 __all__ = [
     "METRICS", "CATEGORIES", "ON_CONSTANT", "register_metric", "list_metrics", "metrics_table",
     "relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling", "cam_pointing_ceiling",
-    "deletion", "insertion", "aopc", "aopc_curve", "perturbation_curves", "PerturbationCurves", "make_baseline",
+    "peak_plateau", "deletion", "insertion", "aopc", "aopc_curve", "perturbation_curves", "PerturbationCurves", "make_baseline",
     "road_morf", "road_lerf", "road_combined", "road_curves", "RoadCurves", "confidence_change",
     "confidence_increase", "random_maps", "chance_level", "chance_scores", "score_table", "score_runs",
     "score_summary", "wide_scores", "localisation_table", "curve_summary", "count_constant_maps",

@@ -13,7 +13,7 @@ from scipy import ndimage
 from . import check_maps, check_masks, constant_maps, flag_undefined, register_metric
 
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling",
-           "cam_pointing_ceiling"]
+           "cam_pointing_ceiling", "peak_plateau"]
 
 
 @register_metric("relevance_mass_accuracy", category="localisation", higher_is_better=True, needs_masks=True,
@@ -169,6 +169,63 @@ def pointing_game(model, images, targets, maps, masks=None, *, tolerance: float 
     out = (peak & near.reshape(n, -1)).sum(1) / peak.sum(1)
     out[const | empty] = np.nan
     return out
+
+
+def peak_plateau(maps, masks, *, level: float = 0.95, on_constant: str = "nan", on_empty: str = "raise"):
+    r"""How sharp is each map's peak, and how much of it lies in the lesion?
+
+    The pointing game reads one pixel, the maximum. When other pixels come within a few per cent
+    of it, which one wins is close to a coin toss, and the score says more about the near-tie
+    than about the map. This measures the *plateau*, the pixels within :math:`1 - \lambda` of the
+    map's range below its maximum,
+
+    .. math:: P_\lambda = \{\, p : R_p \ge \max R - (1 - \lambda)(\max R - \min R) \,\},
+              \qquad \mathrm{share} = \frac{|P_\lambda \cap M|}{|P_\lambda|}
+
+    (for a map with minimum 0, as a CAM has, the threshold is :math:`\lambda \max R`). The share
+    is the pointing game's expected score if the peak were drawn at random from the plateau; at
+    ``level=1`` the plateau is the tied maximum and the share is :func:`pointing_game`'s score.
+    A share near the pointing game says the score is stable under small changes of the map; a
+    plateau as large as the lesion makes a strict hit a matter of near-ties.
+
+    Parameters
+    ----------
+    maps : array [N, H, W]; masks : bool [N, H, W], required
+    level : float in (0, 1]
+        :math:`\lambda`, the plateau's floor as a fraction of the way from the map's minimum to
+        its maximum (default 0.95: within 5 % of the range below the peak).
+    on_constant, on_empty : as for :func:`pointing_game`.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per image: ``plateau_px`` (the plateau's area in pixels),
+    ``lesion_px`` (the mask's) and ``share_in_lesion`` (NaN for a constant map or, with
+    ``on_empty="nan"``, an empty mask).
+
+    Example
+    -------
+    >>> maps = np.zeros((1, 6, 6)); maps[0, 1:3, 1:3] = 1.0; maps[0, 4, 4] = 0.97
+    >>> masks = np.zeros((1, 6, 6), bool); masks[0, 1:3, 1:2] = True
+    >>> peak_plateau(maps, masks).iloc[0].tolist()      # 5 plateau pixels, 2 of them in the mask
+    [5.0, 2.0, 0.4]
+    """
+    import pandas as pd
+
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(level) or not 0 < level <= 1:
+        raise ValueError(f"level must be a number in (0, 1]; got {level!r}")
+    maps = check_maps(maps, None)
+    masks, empty = check_masks(masks, maps, "peak_plateau", on_empty)
+    const = constant_maps(maps, "peak_plateau", on_constant)
+    n = len(maps)
+    flat = maps.reshape(n, -1).astype(np.float64)
+    top, bottom = flat.max(1, keepdims=True), flat.min(1, keepdims=True)
+    plateau = flat >= top - (1.0 - level) * (top - bottom)
+    area = plateau.sum(1).astype(np.float64)
+    share = (plateau & masks.reshape(n, -1)).sum(1) / area
+    share[const | empty] = np.nan
+    return pd.DataFrame({"plateau_px": area, "lesion_px": masks.reshape(n, -1).sum(1).astype(np.float64),
+                         "share_in_lesion": share})
 
 
 def _node_pixels(size: int, stride: float, origin: float) -> list:
