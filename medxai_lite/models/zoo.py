@@ -20,9 +20,11 @@ step 1.5x as long as a plain ResNet18's). The ``cpu`` profile dilates its third 
 (``output_stride=8``) and trains at 96 px: a 12 x 12 grid of 8 px cells. At 112 px with 7 x 7
 cells of 16 px most brain lesions held no cell centre, so no CAM of that layer could point into
 them, and Grad-CAM's strict pointing game on the first 32 test lesions was 0.16 / 0.78 / 0.31
-(brain / skin / chest); on the 12 x 12 grid it is 0.66 / 0.94 / 0.88
-(``benchmarks/bench_default_models.py``; the profile's comment in :mod:`medxai_lite.models.train`
-lists the settings measured, ``tests/test_models.py::KNOWN_MISSES`` what still misses).
+(brain / skin / chest); on the 12 x 12 grid it is 0.56-0.69 / 0.94-0.97 / 0.78-0.88 over the
+arithmetics and CPUs measured (``benchmarks/bench_default_models.py``; the profile's comment in
+:mod:`medxai_lite.models.train` lists the settings measured, ``tests/test_models.py::KNOWN_MISSES``
+what still misses and why: on brain the map's peak plateau is partly off lesions of about one
+cell, :func:`medxai_lite.metrics.peak_plateau`).
 """
 from __future__ import annotations
 
