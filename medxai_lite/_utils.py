@@ -223,6 +223,15 @@ def check_positive_int(param: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_fraction(param: str, value, closed: bool = False) -> float:
+    """``value`` as a ``float``; a ``ValueError`` naming ``param`` unless it is a number in (0, 1)
+    (``closed=True``: in (0, 1])."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and (0 < value <= 1 if closed else 0 < value < 1)):
+        raise ValueError(f"{param} must be a number in (0, {'1]' if closed else '1)'}; got {value!r}")
+    return float(value)
+
+
 def check_images(images, n: int | None = None):
     """``images`` as a detached float tensor ``[N, C, H, W]`` (NumPy arrays are converted).
 

@@ -63,3 +63,15 @@ def test_profile_settings_copies_updates_and_names_bad_keys():
         profile_settings(profiles, "cpu", {"epoch": 3}, "widget")
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         profile_settings(profiles, "gpu", {})
+
+
+def test_check_fraction_open_and_closed():
+    import numpy as np
+
+    from medxai_lite._utils import check_fraction
+
+    assert check_fraction("p", 0.25) == 0.25 and check_fraction("p", np.float32(0.5)) == 0.5
+    assert check_fraction("level", 1, closed=True) == 1.0
+    for bad, closed in ((1, False), (0, True), (1.5, True), (float("nan"), True), (True, True), ("0.5", True)):
+        with pytest.raises(ValueError, match="level must be a number in"):
+            check_fraction("level", bad, closed=closed)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils import check_choice
+from .._utils import check_fraction as _fraction
 from .._utils import check_positive_int as _int
 from .captum_tools import attribute as _attribute
 from .captum_tools import reference as _reference
@@ -44,13 +45,6 @@ _PERT = "Perturbation-based"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _fraction(name: str, value, closed: bool = False) -> float:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number and (0 < value <= 1 if closed else 0 < value < 1)):
-        raise ValueError(f"{name} must be a number in (0, {'1]' if closed else '1)'}, got {value!r}")
-    return float(value)
 
 
 def _seed() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .._utils import check_fraction
 from . import check_maps, check_masks, constant_maps, flag_undefined, register_metric
 
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game", "pointing_ceiling",
@@ -211,21 +212,17 @@ def peak_plateau(maps, masks, *, level: float = 0.95, on_constant: str = "nan", 
     """
     import pandas as pd
 
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(level) or not 0 < level <= 1:
-        raise ValueError(f"level must be a number in (0, 1]; got {level!r}")
+    level = check_fraction("level", level, closed=True)
     maps = check_maps(maps, None)
     masks, empty = check_masks(masks, maps, "peak_plateau", on_empty)
     const = constant_maps(maps, "peak_plateau", on_constant)
-    n = len(maps)
-    flat = maps.reshape(n, -1).astype(np.float64)
+    flat, lesion = maps.reshape(len(maps), -1), masks.reshape(len(masks), -1)
     top, bottom = flat.max(1, keepdims=True), flat.min(1, keepdims=True)
     plateau = flat >= top - (1.0 - level) * (top - bottom)
     area = plateau.sum(1).astype(np.float64)
-    share = (plateau & masks.reshape(n, -1)).sum(1) / area
+    share = (plateau & lesion).sum(1) / area
     share[const | empty] = np.nan
-    return pd.DataFrame({"plateau_px": area, "lesion_px": masks.reshape(n, -1).sum(1).astype(np.float64),
-                         "share_in_lesion": share})
+    return pd.DataFrame({"plateau_px": area, "lesion_px": lesion.sum(1).astype(np.float64), "share_in_lesion": share})
 
 
 def _node_pixels(size: int, stride: float, origin: float) -> list:
