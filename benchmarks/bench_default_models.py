@@ -17,6 +17,7 @@ trained in at most three times the 64 px ResNet18s' 135 s.
     python benchmarks/bench_default_models.py --output-stride 8   # ResNet14 with a dilated layer3: 14 x 14
     python benchmarks/bench_default_models.py --output-stride 8 --image-size 96   # 12 x 12, cheaper
     python benchmarks/bench_default_models.py --seeds 0 1 2   # the spread over training seeds
+    python benchmarks/bench_default_models.py --cached --per-class 96   # where the misses are, per class
 
 The pointing game of a single trained network is one draw: networks of equal accuracy trained
 from other seeds can point quite differently (a lesion that always sits in the same place, as a
@@ -29,6 +30,34 @@ import argparse
 import os
 import tempfile
 import time
+
+
+def per_class(mx, model, name, size, arch, stride, n):
+    """Strict pointing game, ceiling and the peak's mean offset from the lesion centroid, per class.
+
+    A class whose lesion always sits in the same place (a pituitary tumour in the sella) is hit or
+    missed as a block: its offset is the same on every image, and the class's score is near 0 or 1."""
+    import numpy as np
+
+    from medxai_lite.data import lesion_batch
+    from medxai_lite.metrics import pointing_ceiling, pointing_game
+    from medxai_lite.models import grid_origin
+
+    test = mx.load_dataset(name, "test", image_size=size, n=model.report.settings["n_test"])
+    batch = lesion_batch(test, n)
+    x, y, masks = batch["image"], batch["label"].numpy(), batch["mask"].numpy()
+    maps = mx.explain("gradcam", model, x, targets=batch["label"]).maps
+    hits = pointing_game(None, x, None, maps, masks)
+    ceiling = pointing_ceiling(masks, stride, grid_origin(arch, stride))
+    peaks = np.array(np.unravel_index(maps.reshape(len(maps), -1).argmax(1), maps.shape[1:])).T
+    centroids = np.array([np.argwhere(m).mean(0) for m in masks])
+    out = []
+    for c in np.unique(y):
+        on = y == c
+        dy, dx = (peaks[on] - centroids[on]).mean(0)
+        out.append(f"{test.classes[c]} (n={on.sum()}): PG {hits[on].mean():.2f}, ceiling {ceiling[on].mean():.2f}, "
+                   f"peak offset ({dy:+.1f}, {dx:+.1f}) px")
+    return f"first {len(y)} lesion images: " + "; ".join(out)
 
 
 def main() -> None:
@@ -44,6 +73,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="image side in pixels (default: the profile's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0, the book's)")
     parser.add_argument("--datasets", nargs="+", default=["phantom-brain-mri", "phantom-skin", "phantom-chest-xray"])
+    parser.add_argument("--per-class", type=int, default=0, metavar="N",
+                        help="also print the strict pointing game per class on the first N lesion images, with the "
+                             "peak's mean offset from the lesion's centroid (pixels, down and right positive)")
     args = parser.parse_args()
     overrides = {k: v for k, v in (("precision", args.precision), ("output_stride", args.output_stride),
                                    ("epochs", args.epochs), ("n_train", args.n_train),
@@ -85,6 +117,8 @@ def main() -> None:
               f"{pointing_ceiling(masks, stride, grid_origin(arch, stride)).mean():8.3f} "
               f"{peak_plateau(maps, masks).share_in_lesion.mean():8.3f} "
               f"{rma:6.3f} {rma_r:7.3f} {rma / rma_r:6.2f}   (wall {wall:.0f} s)")
+        if args.per_class:
+            print("      " + per_class(mx, model, name, size, arch, stride, args.per_class))
     if len(args.seeds) > 1:
         print(f"over seeds {args.seeds}: mean [min, max]")
         for name in args.datasets:
