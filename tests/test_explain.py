@@ -844,8 +844,9 @@ def test_unknown_options_and_bad_option_values_are_named(small, images):
         explain("integrated_gradients", small, images, n_step=8)
     with pytest.raises(ValueError, match="sign"):
         explain("saliency", small, images, sign="both")
-    with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
-        explain("ablationcam", small, images, ratio_channels_to_ablate=0)
+    for bad in (0, 1.5, float("nan"), "all"):
+        with pytest.raises(ValueError, match="ratio_channels_to_ablate"):
+            explain("ablationcam", small, images, ratio_channels_to_ablate=bad)
     with pytest.raises(ValueError, match="algorithm"):
         explain("xrai", small, images, algorithm="quick")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):

@@ -293,8 +293,9 @@ def test_partial_curves_and_predicted_targets(small):
     half = M.perturbation_curves(model, images, full.targets, maps, steps=8, max_fraction=0.5)
     np.testing.assert_allclose(half.fractions, full.fractions[:9])
     np.testing.assert_allclose(half.curves, full.curves[:, :9], atol=1e-6)
-    with pytest.raises(ValueError, match="max_fraction"):
-        M.perturbation_curves(model, images, None, maps, max_fraction=0)
+    for bad in (0, 1.5, float("nan"), True, "0.5"):                  # bool and str named, not a TypeError
+        with pytest.raises(ValueError, match="max_fraction"):
+            M.perturbation_curves(model, images, None, maps, max_fraction=bad)
 
 
 def test_patches_are_removed_whole(reader):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils import check_fraction
 from ..models.zoo import stage_layers
 from .registry import AdapterResult, register, to_unit
 
@@ -330,8 +331,7 @@ def _ablationcam(call, layer=None, align: bool = True, batch_size: int = 32, rat
 
     Desai & Ramaswamy 2020, https://doi.org/10.1109/WACV45572.2020.9093360 (pytorch-grad-cam ``AblationCAM``).
     """
-    if not 0 < ratio_channels_to_ablate <= 1:
-        raise ValueError(f"ratio_channels_to_ablate must be in (0, 1], got {ratio_channels_to_ablate!r}")
+    ratio_channels_to_ablate = check_fraction("ratio_channels_to_ablate", ratio_channels_to_ablate, closed=True)
     head = None
     layers = call.layers(layer)
     if head_only and len(layers) == 1:

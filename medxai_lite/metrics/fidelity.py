@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._utils import check_choice
+from .._utils import check_choice, check_fraction
 from ..baselines import make_baseline as _make_baseline
 from . import (
     check_images, check_maps, check_model, check_positive_int, check_targets, constant_maps, model_device,
@@ -171,8 +171,7 @@ def perturbation_curves(model, images, targets, maps, masks=None, *, mode: str =
     steps = check_positive_int("steps", steps)
     patch_size = check_positive_int("patch_size", patch_size)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not 0 < max_fraction <= 1:
-        raise ValueError(f"max_fraction must be in (0, 1]; got {max_fraction!r}")
+    max_fraction = check_fraction("max_fraction", max_fraction, closed=True)
     check_model(model)
     maps = check_maps(maps, images)
     images = check_images(images)
