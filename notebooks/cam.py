@@ -171,10 +171,12 @@ for name in datasets:
     maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
     maps["random"] = random_maps(x, grid="cam", model=model, arch=arch, seed=seed)   # noise on the CAM grid
     plateaus.append(peak_plateau(maps["gradcam"], masks).assign(dataset=name))
+    true_class = {"class": [test.classes[int(c)] for c in y]}
     scores.append(score_table(maps, {"pointing game": "pointing_game", "RMA": "relevance_mass_accuracy"},
-                              images=x, targets=y, masks=masks, dataset=name, model_name=arch))
+                              images=x, targets=y, masks=masks, dataset=name, model_name=arch, columns=true_class))
     ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best any map of that grid can do
-    scores.append(score_table({"ceiling": masks}, {"pointing game": lambda *a: ceiling}, dataset=name))
+    scores.append(score_table({"ceiling": masks}, {"pointing game": lambda *a: ceiling}, dataset=name,
+                              columns=true_class))
     # the same for a grid of 16-pixel cells (output stride 16, the usual dilated setting)
     ceiling16 = pointing_ceiling(masks, 16, mx.models.grid_origin(arch, 16))
     scores.append(score_table({"ceiling, 16 px cells": masks}, {"pointing game": lambda *a: ceiling16},
@@ -261,6 +263,41 @@ if len(plateau):
 # near-tie; the smaller the lesion against the plateau, the more of it spills. Read a strict
 # pointing game on lesions of about one cell together with the plateau, the relevance mass and
 # the tolerant pointing game of the evaluation chapter, never alone.
+#
+# A dataset's pointing game is an average over its classes, and the misses need not be spread
+# evenly over them. The table splits Grad-CAM's strict score and the grid's ceiling by true class.
+
+# %%
+by_class = (scores[scores["method"].isin(["gradcam", "ceiling"]) & (scores["metric"] == "pointing game")]
+            .pivot_table(index=["dataset", "class"], columns="method", values="value", aggfunc="mean", sort=False)
+            .rename(columns={"gradcam": "Grad-CAM pointing game"}).rename_axis(columns=None)) if len(scores) else pd.DataFrame()
+if len(by_class):
+    by_class.insert(0, "images", scores[(scores["method"] == "gradcam") & (scores["metric"] == "pointing game")]
+                    .groupby(["dataset", "class"], sort=False).size())
+    display(by_class.style.format("{:.2f}").format("{:.0f}", subset=["images"])
+            .set_caption(f"Grad-CAM's strict pointing game and the grid's ceiling per true class, first {n_score} "
+                         "lesion images"))
+    spread = by_class["Grad-CAM pointing game"].groupby(level="dataset").agg(["min", "max", "idxmin"])
+    widest = spread.assign(span=spread["max"] - spread["min"])["span"].idxmax()
+    worst = spread.loc[widest, "idxmin"][1]
+    glue("class_pg_dataset", widest, display=False)
+    glue("class_pg_worst", worst, display=False)
+    glue("class_pg_low", float(spread.loc[widest, "min"]), display=False)
+    glue("class_pg_high", float(spread.loc[widest, "max"]), display=False)
+    glue("class_pg_worst_ceiling", float(by_class.loc[(widest, worst), "ceiling"]), display=False)
+    print(f"widest spread between classes: {widest}, from {spread.loc[widest, 'min']:.2f} ({worst}) to "
+          f"{spread.loc[widest, 'max']:.2f}")
+
+# %% [markdown]
+# The classes differ most on {glue:text}`class_pg_dataset`: Grad-CAM's strict score runs from
+# {glue:text}`class_pg_low:.2f` for {glue:text}`class_pg_worst` (whose lesions the grid could hit
+# at {glue:text}`class_pg_worst_ceiling:.2f`) to {glue:text}`class_pg_high:.2f`. A lesion that
+# sits in the same anatomical place on every image, as a pituitary tumour sits in the sella, also
+# sits at about the same place relative to the cells on every image: what the grid allows, and
+# which cell a trained network's evidence favours, then repeats from one image to the next
+# instead of averaging out, and a small class can swing a dataset's score. Read the per-class
+# rows before blaming a method for a dataset's average. (`benchmarks/bench_default_models.py
+# --per-class` prints the peak's mean offset from the lesion per class.)
 #
 # ## The choice of layer
 #
