@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["glue", "chapter_timer", "ChapterTimer", "TIME_KEY", "time_note", "live_widgets", "STATIC_ENV",
+__all__ = ["glue", "chapter_timer", "ChapterTimer", "TIME_KEY", "time_note", "duration", "live_widgets", "STATIC_ENV",
            "execute_book", "toc_notebooks", "JOBS_ENV", "HEAVY_FIRST", "recorded_gpu_times", "GPU_TIMES"]
 
 #: Set to "1" in a non-interactive run (the book build, the notebook tests): widgets are not built.
@@ -59,18 +59,22 @@ def time_note(total_min: float, train_min: float, shared: int = 1) -> str:
     cache)"``. ``shared`` > 1 adds that the notebook ran beside others, one core each (the book's
     parallel build, :func:`execute_book`), so alone it runs faster."""
     if train_min < 0.05:
-        text = f"{_duration(total_min)} (every model came from the cache"
+        text = f"{duration(total_min)} (every model came from the cache"
     else:
-        text = (f"{_duration(total_min)} ({_duration(train_min)} of it training models the cache lacked; "
-                f"{_duration(total_min - train_min)} with a warm cache")
+        text = (f"{duration(total_min)} ({duration(train_min)} of it training models the cache lacked; "
+                f"{duration(total_min - train_min)} with a warm cache")
     if shared > 1:
         text += f"; the build ran {shared} notebooks side by side, one core each, so alone it runs faster"
     return text + ")"
 
 
-def _duration(minutes: float) -> str:
-    """``"3.2 minutes"``, or ``"8 seconds"`` under a minute (where one decimal of a minute says little)."""
-    return f"{minutes:.1f} minutes" if minutes >= 1 else f"{minutes * 60:.0f} seconds"
+def duration(minutes: float) -> str:
+    """``"3.2 minutes"``, or ``"8 seconds"`` under a minute (where one decimal of a minute says
+    little); ``"1 second"`` in the singular."""
+    if minutes >= 1:
+        return f"{minutes:.1f} minutes"
+    seconds = round(minutes * 60)
+    return "1 second" if seconds == 1 else f"{seconds:.0f} seconds"
 
 
 class ChapterTimer:
@@ -93,10 +97,11 @@ class ChapterTimer:
 
         return (training_seconds() - self.train_start) / 60.0
 
-    def glue(self, key: str = TIME_KEY) -> float:
+    def glue(self, key: str = TIME_KEY) -> None:
         """Glue the minutes so far (``key``), the training part (``time_train_min``), the rest
-        (``time_run_min``) and the sentence (``time_cpu_note``), all without display; print the
-        sentence with the device; return the total minutes."""
+        (``time_run_min``) and the sentence (``time_cpu_note``), all without display, and print the
+        sentence with the device. Returns nothing, so a notebook's last cell shows only that
+        sentence (:meth:`minutes` gives the number)."""
         from ._utils import device
 
         total, train = self.minutes(), self.training_minutes()
@@ -109,7 +114,6 @@ class ChapterTimer:
         glue("time_run_min", total - train, display=False)
         glue("time_cpu_note", time_note(total, train, shared), display=False)
         print(f"This notebook ran in {time_note(total, train, shared)} on {device().type.upper()}.")
-        return total
 
 
 def chapter_timer() -> ChapterTimer:

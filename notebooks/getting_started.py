@@ -323,7 +323,7 @@ plt.show()
 # since the machine that builds the book has none.
 from pathlib import Path
 
-from medxai_lite.book import glue, recorded_gpu_times
+from medxai_lite.book import duration, glue, recorded_gpu_times
 
 gpu_times = recorded_gpu_times()
 gpu_machine = gpu_times.attrs["machine"]
@@ -335,8 +335,10 @@ for name in sorted({p.stem for p in Path(".").glob("*.ipynb")} | set(gpu_times.i
     side_by_side = f", {row['jobs']} notebooks side by side" if ok and row["jobs"] > 1 else ""
     glue(f"gpu_{name}_note", (f"In one recorded run on a GPU ({gpu_machine['gpu']}, "
                               f"{gpu_times.attrs['threads'] or gpu_machine['cpus']} CPU threads{side_by_side}) it took "
-                              f"{row['total_min']:.1f} minutes, {row['train_min']:.1f} of them training models the "
-                              f"cache lacked.") if ok else "No run of it on a GPU has been recorded.", display=False)
+                              f"{duration(row['total_min'])}"
+                              + (f", {duration(row['train_min'])} of it training models the cache lacked."
+                                 if row["train_min"] >= 0.5 / 60 else " (it trains no model or found them cached).")
+                              ) if ok else "No run of it on a GPU has been recorded.", display=False)
 glue("gpu_machine", f"one {gpu_machine['gpu']} with {gpu_times.attrs['threads'] or gpu_machine['cpus']} CPU threads "
      f"per notebook (torch {gpu_machine['torch']}, {gpu_machine['date']}, commit {gpu_machine.get('commit') or '?'})",
      display=False)

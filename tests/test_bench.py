@@ -295,6 +295,35 @@ def test_reproduction_summary_verdicts_come_from_the_tables(tmp_path):
     assert partial.verdict == "not run" and "xgradcam not run" in partial["this run"]
 
 
+
+def test_the_random_map_row_names_the_datasets_where_a_cam_fails(tmp_path):
+    """The precondition is 'every CAM beats the random map on at least two datasets': the row says
+    on which datasets all CAMs won and on which they did not, and its verdict counts only the former."""
+    import pandas as pd
+
+    methods = list(bench.PAPER_CAMS)
+
+    def vs(losers):          # every method wins (p 0.001) except those named per dataset (p 0.5)
+        return pd.DataFrame([{"metric": metric, "dataset": d, "method_a": m, "method_b": bench.RANDOM_REFERENCE,
+                              "p_holm": 0.5 if m in losers.get(d, ()) else 0.001}
+                             for metric in bench.VS_RANDOM_METRICS
+                             for d in ("phantom-brain-mri", "phantom-skin", "phantom-chest-xray") for m in methods])
+
+    def rows(losers):
+        result = bench.BenchmarkResult(accuracy=pd.DataFrame(columns=["dataset", "arch", "accuracy", "source"]),
+                                       per_class_f1=None, scores=None, cam_summary=pd.DataFrame(), ttests=None,
+                                       vs_random=vs(losers), timing=None, extended=None,
+                                       meta={"settings": {"data": "phantom", "methods": methods}}, folder=tmp_path)
+        return bench.reproduction_summary(result).iloc[2:]
+
+    one_off = rows({"phantom-skin": [methods[0]]})
+    assert (one_off.verdict == "holds").all()
+    assert one_off["this run"].str.endswith("on 2 of 3 datasets (brain-mri, chest-xray); not on skin").all()
+    assert one_off.finding.str.startswith("every CAM beats a random map on at least 2 of 3 datasets").all()
+    two_off = rows({"phantom-skin": [methods[0]], "phantom-brain-mri": [methods[-1]]})
+    assert (two_off.verdict == "does not hold").all() and two_off["this run"].str.contains("not on brain-mri, skin").all()
+    assert rows({})["this run"].str.endswith("on 3 of 3 datasets (brain-mri, skin, chest-xray)").all()
+
 def test_the_scored_images_fill_up_from_the_classes_that_last():
     """_balanced interleaves the classes while they last, then the rest: a prefix of n holds n
     items whenever n items are kept (zip() cut it at the smallest class), all of them kept ones."""

@@ -187,3 +187,35 @@ def test_every_chapter_opens_and_closes_as_chapter_md_asks(page, nb):
     assert "What to remember" in text, page
     py = (ROOT / f"{nb}.py").read_text()
     assert py.rstrip().endswith("timer.glue()"), f"{nb}.py must end with the cell that glues its time"
+
+
+def _pipe_tables(text: str):
+    """Each block of consecutive lines starting with '|' (outside code fences), as lists of lines."""
+    block, fenced = [], False
+    for line in text.splitlines() + [""]:
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if not fenced and line.startswith("|"):
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+
+
+def _cells(row: str) -> int:
+    return len(re.split(r"(?<!\\)\|", row.strip().strip("|")))
+
+
+@pytest.mark.parametrize("page", sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("book/*.md"))
+                         + sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("notebooks/*.py")))
+def test_every_pipe_table_has_as_many_columns_in_each_row(page):
+    """A separator row with more columns than the header makes MyST print the table as a paragraph
+    of pipes (the course page's syllabus did), which no table-width check sees."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    if page.endswith(".py"):                       # jupytext: markdown cells are '# ' comment lines
+        text = "\n".join(line[2:] if line.startswith("# |") else "" for line in text.splitlines())
+    for block in _pipe_tables(text):
+        if len(block) < 2 or not re.fullmatch(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?", block[1].strip()):
+            continue                               # not a table (no separator row)
+        widths = [_cells(row) for row in block]
+        assert len(set(widths)) == 1, f"{page}: table starting {block[0][:60]!r} has rows of {widths} cells"
