@@ -593,11 +593,24 @@ for k in (5, 50):
 # ```
 #
 # Take ten points on a closed loop in the feature space (a circle) and map them onto a line by
-# cutting the loop open at one place. Every neighbourhood seen on the line is a true one
-# (trustworthiness 1), but the two points on either side of the cut, true neighbours, end up at
-# the two ends of the line, so continuity falls. A reader would conclude that the two ends are
-# the most different images of the set, when they are neighbours. t-SNE and UMAP tear such
-# structures open often, which is why both scores are reported.
+# cutting the loop open at one place. Away from the ends every neighbourhood seen on the line is a
+# true one; only at the ends does the line bring in a point that was further round the loop, so
+# trustworthiness stays high. But the two points on either side of the cut, true neighbours, end
+# up at the two ends of the line, so continuity falls further once a neighbourhood holds more than
+# the nearest point. To see both numbers (continuity is
+# the same function with the two spaces swapped):
+#
+# ```python
+# from sklearn.manifold import trustworthiness
+# t = np.arange(10) * 2 * np.pi / 10
+# loop, line = np.c_[np.cos(t), np.sin(t)], np.arange(10.0)[:, None]
+# for k in (1, 2, 3):
+#     print(k, trustworthiness(loop, line, n_neighbors=k), trustworthiness(line, loop, n_neighbors=k))
+# ```
+#
+# A reader would conclude that the two ends are the most different images of the set, when they
+# are neighbours. t-SNE and UMAP tear such structures open often, which is why both scores are
+# reported.
 #
 # ```{solution-end}
 # ```

@@ -84,6 +84,7 @@ def test_table11_knows_the_installation_and_the_registry():
     long = table11_methods().set_index(["framework", "method"])
     assert all(k in METHODS for k in long["registry"] if k)
     assert long.loc[("Captum", "IG"), "via_framework"]
+    assert long.loc[("Captum", "TCAV"), "registry"] == "tcav" and long.loc[("Captum", "TCAV"), "via_framework"]
     assert not long.loc[("TorchCAM", "Grad-CAM"), "via_framework"]     # the registry's Grad-CAM is pytorch-grad-cam's
     assert long.loc[("TorchCAM", "Score-CAM"), "via_framework"]
     assert long.loc[("tf-keras-vis", "Faster-ScoreCAM"), "survey_ref"] is None
