@@ -213,9 +213,11 @@ else:
 # %% [markdown]
 # The column `map mean` in Table B is not a score: it is the mean of the [0, 1] map, the share
 # of the image that multiplying by the map keeps. Multiplying a normalised image by a map sets
-# every pixel the map ignores to the dataset's mean colour, and on the coarse grid printed at
-# the top of the page the maps are soft blobs that keep much of the image. The figure below plots each method's confidence change against how much of the image its maps
-# keep, the random reference included.
+# every pixel the map ignores to the dataset's mean colour; a map of uniform noise keeps about
+# half of every pixel, a CAM that has found a lesion much less of the image. If the confidence
+# change mostly tracked that share, a method could raise its score by spreading its map. The
+# figure below plots each method's confidence change against how much of the image its maps
+# keep, the random reference included, and the printed correlations say how far that holds here.
 
 # %%
 conf = scores[scores.metric.isin(["confidence_change", "map_mean"])].pivot_table(
@@ -238,8 +240,9 @@ for d in ref.index:
           f"({'the random maps lose less' if ref[d] > best[d] else 'the best method loses less'})")
 
 # %% [markdown]
-# Where the correlation is strongly positive, the "image x map" confidence mostly measures how
-# much of the image a map keeps, and a method can raise it by spreading its map. ROAD, which
+# Where a correlation above is strongly positive, the "image x map" confidence mostly measures
+# how much of the image a map keeps; where it is weak, the share kept does not explain the
+# score, and the printed comparison with the random reference is the one to read. ROAD, which
 # imputes removed pixels from their neighbours and compares removing the most and the least
 # relevant pixels, is less exposed to that. The published positive figures come from
 # pretrained networks at 224 px, whose 7 x 7 maps can keep the lesion and little else, on
@@ -414,8 +417,11 @@ if {"xgradcam", "gradcampp"} <= set(s.columns):
                           "detectable, n = 100": z * sd / np.sqrt(100)}).style.format("{:.4f}"))
 
 # %% [markdown]
-# Small samples only detect large differences; the paper's test sets are larger, and the
-# `paper` profile scores 100 images per dataset for that reason.
+# The detectable difference shrinks with the square root of the number of images: the last
+# column is what 100 images per dataset could resolve (the `paper` profile scores that many).
+# Where the two methods' differences hardly vary from image to image (a standard deviation near
+# zero, as when every map leaves the prediction where it was), even a tiny difference is
+# "detectable", and a significant test then says little about which method explains better.
 #
 # ```{solution-end}
 # ```

@@ -19,8 +19,8 @@
 #
 # This notebook runs every CAM-family method of the [previous page](../book/cam.md) through
 # `medxai_lite.explain`, which wraps pytorch-grad-cam {cite}`gildenblat2021pytorchgradcam` and
-# torchcam {cite}`fernandez2020torchcam`. It shows which method runs on which of the five
-# architectures, the maps side by side on the three phantom modalities with the true lesion
+# torchcam {cite}`fernandez2020torchcam`. It shows which method runs on which architecture of the
+# model zoo, the maps side by side on the three phantom modalities with the true lesion
 # outlined, what each method costs, how the choice of layer changes the picture, and a live
 # explorer.
 
@@ -73,8 +73,9 @@ print(len(CAMS), "CAM-family methods:", ", ".join(CAMS))
 # ## The registry: what each method needs and costs
 #
 # Each entry records the backing library, whether the method needs gradients, a cost class
-# (`fast`: one forward and backward pass; `slow`: one forward pass per channel of the target
-# layer, or per noise sample) and the original paper by first author and year (the chapter's
+# (`fast`: one forward and backward pass; `medium`: a few such passes per image, for a handful of
+# noise samples or for every layer's gradients at once; `slow`: one forward pass per channel of
+# the target layer, or per noise sample) and the original paper by first author and year (the chapter's
 # summary table cites each one in full). The options each method accepts follow in a second table.
 
 # %%
@@ -97,7 +98,8 @@ compatibility_tables(matrix)      # "no [k]": the reason is note k, below the ma
 # ## Every method on the three modalities
 #
 # The book's default ResNet14 per dataset (a ResNet18 without its fourth stage; trained once,
-# then read from the cache), two test images with a lesion each, every CAM-family method
+# then read from the cache), the first `n_images` test images with a lesion (set in the
+# parameters cell), every CAM-family method
 # explaining the predicted class. The cyan line is the true lesion. The grid each map is
 # upsampled from is printed first: at the `cpu` profile's 96 px the ResNet14's last residual
 # block downsamples by 8 (its third stage is dilated), a 12 x 12 grid of 8-pixel cells, finer
@@ -111,6 +113,7 @@ for name in datasets:
     h, w = mx.cam_grid(model, arch, model.report.settings["image_size"])
     print(f"{name}: {arch} at {model.report.settings['image_size']} px, the CAM layer is a {h} x {w} grid")
     test, batch = lesion_images(name, model, n_images, seed=seed)
+    explain("gradcam", model, batch["image"][:1])     # untimed warm-up: the first call pays for hooks and caches
     results = {}
     for method in CAMS:
         res = explain(method, model, batch["image"], **slow_options.get(method, {}))

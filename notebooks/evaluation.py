@@ -76,7 +76,7 @@ from medxai_lite.selection import explain_lesions
 from medxai_lite.viz import (cascade_labels, method_colours, plot_perturbation_curves, plot_randomisation_curves,
                              plot_randomisation_maps, plot_road_curves, plot_score_heatmap, style_verdicts)
 from medxai_lite.viz.tables import split_table
-from medxai_lite.book import chapter_timer
+from medxai_lite.book import chapter_timer, glue
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
@@ -154,10 +154,11 @@ if not loc.empty:
 # cell centre cannot be hit in the strict pointing game however good the network (an edge
 # centre shares its peak with the clamped block out to the border, so it counts only in part). The cell
 # below measures that ceiling on these images (`metrics.pointing_ceiling`) beside Grad-CAM's
-# score and the chance level. Second, the pixel-level gradient maps often win the pointing game
-# while their RMA stays modest: a single sharp peak on the lesion is all the pointing game asks
-# for, whereas RMA counts every speck of relevance elsewhere in the image. Third, always read a
-# score against the `chance` row.
+# score and the chance level. Second, the two scores ask different things: a single sharp peak
+# on the lesion is all the pointing game asks for, whereas RMA counts every speck of relevance
+# elsewhere in the image, so a method can rank high on one and low on the other; compare a
+# method's rows across the two columns of each dataset. Third, always read a score against the
+# `chance` row.
 
 # %%
 from medxai_lite.metrics import cam_pointing_ceiling
@@ -195,7 +196,27 @@ curves = {(mode, m): perturbation_curves(model, x, t, maps, mode=mode, steps=ste
 plot_perturbation_curves(curves, colours=COLOURS, title=f"{dataset}, {arch}, {len(x)} images, {steps} steps")
 plt.show()
 
-curve_summary(curves).style.format("{:.3f}")     # mean AUCs, and AOPC read off the deletion curves
+fid_summary = curve_summary(curves)      # mean AUCs, and AOPC read off the deletion curves
+better_than_random = {                   # per column: the methods that beat the random map's mean
+    col: [m for m in fid_summary.index if m != "random" and (fid_summary.loc[m, col] < fid_summary.loc["random", col]
+                                                            if "lower" in col else
+                                                            fid_summary.loc[m, col] > fid_summary.loc["random", col])]
+    for col in fid_summary.columns}
+n_methods = len(fid_summary.index) - 1
+glue("eval_fid_vs_random", "; ".join(f"{col.split(' (')[0]}: {len(ms)} of {n_methods} methods beat it"
+                                     + (f" ({', '.join(ms)})" if 0 < len(ms) < n_methods else "")
+                                     for col, ms in better_than_random.items()), display=False)
+losers = any(len(ms) < n_methods for ms in better_than_random.values())
+glue("eval_fid_reading", (
+    "Where a method does not beat the random ordering, the curve is not telling its map's quality: removing "
+    "scattered random pixels damages the texture of the whole image at once, which a small model can react to "
+    "more than to losing one compact region, even the lesion. That is the information leak through the shape "
+    "of the removed region that ROAD, next, is built to remove") if losers else
+    "Every method beats the random ordering on every one of these scores here", display=False)
+fid_summary.style.format("{:.3f}")
+
+# %% [markdown]
+# Against the random map: {glue:text}`eval_fid_vs_random`. {glue:text}`eval_fid_reading`.
 
 # %% [markdown]
 # Look at the ends of the curves as well as at the areas. The deletion curve ends at the
@@ -260,8 +281,9 @@ score_summary(conf).rename_axis(columns=["dataset", None]).style.format("{:.2f}"
 # the model thinks of a blank image: on the brain phantom, where the blank image is read as a
 # meningioma, all methods can end up with identical scores. A model that already gives its
 # class a probability near 1, as these small models mostly do, has moreover little room to gain,
-# and reading 2 counts a gain of 0.001 as a full success: a random map can "increase confidence"
-# on every image while its mean change is zero.
+# and reading 2 counts a gain of 0.001 as a full success, so a map can score a sizeable share of
+# "increases" while its mean change is near zero or negative: read the random map's two
+# readings in the table side by side.
 #
 # ## Sanity check: cascading randomisation
 #
@@ -287,10 +309,11 @@ plot_randomisation_curves(sanity, colours=COLOURS, title=f"Cascading randomisati
 plt.show()
 
 # %% [markdown]
-# Grad-CAM's map often becomes entirely zero once the classifier is random (no channel speaks
-# *for* the class any more). Rank correlation is undefined for such a map, so the Spearman
-# curve averages only the images where it is defined (open markers) and can jump; SSIM treats
-# the empty map as all zeros. The maps of the first image along the way (columns: layers
+# A CAM can become entirely zero once the classifier is random (no channel speaks *for* the
+# class any more; the every-method table below counts such maps). Rank correlation is undefined
+# for a constant map, so where that happens the Spearman curve averages only the images where
+# it is defined (drawn with an open marker) and can jump; SSIM treats the empty map as all
+# zeros. The maps of the first image along the way (columns: layers
 # randomised so far; the true lesion outlined in cyan):
 
 # %%

@@ -137,19 +137,19 @@ for baseline in ("black", "blur", "mean"):
     res = explain("integrated_gradients", model, x, baseline=baseline, n_steps=64)
     total = res.extras["attributions"].reshape(len(x), -1).sum(1)
     rows.append({"method": f"Integrated Gradients ({baseline})", "sum of attributions": total.mean(),
-                 "f(x) - f(baseline)": (total - res.extras["convergence_delta"]).mean(),
+                 "target: f(x) - f(baseline) (LRP: f(x))": (total - res.extras["convergence_delta"]).mean(),
                  "max |error|": np.abs(res.extras["convergence_delta"]).max()})
 res = explain("deeplift", model, x)
 total = res.extras["attributions"].reshape(len(x), -1).sum(1)
 rows.append({"method": "DeepLIFT (black)", "sum of attributions": total.mean(),
-             "f(x) - f(baseline)": (total - res.extras["convergence_delta"]).mean(),
+             "target: f(x) - f(baseline) (LRP: f(x))": (total - res.extras["convergence_delta"]).mean(),
              "max |error|": np.abs(res.extras["convergence_delta"]).max()})
 if METHODS["lrp_composite"].supports(arch):
     res = explain("lrp_composite", model, x)
     rel = res.raw.reshape(len(x), -1).sum(1)
     logit = logits[torch.arange(len(x)), torch.as_tensor(res.targets)].numpy()
     rows.append({"method": "LRP composite (zennit)", "sum of attributions": rel.mean(),
-                 "f(x) - f(baseline)": logit.mean(), "max |error|": np.abs(rel - logit).max()})
+                 "target: f(x) - f(baseline) (LRP: f(x))": logit.mean(), "max |error|": np.abs(rel - logit).max()})
 pd.DataFrame(rows).set_index("method").style.format("{:.4f}")
 
 # %% [markdown]
@@ -296,7 +296,7 @@ if "mask" in batch:
 #   slope of the network, which saturates; path methods (Integrated Gradients, DeepLIFT, SHAP)
 #   accumulate it from a baseline, and the baseline is part of the answer.
 # - Properties such as completeness are checked in the run, not assumed: the notebook measures
-#   them for each method.
+#   them for the methods that claim one (Integrated Gradients, DeepLIFT, LRP).
 # - Some backpropagation rules can draw edges whatever the weights are {cite}`adebayo2018sanity`; a map
 #   that looks sharp still needs the randomisation check of the evaluation chapter, which says
 #   whether they do on the book's models.

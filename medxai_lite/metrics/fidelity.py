@@ -636,7 +636,7 @@ def _check_unit_maps(maps: np.ndarray, metric: str) -> None:
 
 
 @register_metric("confidence_change", category="fidelity", higher_is_better=True,
-                 reference="pytorch-grad-cam CamMultImageConfidenceChange; Chaddad et al. 2025")
+                 reference="pytorch-grad-cam CamMultImageConfidenceChange; reported by Chaddad et al. 2025")
 def confidence_change(model, images, targets, maps, masks=None, *, score: str = "probability",
                       batch_size: int = 64) -> np.ndarray:
     r"""Confidence change when the image is multiplied by its map: the mean-change reading (higher is better).
@@ -679,7 +679,7 @@ def confidence_change(model, images, targets, maps, masks=None, *, score: str = 
 
 
 @register_metric("confidence_increase", category="fidelity", higher_is_better=True,
-                 reference="pytorch-grad-cam IncreaseInConfidence; Chaddad et al. 2025")
+                 reference="Chattopadhay et al. 2018 (Grad-CAM++), via pytorch-grad-cam IncreaseInConfidence; reported by Chaddad et al. 2025")
 def confidence_increase(model, images, targets, maps, masks=None, *, score: str = "probability",
                         batch_size: int = 64) -> np.ndarray:
     """Confidence increase as 0/1 per image: the fraction-of-images reading (higher is better).
