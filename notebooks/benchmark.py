@@ -166,7 +166,7 @@ per_class = (summary[summary["class"] != "all"].set_index(["dataset", "class", "
 display(split_table(per_class, lambda part: part.style.format("{:+.3f}").background_gradient(
     cmap="RdYlGn", vmin=-0.2, vmax=0.2), level="dataset", caption="Mean ROAD (combined) and confidence change "
                                                                    "per class: {key}"))
-display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.hide(axis="index")
+display(pd.DataFrame(PUBLISHED_CONFIDENCE).style.format(precision=2).hide(axis="index")
         .set_caption("Published: confidence increase on glioma (Chaddad et al. 2025)"))
 
 # %% [markdown]

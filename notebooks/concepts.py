@@ -215,7 +215,7 @@ labels_clean.table().rename(columns=lambda c: c.replace("_", " ")).style.format(
     f"{labels_clean.layer})")
 
 # %% [markdown]
-# Why so many scores sit at exactly 0 or 1: at this layer the gradient of the melanoma logit points
+# Why so many scores sit at or near 0 or 1: at this layer the gradient of the melanoma logit points
 # in nearly the same direction for every input. `gradient_alignment` measures it, as the cosine
 # between the gradients of every pair of inputs.
 
@@ -256,7 +256,8 @@ for name, model in models.items():
     effects[name].attrs = {}      # the ConceptEffect objects stay in frame.attrs
 effect_table = pd.concat({name: e[["effect", "ci_low", "ci_high", "n"]] for name, e in effects.items()},
                          names=["model"])
-effect_table.style.format(precision=3).format({"n": "{:d}"}).set_caption(
+effect_table.style.format("{:.3f}", subset=[c for c in effect_table.columns if c != "n"]).format(
+    {"n": "{:d}"}).set_caption(
     f"True effect of each concept on p({classes[target]}), with 95 % bootstrap intervals")
 
 # %% [markdown]
@@ -453,7 +454,8 @@ own = pd.DataFrame({mode: {"task accuracy": m.report.metrics["label_accuracy"],
 own.loc["classifier (no bottleneck)"] = [brain_model.report.test["accuracy"], np.nan, np.nan, np.nan]
 own.style.format(precision=3, na_rep="-").set_caption(
     f"{cbm_dataset}, the classifier's own test split ({brain_model.report.settings['n_test']} images; "
-    "training s: how long each took when it was first trained, the classifier's features included)")
+    "training s: how long each took when it was first trained; the first one trained in a session also "
+    "paid for computing the classifier's features, which the others reused)")
 
 # %% [markdown]
 # On those images the bottlenecks make almost no mistake, so there is nothing to correct. A harder
@@ -612,7 +614,8 @@ ph_table = pd.DataFrame({
                                                      "PCBM-h (head + residual)": float((hybrid == data.labels).mean()),
                                                      "classifier": clf_hard}})
 display(ph_table.style.format(precision=3).set_caption("Post-hoc bottleneck: task accuracy"))
-print("probe accuracy per concept (training split):", dict(zip(names_b, np.round(m["probe_accuracy"], 3))))
+print("probe accuracy per concept (training split): "
+      + ", ".join(f"{c} {a:.3f}" for c, a in zip(names_b, m["probe_accuracy"])))
 weights = posthoc.bottleneck.head.weight.detach().cpu().numpy()
 plot_concept_weights(weights, names_b, classes_b,
                      title=f"PCBM's sparse head: {m['nonzero_weights']} non-zero weights of {weights.size}")
@@ -677,8 +680,10 @@ glue("cc_ace_sig_off_ruler", int(sum(c.significant and r < 0.05 for c, r in zip(
 # much of the model's behaviour a map $g$ from the concept scores back to the features recovers
 # through the model's own head, from 0 (no better than the most frequent answer) to 1. We score it
 # against the model's own predictions, so it measures what explains the model, not what explains
-# the label. ConceptSHAP splits the completeness of all five among them (exact Shapley values over
-# the 32 subsets); half of the images fit $g$, the other half score it.
+# the label. ConceptSHAP gives each concept its Shapley value of completeness (exact, over the 32
+# subsets); the values add up to the completeness of all five minus that of the empty set, which
+# can be negative when the fitted $g$ scores below the majority answer, so they need not sum to
+# the completeness itself. Half of the images fit $g$, the other half score it.
 
 # %%
 shap_data = mx.load_dataset(dataset, "test", image_size=size, n=n_shap, seed=seed)
@@ -702,7 +707,9 @@ display(pd.concat({n: r.table() for n, r in shap_results.items()}, names=["model
 for name, key in (("clean model", "clean"), ("shortcut model", "short")):
     r = shap_results[name]
     glue(f"cc_shap_complete_{key}", float(r.completeness), display=False)
-    glue(f"cc_shap_top_{key}", r.names[int(np.argmax(r.shapley))], display=False)
+    top = np.flatnonzero(np.isclose(r.shapley, np.max(r.shapley), rtol=0, atol=5e-3))   # ties within 0.005
+    glue(f"cc_shap_top_{key}", " and ".join(r.names[int(i)] for i in top)
+         + (" (tied)" if len(top) > 1 else ""), display=False)
     glue(f"cc_shap_top_value_{key}", float(np.max(r.shapley)), display=False)
     glue(f"cc_shap_artefact_{key}", float(r.shapley[r.names.index("artefact")]), display=False)
 glue("cc_n_shap", int(n_shap), display=False)
