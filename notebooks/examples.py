@@ -388,7 +388,7 @@ glue("ex_cf_proto_start", float(cf_all["distance to target prototype, start"].me
 glue("ex_cf_proto_end", float(cf_all["distance to target prototype, end"].mean()), display=False)
 closer = cf_all["distance to target prototype, end"] < cf_all["distance to target prototype, start"]
 glue("ex_cf_closer", f"{int(closer.sum())} of {len(cf_all)} searches ended closer to their target prototype"
-     + ("" if closer.all() else " (the others moved away from it: the flip can land on a class other than the "
+     + ("" if closer.all() else " (the rest moved away from it: the flip can land on a class other than the "
         "target's, and the table shows where each ended)"), display=False)
 glue("ex_pp_found", float(cem_table["PP found"].mean()), display=False)
 glue("ex_pn_found", float(cem_table["PN found"].mean()), display=False)
