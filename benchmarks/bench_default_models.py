@@ -35,8 +35,9 @@ import time
 def per_class(mx, model, name, size, arch, stride, n):
     """Strict pointing game, ceiling and the peak's mean offset from the lesion centroid, per class.
 
-    A class whose lesion always sits in the same place (a pituitary tumour in the sella) is hit or
-    missed as a block: its offset is the same on every image, and the class's score is near 0 or 1."""
+    A class whose lesion always sits in the same place (a pituitary tumour in the sella) sits at the
+    same place relative to the cells too: its peak offset can repeat from image to image, and the
+    class's score then swings as a block."""
     import numpy as np
 
     from medxai_lite.data import lesion_batch

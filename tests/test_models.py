@@ -256,8 +256,9 @@ def test_profiles():
 #: than one seed of three.
 #: Per class (``bench_default_models.py --cached --per-class 96``, seed 0, bf16): glioma 0.71,
 #: meningioma 0.62, pituitary 0.40 (ceilings 0.97 / 0.97 / 0.83). A pituitary tumour sits in the
-#: sella, between two cell rows, so one network hits or misses nearly all of them alike: its peak's
-#: offset from the lesion varies by about 1 px across images. Also measured (2026-12-05, bf16, brain,
+#: sella, at the same place relative to the cells in every image, between two cell rows: at 97 px the
+#: peak's offset from it varies by about 1 px (sd 1.2 px), so a network hits or misses nearly all of
+#: them alike; at 96 px (seed 0) it is (-1.9, -4.3) px on average, sd 2-4 px. Also measured (2026-12-05, bf16, brain,
 #: seeds 0 / 1 / 2, strict PG on the first 32 / on 96 lesion images): 97 px, whose 13 x 13 grid is
 #: mirror-symmetric (every stride-2 step samples both edges) 0.56 / 0.47 / 0.50, pituitary 0.03-0.20
 #: with the peak 4.9 px below the lesion; 105 px 0.41 / 0.69 / 0.34; a flip-equivariance loss on
