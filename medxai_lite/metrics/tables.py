@@ -211,7 +211,7 @@ def localisation_table(maps: Mapping[str, object], masks, *, tolerance: float | 
     if masks.ndim != 3:
         raise ValueError(f"masks must have shape [N, H, W]; got {list(masks.shape)}")
     tolerance = 15 * masks.shape[-1] / 224 if tolerance is None else float(tolerance)
-    tolerant = f"pointing game ±{tolerance:g} px"
+    tolerant = f"pointing game ±{tolerance:.3g} px"       # 15 px at 224 scaled to 96 px: "±6.43 px"
     metrics = {"RMA": "relevance_mass_accuracy", "RRA": "relevance_rank_accuracy", "pointing game": "pointing_game",
                tolerant: ("pointing_game", {"tolerance": tolerance})}
     table = score_table(maps, metrics, masks=masks, dataset=dataset, model_name=model_name, quiet=quiet)
