@@ -270,6 +270,13 @@ def test_profiles():
 #: flipped image's (test-time, not the default Grad-CAM) at 96 px 0.84 / 0.84 / 0.66 horizontally,
 #: 0.81 / 0.88 / 0.72 over both flips, but at 97 px 0.59 / 0.50 / 0.47: at 96 px the flipped grid
 #: sits 7 px off the original, so the average moves the peak rather than symmetrising it.
+#: Also measured (2026-12-05, bf16, brain, seeds 0 / 1 / 2, strict PG on the first 32; per class on
+#: 96): the lateral ventricles drawn lower, so that the frontal horns no longer touch the sella (the
+#: pituitary misses had peaked a row below, towards the horns), 5 px lower 0.53 / 0.41 / 0.50;
+#: 10 px lower 0.75 / 0.66 / 0.63 (pituitary 0.80 / 0.67 / 0.47, meningioma 0.47-0.72, peaks pulled
+#: towards the skull); 10 px lower with the flip-equivariance loss (horizontal or vertical) at
+#: 96 px 0.47 / 0.50 / 0.47, at 97 px 0.59 / 0.72 / 0.62. Not adopted: no seed reaches 0.8, and no
+#: calibrated source says where the horns should sit relative to the sella in a one-slice phantom.
 #: Before (112 px, stride 16, 7 x 7, fp32): pointing game 0.16 / 0.78 / 0.31, relevance mass 3.3x /
 #: 1.7x / 2.2x, the brain ceiling 0.41 (most brain lesions held no cell centre).
 #: The value is whether the expected failure is strict (an unexpected pass fails the test).
