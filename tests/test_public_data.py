@@ -263,6 +263,50 @@ def test_ham10000_split_is_lesion_wise_and_missing_masks_are_reported(server, ro
         assert len({where[i] for i in partner}) == 1, f"lesion {lesion} straddles the split"
 
 
+@pytest.mark.parametrize("name, patient", [
+    ("person12_bacteria_3.jpeg", "person12"), ("PERSON1000_virus_1681.jpeg", "person1000"),
+    ("IM-0115-0001.jpeg", "im-0115"), ("NORMAL2-IM-0851-0001.jpeg", "normal2-im-0851"), ("x.png", "x.png")])
+def test_kermany_file_names_give_the_patient(name, patient):
+    from medxai_lite.data.prepare import kermany_patient
+
+    assert kermany_patient(name) == patient
+
+
+def test_chest_val_is_held_out_by_patient_where_the_source_has_no_val(tmp_path):
+    """Mendeley's layout has train and test only: the val hold-out takes whole patients (several
+    films each), where one draw per file name would split them."""
+    from medxai_lite.data.prepare import (VAL_FRACTION, ImageWriter, PrepareReport, _hash_fraction,
+                                          prepare_chest_xray_pneumonia)
+
+    src = tmp_path / "src"
+    films = {}
+    for p in range(30):
+        for cls, name in (("PNEUMONIA", f"person{p}_bacteria_{{}}.jpeg"), ("NORMAL", f"IM-{p:04d}-{{:04d}}.jpeg")):
+            folder = src / "chest_xray" / "train" / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(3):
+                (folder / name.format(k)).write_bytes(fx.image_bytes(100 * p + k, mode="L"))
+                films[Path(name.format(k)).stem] = (cls, p)
+    (src / "chest_xray" / "test" / "NORMAL").mkdir(parents=True)
+    (src / "chest_xray" / "test" / "NORMAL" / "IM-9999-0001.jpeg").write_bytes(fx.image_bytes(1, mode="L"))
+    report = PrepareReport(name="chest-xray-pneumonia")
+    writer = ImageWriter(tmp_path / "out", report, ["normal", "pneumonia"], max_size=64, grayscale=True,
+                         src_root=src)
+    prepare_chest_xray_pneumonia(src, writer, progress=False)
+    where = {}
+    for path in (tmp_path / "out").glob("*/*/*.png"):
+        where.setdefault(films.get(path.stem), set()).add(path.parts[-3])
+    where.pop(None)                                                        # the test film
+    assert all(len(splits) == 1 for splits in where.values()), "a patient straddles train and val"
+    held = sum(splits == {"val"} for splits in where.values())
+    assert 0 < held < len(where)
+    # a draw per file (the rule before) would have split patients of this very set
+    per_file = {}
+    for stem, (cls, p) in films.items():
+        per_file.setdefault((cls, p), set()).add(_hash_fraction(f"val:{cls.lower()}/{stem.lower()}.jpeg") < VAL_FRACTION)
+    assert any(len(v) == 2 for v in per_file.values())
+
+
 def test_mirror_from_environment_variable(server, root, built, monkeypatch):
     fx.serve(server, "isic-benign-malignant", built["isic-benign-malignant"])
     monkeypatch.setenv(MIRROR_ENV, server.url + "/")

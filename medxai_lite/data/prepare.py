@@ -39,6 +39,7 @@ __all__ = [
     "prepare_brain_tumor_mri",
     "prepare_isic_benign_malignant",
     "prepare_chest_xray_pneumonia",
+    "kermany_patient",
     "prepare_figshare_brain_tumor",
     "prepare_ham10000",
 ]
@@ -182,8 +183,13 @@ def _progress(items, desc: str, enabled: bool):
     return tqdm(items, desc=desc, disable=not enabled, leave=False, unit="img")
 
 
-def _prepare_folders(src: Path, writer: ImageWriter, *, split_map: dict, class_map: dict, progress: bool) -> None:
-    """Class-folder layouts: ``.../<split folder>/<class folder>/<image>``, duplicates taken once."""
+def _prepare_folders(src: Path, writer: ImageWriter, *, split_map: dict, class_map: dict, progress: bool,
+                     group=None) -> None:
+    """Class-folder layouts: ``.../<split folder>/<class folder>/<image>``, duplicates taken once.
+
+    ``group`` maps a lower-case file name to the patient it belongs to, where the names say so: the
+    ``val`` hold-out then takes whole patients, so that no patient is in both ``train`` and ``val``
+    (default: every image its own group)."""
     split_map = {k.lower(): v for k, v in split_map.items()}
     class_map = {k.lower(): v for k, v in class_map.items()}
     todo, seen = [], set()
@@ -201,7 +207,8 @@ def _prepare_folders(src: Path, writer: ImageWriter, *, split_map: dict, class_m
         todo.append((split, cls, path))
     if not any(split == "val" for split, _, _ in todo):
         # No validation folder at the source: hold out a fixed 10 % of the training images.
-        todo = [("val" if split == "train" and _hash_fraction(f"val:{cls}/{path.name.lower()}") < VAL_FRACTION
+        key = group or (lambda name: name)
+        todo = [("val" if split == "train" and _hash_fraction(f"val:{cls}/{key(path.name.lower())}") < VAL_FRACTION
                  else split, cls, path) for split, cls, path in todo]
     for split, cls, path in _progress(todo, writer.report.name, progress):
         writer.add(split, cls, path.stem, source=path)
@@ -233,12 +240,29 @@ def prepare_isic_benign_malignant(src: Path, writer: ImageWriter, progress: bool
                      class_map={"benign": "benign", "malignant": "malignant"})
 
 
+#: Kermany et al.'s file names carry the patient: ``person<id>_bacteria|virus_<n>.jpeg`` for the
+#: pneumonia films, ``IM-<id>-<n>.jpeg`` and ``NORMAL2-IM-<id>-<n>.jpeg`` for the normal ones.
+_KERMANY_PATIENT = re.compile(r"^(person\d+)_|^((?:normal2-)?im-\d+)-")
+
+
+def kermany_patient(name: str) -> str:
+    """The patient part of a Kermany et al. chest X-ray file name (lower case), or the name itself.
+
+    >>> kermany_patient("person12_bacteria_3.jpeg"), kermany_patient("NORMAL2-IM-0851-0001.jpeg")
+    ('person12', 'normal2-im-0851')
+    """
+    found = _KERMANY_PATIENT.match(name.lower())
+    return (found.group(1) or found.group(2)) if found else name.lower()
+
+
 def prepare_chest_xray_pneumonia(src: Path, writer: ImageWriter, progress: bool = True) -> None:
     """Layout ``chest_xray/train|val|test/<NORMAL|PNEUMONIA>/`` (Kaggle; Mendeley has no ``val``,
-    which is then held out of ``train`` like for the other folder datasets)."""
+    which is then held out of ``train`` like for the other folder datasets, by patient: a patient
+    can have several films, and one split per film would put the same patient in ``train`` and
+    ``val``, so that early stopping would select on patients the network has seen)."""
     _prepare_folders(src, writer, progress=progress,
                      split_map={"train": "train", "val": "val", "test": "test"},
-                     class_map={"NORMAL": "normal", "PNEUMONIA": "pneumonia"})
+                     class_map={"NORMAL": "normal", "PNEUMONIA": "pneumonia"}, group=kermany_patient)
 
 
 def _read_cjdata(path: Path) -> dict:

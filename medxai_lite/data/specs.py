@@ -201,7 +201,7 @@ PUBLIC_DATASETS: dict[str, DatasetSpec] = {
             prepare=prepare_chest_xray_pneumonia,
             grayscale=True,
             notes="Kaggle splits train / val / test (val holds only 16 images); the Mendeley "
-                  "archive has train / test only.",
+                  "archive has train / test only (val is then held out of train by patient).",
         ),
     ]
 }
