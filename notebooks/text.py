@@ -56,7 +56,7 @@ import medxai_lite as mx
 from medxai_lite.book import chapter_timer, glue   # glue prints where no book is built (Colab)
 from medxai_lite.data import lesion_batch
 from medxai_lite.metrics import pointing_game, random_maps, relevance_mass_accuracy
-from medxai_lite.metrics.text import diagnosis_agreement, report_tuples, text_score_table
+from medxai_lite.metrics.text import diagnosis_agreement, location_agreement, report_tuples, text_score_table
 from medxai_lite.models import text as T
 from medxai_lite.viz.tables import split_table
 from medxai_lite.viz.text import plot_answer_maps, plot_dialogue, plot_reports, plot_word_attention
@@ -171,6 +171,8 @@ for name in datasets:
 
 scores = text_score_table({key: (reports[key], references[key[0]]) for key in reports})
 scores["diagnosis agreement"] = [diagnosis_agreement(reports[key], references[key[0]]) for key in scores.index]
+# NaN on skin: its reports name no location
+scores["location agreement"] = [location_agreement(reports[key], references[key[0]]) for key in scores.index]
 scores["s per image"] = [seconds[key] for key in scores.index]   # the text part; the classifier pass is shared
 encoder_s = np.mean([seconds[name, "classifier pass (shared)"] for name in datasets])
 print(f"the classifier's pass, which all four generators read: {1000 * encoder_s:.1f} ms per image "
@@ -179,13 +181,14 @@ glue("tx_ms_encoder", float(1000 * encoder_s), display=False)
 scores.index = pd.MultiIndex.from_tuples([(short[a], b) for a, b in scores.index], names=["dataset", "report"])
 print("METEOR:", scores.attrs["skipped"].get("meteor", "computed (Java found)"))
 # eleven columns do not fit the reading column: the n-gram overlap scores, then the rest
-shaded = ["bleu_4", "cider_d", "spice_style_f1", "diagnosis agreement"]
+shaded = ["bleu_4", "cider_d", "spice_style_f1", "diagnosis agreement", "location agreement"]
 split_table(scores, lambda part: part.style.format("{:.3f}").format(
     {c: "{:.4f}" for c in ["s per image"] if c in part}, na_rep="-").background_gradient(
     cmap="Greens", subset=[c for c in shaded if c in part]),
     groups={key: [c for c in cols if c in scores] for key, cols in {   # METEOR is left out without Java
         "word overlap": ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l"],
-        "consensus, content and cost": ["cider_d", "spice_style_f1", "diagnosis agreement", "s per image"]}.items()},
+        "consensus, content and cost": ["cider_d", "spice_style_f1", "diagnosis agreement", "location agreement",
+                                        "s per image"]}.items()},
     caption="Text metrics against the phantom reports (corpus scores; CIDEr-D on its 0-10 scale): {key}")
 
 # %%
@@ -207,9 +210,11 @@ glue("tx_random_bleu", float(mean.loc["random report", "bleu_4"]), display=False
 glue("tx_random_rouge", float(mean.loc["random report", "rouge_l"]), display=False)
 glue("tx_random_spice", float(mean.loc["random report", "spice_style_f1"]), display=False)
 glue("tx_random_dx", float(mean.loc["random report", "diagnosis agreement"]), display=False)
+glue("tx_random_loc", float(mean.loc["random report", "location agreement"]), display=False)   # brain, chest
 for label in GENERATORS:
     key = label.replace(", ", "_").replace(" ", "_")
     glue(f"tx_dx_{key}", float(mean.loc[label, "diagnosis agreement"]), display=False)
+    glue(f"tx_loc_{key}", float(mean.loc[label, "location agreement"]), display=False)
     glue(f"tx_bleu_{key}", float(mean.loc[label, "bleu_4"]), display=False)
     glue(f"tx_spice_{key}", float(mean.loc[label, "spice_style_f1"]), display=False)
     glue(f"tx_ms_{key}", float(1000 * mean.loc[label, "s per image"]), display=False)
@@ -257,6 +262,7 @@ changes = {"unchanged": lambda t: t, "side swapped": swap_side, "diagnosis swapp
 changed = {label: [f(t) for t in refs] for label, f in changes.items()}
 sensitivity = text_score_table({label: (texts, refs) for label, texts in changed.items()})
 sensitivity["diagnosis agreement"] = [diagnosis_agreement(changed[k], refs) for k in sensitivity.index]
+sensitivity["location agreement"] = [location_agreement(changed[k], refs) for k in sensitivity.index]
 sensitivity["share of reports changed"] = [np.mean([a != b for a, b in zip(changed[k], refs)])
                                            for k in sensitivity.index]
 # one row per metric (a column per change fits the reading column; a column per metric did not)
@@ -267,6 +273,7 @@ sensitivity.T.style.format("{:.3f}").background_gradient(cmap="Reds_r", axis=1).
 # %%
 glue("tx_side_bleu", float(sensitivity.loc["side swapped", "bleu_4"]), display=False)
 glue("tx_side_spice", float(sensitivity.loc["side swapped", "spice_style_f1"]), display=False)
+glue("tx_side_loc", float(sensitivity.loc["side swapped", "location agreement"]), display=False)
 glue("tx_dx_bleu", float(sensitivity.loc["diagnosis swapped", "bleu_4"]), display=False)
 glue("tx_dx_spice", float(sensitivity.loc["diagnosis swapped", "spice_style_f1"]), display=False)
 glue("tx_size_bleu", float(sensitivity.loc["size +3 mm", "bleu_4"]), display=False)
@@ -453,9 +460,10 @@ glue("tx_dlg_sentence", ("removing the history lowered the follow-up accuracy by
 # :label: text-ex-side
 #
 # Take the attention captioner of the chest X-ray phantom and the first 100 pneumonia test images.
-# Count how often the generated report names the wrong lung zone, using the `("consolidation", "in",
-# zone)` tuples of `medxai_lite.metrics.text.report_tuples`. Compare that rate with the report's
-# BLEU-4 and SPICE-style F1 over the same images: which score would have warned you?
+# Count how often the generated report names the wrong lung zone (`location_agreement` compares the
+# `("consolidation", "in", zone)` tuples of `medxai_lite.metrics.text.report_tuples`). Compare that
+# rate with the report's BLEU-4 and SPICE-style F1 over the same images: which score would have
+# warned you?
 # ```
 #
 # ```{solution-start} text-ex-side
@@ -470,8 +478,7 @@ ds, cap = tests[name], captioners[name]
 idx = [k for k in range(len(ds)) if ds.labels[k] == 1][:100]
 gen = cap.generate(torch.stack([ds[k]["image"] for k in idx]))
 refs = [ds.captions[k] for k in idx]
-zones = lambda text: {t[2] for t in report_tuples(text) if t[:2] == ("consolidation", "in")}
-wrong = np.array([zones(g) != zones(r) for g, r in zip(gen, refs)])
+wrong = location_agreement(gen, refs, per_item=True) == 0      # the zones named differ from the true ones
 print(f"{len(idx)} pneumonia films: the zones named differ from the true ones in {wrong.mean():.0%} of the reports; "
       f"BLEU-4 {bleu(gen, refs)['bleu_4']:.3f}, SPICE-style F1 {spice_style_f1(gen, refs)['f1']:.3f}")
 print(f"on the reports with a wrong zone alone: BLEU-4 {bleu([g for g, w in zip(gen, wrong) if w], [r for r, w in zip(refs, wrong) if w])['bleu_4']:.3f}"

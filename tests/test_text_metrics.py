@@ -441,3 +441,25 @@ def test_diagnosis_agreement_compares_the_named_diagnoses_only():
     assert diagnosis_agreement([terse], [[normal, glioma]]) == 1.0          # any reference
     with pytest.raises(ValueError, match="same length"):
         diagnosis_agreement([terse], [glioma, glioma])
+
+
+def test_location_agreement_counts_a_swapped_side_or_a_missed_zone_as_wrong():
+    from medxai_lite.metrics.text import bleu, location_agreement
+
+    glioma = ("Axial T1 post-contrast MRI: a 23 mm irregular ring-enhancing mass with a necrotic core and surrounding "
+              "oedema in the right frontal lobe, in keeping with glioma.")
+    left = glioma.replace("right frontal", "left frontal")               # one word of 30: the wrong side
+    chest2 = ("Frontal chest radiograph: patchy airspace consolidation in the right upper and left lower zones, "
+              "in keeping with pneumonia.")
+    chest1 = ("Frontal chest radiograph: patchy airspace consolidation in the left lower zone, "
+              "in keeping with pneumonia.")
+    normal = "Axial T1 post-contrast MRI: normal brain parenchyma, no mass or abnormal enhancement."
+    got = location_agreement([glioma, left, chest1, chest2, glioma], [glioma, glioma, chest2, chest2, normal],
+                             per_item=True)
+    np.testing.assert_array_equal(got, [1.0, 0.0, 0.0, 1.0, np.nan])   # a normal reference names no place
+    assert location_agreement([left, glioma], [glioma, glioma]) == 0.5
+    assert bleu([left], [glioma])["bleu_4"] > 0.8                       # what the n-gram score makes of it
+    assert location_agreement([left], [[normal, left]]) == 1.0           # any reference that names one
+    assert np.isnan(location_agreement([glioma], [normal]))
+    with pytest.raises(ValueError, match="same length"):
+        location_agreement([glioma], [glioma, glioma])

@@ -44,6 +44,7 @@ from .._utils import check_positive_int
 __all__ = [
     "MissingJavaError", "TEXT_METRICS", "SIZE_BINS_MM", "tokenize", "bleu", "meteor", "rouge_l", "cider_d",
     "report_tuples", "spice_style_f1", "text_scores", "text_score_table", "TEXT_SCORE_NAMES", "diagnosis_agreement",
+    "location_agreement",
 ]
 
 #: Size bins (mm) for the size attribute of :func:`report_tuples`: 6 mm is the "D" of the ABCD
@@ -715,6 +716,32 @@ def text_score_table(groups, *, meteor="auto", size_bins: Sequence[float] | None
     table.attrs["skipped"] = {} if run_meteor else {"meteor": "skipped: no Java runtime on PATH" if meteor == "auto"
                                                     else "skipped: meteor=False"}
     return table
+
+
+def _locations(text: str, size_bins) -> frozenset:
+    return frozenset(t[2] for t in report_tuples(text, size_bins=size_bins) if len(t) == 3 and t[1] == "in")
+
+
+def location_agreement(candidates: Sequence[str], references: Sequence, *, per_item: bool = False,
+                       size_bins: Sequence[float] | None = SIZE_BINS_MM):
+    """Share of reports that name the same locations as their reference: the sets of ``(finding,
+    "in", location)`` objects of :func:`report_tuples` (``"right parietal lobe"``, ``"sella"``,
+    ``"right lower zone"``...) must be equal, so a missing, an added or a swapped location (the
+    wrong side) all disagree. Scored over the items whose reference names a location; with several
+    references an item agrees when it matches any of them that names one. A side is one or two
+    words of a report: BLEU and the tuple F1 barely notice it, this count does.
+
+    Returns the share (NaN when no reference names a location), or with ``per_item=True`` a float
+    array [N]: 1.0 agree, 0.0 disagree, NaN where the references name no location."""
+    _, _, cands, refs = _prepare(candidates, references)
+    out = np.full(len(cands), np.nan)
+    for i, (c, rs) in enumerate(zip(cands, refs)):
+        named = [loc for loc in (_locations(r, size_bins) for r in rs) if loc]
+        if named:
+            out[i] = float(_locations(c, size_bins) in named)
+    if per_item:
+        return out
+    return float(np.nanmean(out)) if np.isfinite(out).any() else math.nan
 
 
 def _diagnoses(text: str, size_bins) -> frozenset:
