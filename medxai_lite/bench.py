@@ -576,7 +576,9 @@ def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
         n_data = part.dataset.nunique()
         need = min(2, n_data)
         short = [d.replace("phantom-", "") for d in full]
-        rest = [d.replace("phantom-", "") for d in part.dataset.unique() if d not in full]
+        # where not every CAM won, how many did: "4 of 5" and "0 of 5" are different failures
+        rest = [f"{d.replace('phantom-', '')} ({wins.get(d, 0)} of {len(methods)} there)"
+                for d in part.dataset.unique() if d not in full]
         rows.append((f"every CAM beats a random map on at least {need} of {n_data} datasets ({metric}, one-sided "
                      f"paired t, Holm {alpha})",
                      "precondition (not tested in the paper)",

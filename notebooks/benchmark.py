@@ -62,7 +62,7 @@ from medxai_lite.bench import (PUBLISHED_CONFIDENCE, SCORE_LABELS, extended_rank
 from medxai_lite.models import cam_grid
 from medxai_lite.viz import plot_mean_bars, plot_pvalue_grid, plot_timing, style_verdicts
 from medxai_lite.viz.tables import interactive_table, split_table
-from medxai_lite.book import chapter_timer
+from medxai_lite.book import chapter_timer, glue
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
@@ -136,7 +136,13 @@ display(acc[acc["macro_f1"].isna()][["dataset", "arch", "accuracy", "source"]].s
 
 # %%
 f1 = result.per_class_f1.pivot_table(index=["dataset", "class"], columns="arch", values="f1")
-f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set_caption("Per-class F1")
+display(f1.style.format("{:.2f}").background_gradient(cmap="Greens", vmin=0, vmax=1).set_caption("Per-class F1"))
+# which networks barely learned in this run: macro-F1 under 0.6 (two classes at chance give 0.5 or less)
+weak = ours[ours["macro_f1"] < 0.6]
+weak_text = ("; ".join(f"{r.arch} on {r.dataset.replace('phantom-', '')} (accuracy {r.accuracy:.2f}, macro-F1 "
+                       f"{r.macro_f1:.2f})" for r in weak.itertuples()) or "none")
+glue("bench_weak_networks", weak_text, display=False)
+print("networks with a macro-F1 under 0.6 in this run:", weak_text)
 
 # %% [markdown]
 # ## Table B: the five CAM methods on ResNet50
@@ -375,13 +381,22 @@ else:
 # %%
 both = scores[scores.metric.isin(["confidence_change", "confidence_increase"])].pivot_table(
     index=["dataset", "method"], columns="metric", values="value")
-ranks = both.groupby(level="dataset").rank(ascending=False)
-both.join(ranks.add_suffix(" rank")).rename(columns=lambda c: c.replace("_", " ")).style.format("{:.3f}")
+ranks = both.groupby(level="dataset").rank(ascending=False)      # tied values share their mean rank
+display(both.join(ranks.add_suffix(" rank")).rename(columns=lambda c: c.replace("_", " ")).style.format("{:.3f}"))
+for d, r in ranks.groupby(level="dataset"):
+    differ = [m for (_, m), row in r.iterrows() if row["confidence_change"] != row["confidence_increase"]]
+    n_values = both.loc[d, "confidence_increase"].nunique()
+    print(f"{d}: the two readings place {len(differ)} of {len(r)} methods differently"
+          + (f" ({', '.join(differ)})" if differ else "")
+          + f"; the fraction takes {n_values} distinct value(s) over the methods")
 
 # %% [markdown]
-# A method can raise the probability a little on most images (a high fraction) yet lower it a
-# lot on a few (a low mean), so the two readings need not agree; a reproduction has to say
-# which one it reports.
+# The printed lines answer the question for this run. The readings can disagree because the mean
+# weighs how far each probability moves and the fraction only whether it rises: a method can
+# raise the probability a little on many images yet lower it a lot on a few. With few images per
+# dataset the fraction also takes few values, so methods tie on it, and where every method shares
+# one value the fraction does not rank them at all. A reproduction has to say which reading it
+# reports.
 #
 # ```{solution-end}
 # ```
