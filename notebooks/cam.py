@@ -87,6 +87,9 @@ registry_tables(methods_table("CAM-based"))
 # The table is computed from the registry at build time. A method is marked `yes` only where
 # its defining property holds on that architecture, as checked by the test suite; otherwise the
 # cell reads `no [k]` and note k below the matrix gives the reason, the message `explain` raises.
+# One `yes` is approximate: CAM on DenseNet121 reads `features.norm5`, and the network applies a
+# ReLU after it, before the pooling, so the class score decomposes exactly over the rectified
+# features, not over the layer the map is drawn from (see the chapter page).
 # The original CAM, for example, needs global average pooling followed by a single linear
 # layer, which VGG16's three-layer classifier does not have.
 
@@ -306,7 +309,7 @@ if len(by_class):
 #
 # Moving the target layer earlier trades meaning for resolution. The book's ResNet14 has three
 # stages. Its third is dilated instead of strided, so `layer3` and `layer2` both read the 12 x 12
-# grid (the printed lines below give each layer's grid) and `layer1` 24 x 24 cells; the later
+# grid (the line printed below gives each layer's grid) and `layer1` 24 x 24 cells; the later
 # layer sees further and is more class-specific at the same resolution. Grad-CAM's channel
 # weights come from average gradients, which lose their meaning in
 # early layers; Layer-CAM weights each location by its own positive gradient and stays usable
@@ -317,11 +320,14 @@ model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
 test, batch = lesion_images(dataset, model, 3, seed=seed)
 # the last three resolution stages of this architecture, from its spec in the model zoo
 layers = [mx.models.module_name(model, p) for p in mx.models.arch_spec(arch).stage_layers[-3:]]
+grids = {layer: tuple(explain("gradcam", model, batch["image"][:1], layer=layer).extras.get("grid", ()))
+         for layer in layers}
 cols = {}
 for layer in layers:
     for method in ("gradcam", "layercam"):
         cols[f"{method} @ {layer}"] = explain(method, model, batch["image"], layer=layer)
 cols["layercam fused"] = explain("layercam", model, batch["image"], fuse_stages=True)
+print("grid read at each layer: " + ", ".join(f"{layer} {h} x {w}" for layer, (h, w) in grids.items()))
 method_grid(batch["image"], cols, masks=batch.get("mask"),
             title=f"{dataset}: early vs late target layers ({arch})")
 plt.show()

@@ -26,8 +26,8 @@
 # 2. **Explanations under acquisition noise.** Speckle, Rician noise and a bias field, each at
 #    growing strength: how much does the map of the same image change, and does the prediction
 #    change with it?
-# 3. **Plausible is not faithful.** Maps that sit on the lesion and yet barely change when the
-#    network's weights are replaced by random ones, next to maps that do change.
+# 3. **Plausible is not faithful.** Maps that sit on the lesion and yet stay rank-correlated with
+#    themselves when the network's weights are replaced by random ones, next to maps that do change.
 #
 # Every number quoted in the text below comes from this run.
 

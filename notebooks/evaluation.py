@@ -240,8 +240,9 @@ ends.style.format("{:.2f}")
 # fills removed pixels by noisy linear imputation from their neighbours instead of a constant,
 # so that the shape of the removed region no longer tells the model anything. At each percentile
 # `p` it keeps `p` % of the pixels: MoRF removes the most relevant rest, LeRF the least relevant
-# rest. The score is the change of the class probability; a faithful map makes MoRF fall
-# (solid lines) and LeRF stay near zero (dashed lines). Combined ROAD is
+# rest. The score is the change of the class probability; a faithful map makes MoRF fall (left
+# panel) and LeRF stay near zero (right panel); the dashed grey line in each panel is the random
+# map. Combined ROAD is
 # $(\mathrm{LeRF} - \mathrm{MoRF})/2$ averaged over the percentiles.
 
 # %%
@@ -310,8 +311,8 @@ plt.show()
 
 # %% [markdown]
 # A CAM can become entirely zero once the classifier is random (no channel speaks *for* the
-# class any more; the every-method table below counts such maps). Rank correlation is undefined
-# for a constant map, so where that happens the Spearman curve averages only the images where
+# class any more; the table after the maps below counts such maps, in its last column). Rank
+# correlation is undefined for a constant map, so where that happens the Spearman curve averages only the images where
 # it is defined (drawn with an open marker) and can jump; SSIM treats the empty map as all
 # zeros. The maps of the first image along the way (columns: layers
 # randomised so far; the true lesion outlined in cyan):

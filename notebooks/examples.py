@@ -137,6 +137,7 @@ rows, near, preds = [], {}, {}
 for name in datasets:
     ds, model = tests[name], models[name]
     x = ds.batch(range(n_eval))["image"]
+    training_index(model)      # untimed: on a cold cache, embeds the training split once and caches it
     result = record(mx.explain("nearest_examples", model, x, preset=preset, k=k), name)
     near[name], preds[name] = result, result.targets
     train_labels = training_index(model).labels
@@ -441,6 +442,7 @@ for name in datasets:
     model, ds = models[name], tests[name]
     batch = ds.batch(first_lesion(ds, n_l2x))
     x, masks = batch["image"], batch["mask"].numpy()
+    mx.explain("l2x", model, x[:1], preset=preset)   # untimed: trains and caches the explainer on a cold cache
     result = record(mx.explain("l2x", model, x, preset=preset), name)
     explainer = result.extras["explainer"]
     kk, patch = explainer.k, explainer.patch
@@ -504,9 +506,10 @@ glue("ex_l2x_sentence", (f"the training loss fell clearly below that of a blind 
      display=False)
 
 # %% [markdown]
-# In this run, {glue:text}`ex_l2x_sentence`. Where the last training loss is no lower than the
-# blind approximator's, the explainer had no signal to learn from, and its patches are no
-# explanation at all, whatever they happen to touch.
+# In this run, {glue:text}`ex_l2x_sentence` ("clearly": at least 10 % below). Where the last
+# training loss stays near the blind approximator's, the kept patches barely help the
+# approximator predict the classifier: they may still land on the lesion more often than chance,
+# as the hit rates show, but they are weak evidence of what the classifier uses.
 
 # %% [markdown]
 # ## 6. The training images that help or hurt a prediction (TracIn)

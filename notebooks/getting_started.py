@@ -128,7 +128,8 @@ if "caption" in item:
 #   with a wide, right-skewed spread; melanomas are larger than naevi (the D of the ABCD rule);
 # * **chest X-ray**: the RSNA Pneumonia Detection Challenge {cite}`shih2019augmenting` has
 #   9,555 boxes on 6,012 positive films, one or two per film (two on about 55 %, nearly always one
-#   per lung), each about 220 x 330 px of a 1,024 px film: 7-8 % of the image per box, an
+#   per lung), the mean box about 220 x 330 px of a 1,024 px film and 7-8 % of the image in area
+#   (more than the 6.9 % of the mean sides' product, because wide boxes also tend to be tall), an
 #   inscribed opacity about $\pi/4$ of that.
 #
 # The table gives the calibrated distribution of each class (share of the image at the default

@@ -306,9 +306,10 @@ grid_sentence = (f"trustworthiness ranges from {gt.loc[t_lo, 'trustworthiness']:
 t_span = gt["trustworthiness"].max() - gt["trustworthiness"].min()
 c_span = gt["continuity"].max() - gt["continuity"].min()
 span = max(t_span, c_span)
-grid_verdict = (f"The global scores move little across the grid (by at most {span:.3f}), but the pictures change"
-                if span < 0.02 else
-                f"The scores move by up to {span:.3f} across the grid, and the pictures change with them")
+grid_verdict = (f"Trustworthiness and continuity move little across the grid (by at most {span:.3f}), but the "
+                "pictures change" if span < 0.02 else
+                f"Trustworthiness and continuity move by up to {span:.3f} across the grid, and the pictures change "
+                "with them")
 glue("lat_grid_verdict", grid_verdict, display=False)
 glue("lat_grid_sentence", grid_sentence, display=False)
 glue("lat_grid_n", len(gt), display=False)

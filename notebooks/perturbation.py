@@ -460,10 +460,13 @@ pairs.style.format("{:.2f}")
 # %% [markdown]
 # In this run, on {glue:text}`pert_n_sweep` images of {glue:text}`pert_dataset`:
 # {glue:text}`pert_sweep_sentence`.
-# More samples reduce the sampling noise of an estimate; they do not change what is estimated.
-# A superpixel method stays at superpixel resolution and occlusion at the resolution of its
-# stride however long it runs, so the cost buys stability first (next section) and localisation
-# only where noise was what hid the lesion.
+# The presets change different things per method. For the sampling methods (LIME, KernelSHAP,
+# RISE) the book preset draws more samples, which reduces the sampling noise of an estimate
+# without changing what is estimated: a superpixel method stays at superpixel resolution however
+# long it runs, so the extra cost buys localisation only where noise was what hid the lesion, and
+# stability (next section, measured at the quick preset) in any case. Occlusion has no sampling
+# noise: its book preset moves the same 16 px window by 8 px instead of 16, which changes the
+# map's resolution and can change what it localises.
 #
 # ## Does the map depend on the seed?
 #
@@ -610,8 +613,8 @@ print("pixels at the maximum of the occlusion map (" + preset + " preset), mean 
 #
 # - A perturbation map answers "what happens when this region is replaced by $b$?", so the
 #   reference image $b$ is part of the explanation, and no choice of $b$ looks like a real scan.
-# - The sample budget buys stability before it buys localisation: check two seeds before
-#   reading a LIME, SHAP or RISE map.
+# - For the sampling methods, the sample budget buys stability and only sometimes localisation:
+#   check two seeds before reading a LIME, SHAP or RISE map, and compare the presets' scores.
 # - Score every map against a random map and the chance level, and at the method's own
 #   resolution: superpixels, windows and feature grids cap what a map can point at.
 #

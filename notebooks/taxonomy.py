@@ -48,7 +48,7 @@ if "google.colab" not in sys.modules:   # Colab picks its own renderer; the book
     pio.renderers.default = "plotly_mimetype+notebook_connected"
 
 from medxai_lite.taxonomy import CATEGORIES, FAMILIES, taxonomy_frame
-from medxai_lite.book import chapter_timer
+from medxai_lite.book import chapter_timer, glue
 
 timer = chapter_timer()   # this chapter's wall time, shown in its opening
 
@@ -75,8 +75,9 @@ fig.show()
 # %% [markdown]
 # ## How many methods per family, and when they appeared
 #
-# The same table as a static figure: the number of methods the survey discusses in each family,
-# and the publication year of each method's original paper. Which families are largest and which
+# The same table as a static figure: the number of methods in each family (those the survey's
+# Section 2 discusses, and with `include_supplementary` also those it names only elsewhere, such
+# as in its Table 11), and the publication year of each method's original paper. Which families are largest and which
 # are youngest is read off the table below, printed by the run rather than written in advance.
 
 # %%
@@ -105,10 +106,18 @@ years_by_family = dated.assign(year=dated["year"].astype(int)).groupby("family")
 by_family = pd.DataFrame({"methods": counts, "median year": years_by_family.median(),
                           "first": years_by_family.min(), "latest": years_by_family.max()}).reindex(family_order)
 largest = counts.sort_values(ascending=False)
-youngest = by_family["median year"].sort_values(ascending=False)
+median = by_family["median year"]
+youngest, oldest = median[median == median.max()], median[median == median.min()]   # ties are named together
 print(f"Largest families: {largest.index[0]} ({largest.iloc[0]} methods), {largest.index[1]} ({largest.iloc[1]}).")
-print(f"Youngest by median year of the original papers: {youngest.index[0]} ({youngest.iloc[0]:.0f}), "
-      f"{youngest.index[1]} ({youngest.iloc[1]:.0f}); oldest: {youngest.index[-1]} ({youngest.iloc[-1]:.0f}).")
+print(f"Youngest by median year of the original papers ({median.max():.0f}): {', '.join(youngest.index)}; "
+      f"oldest ({median.min():.0f}): {', '.join(oldest.index)}.")
+in_section_2 = taxonomy_frame(include_supplementary=False).groupby("family").size()
+print(f"CAM-based methods discussed in the survey's Section 2: {in_section_2['CAM-based']}"
+      f" ({counts['CAM-based'] - in_section_2['CAM-based']} more named elsewhere in the survey)")
+others = in_section_2.drop("CAM-based")
+glue("tax_cam_sentence", f"{in_section_2['CAM-based']} members of this family in its Section 2, "
+     + ("more than of any other" if in_section_2["CAM-based"] > others.max() else
+        f"as many as or fewer than {others.idxmax()} ({others.max()})"), display=False)
 by_family.style.format({"median year": "{:.0f}"})
 
 # %% [markdown]
