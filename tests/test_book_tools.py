@@ -82,8 +82,38 @@ def test_the_book_build_switches_widgets_off(monkeypatch):
     ext = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ext)
     monkeypatch.delenv(book.STATIC_ENV, raising=False)
-    ext.setup(None)
+
+    class App:                       # what setup() registers with Sphinx
+        connected = []
+
+        def connect(self, event, handler):
+            self.connected.append(event)
+
+    ext.setup(App())
     assert not book.live_widgets()
+    assert App.connected == ["env-before-read-docs"]
+
+
+def test_the_build_reads_and_executes_the_pages_in_the_order_of_the_toc():
+    """Sphinx would read the pages in sorted order, so the attention notebook would train the models
+    that getting_started and the CAM chapter use first; the extension sorts them as _toc.yml does."""
+    import importlib.util
+
+    import yaml
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("medxai_build", ROOT / "book/_ext/medxai_build.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    order = ext.toc_order(toc)
+    assert order[:4] == ["book/intro", "book/taxonomy", "notebooks/taxonomy", "notebooks/getting_started"]
+    assert len(order) == len(set(order)) and order[-1] == "book/glossary"
+    names = sorted(order) + ["zz/outside"]
+    ext.read_in_toc_order(names, toc)
+    assert names == order + ["zz/outside"]
+    assert names.index("notebooks/getting_started") < names.index("notebooks/cam") < names.index("notebooks/attention")
 
 
 def test_time_note_says_when_the_build_shared_the_machine():
