@@ -386,9 +386,11 @@ display(both.join(ranks.add_suffix(" rank")).rename(columns=lambda c: c.replace(
 for d, r in ranks.groupby(level="dataset"):
     differ = [m for (_, m), row in r.iterrows() if row["confidence_change"] != row["confidence_increase"]]
     n_values = both.loc[d, "confidence_increase"].nunique()
-    print(f"{d}: the two readings place {len(differ)} of {len(r)} methods differently"
-          + (f" ({', '.join(differ)})" if differ else "")
-          + f"; the fraction takes {n_values} distinct value(s) over the methods")
+    print(f"{d}: " + ("the fraction is the same for every method, so it does not rank them"
+                      if n_values == 1 else
+                      f"the two readings place {len(differ)} of {len(r)} methods differently"
+                      + (f" ({', '.join(differ)})" if differ else "")
+                      + f"; the fraction takes {n_values} distinct values over the methods"))
 
 # %% [markdown]
 # The printed lines answer the question for this run. The readings can disagree because the mean

@@ -109,8 +109,8 @@ largest = counts.sort_values(ascending=False)
 median = by_family["median year"]
 youngest, oldest = median[median == median.max()], median[median == median.min()]   # ties are named together
 print(f"Largest families: {largest.index[0]} ({largest.iloc[0]} methods), {largest.index[1]} ({largest.iloc[1]}).")
-print(f"Youngest by median year of the original papers ({median.max():.0f}): {', '.join(youngest.index)}; "
-      f"oldest ({median.min():.0f}): {', '.join(oldest.index)}.")
+print(f"Youngest by median year of the original papers ({median.max():g}): {', '.join(youngest.index)}; "
+      f"oldest ({median.min():g}): {', '.join(oldest.index)}.")
 in_section_2 = taxonomy_frame(include_supplementary=False).groupby("family").size()
 print(f"CAM-based methods discussed in the survey's Section 2: {in_section_2['CAM-based']}"
       f" ({counts['CAM-based'] - in_section_2['CAM-based']} more named elsewhere in the survey)")
@@ -118,7 +118,7 @@ others = in_section_2.drop("CAM-based")
 glue("tax_cam_sentence", f"{in_section_2['CAM-based']} members of this family in its Section 2, "
      + ("more than of any other" if in_section_2["CAM-based"] > others.max() else
         f"as many as or fewer than {others.idxmax()} ({others.max()})"), display=False)
-by_family.style.format({"median year": "{:.0f}"})
+by_family.style.format({"median year": "{:g}"})   # a median of an even count can fall on .5
 
 # %% [markdown]
 # ## The full table

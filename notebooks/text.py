@@ -211,6 +211,12 @@ glue("tx_random_rouge", float(mean.loc["random report", "rouge_l"]), display=Fal
 glue("tx_random_spice", float(mean.loc["random report", "spice_style_f1"]), display=False)
 glue("tx_random_dx", float(mean.loc["random report", "diagnosis agreement"]), display=False)
 glue("tx_random_loc", float(mean.loc["random report", "location agreement"]), display=False)   # brain, chest
+gen_loc = mean.loc[list(GENERATORS), "location agreement"]
+worst_loc, best_loc = gen_loc.idxmin(), gen_loc.idxmax()
+glue("tx_loc_sentence", (f"the {best_loc} reports name the right places in {gen_loc[best_loc]:.0%} of the images "
+                         f"whose reference names one, the {worst_loc} reports in {gen_loc[worst_loc]:.0%} "
+                         f"(BLEU-4 {mean.loc[worst_loc, 'bleu_4']:.2f}), and a random training report in "
+                         f"{mean.loc['random report', 'location agreement']:.0%}"), display=False)
 for label in GENERATORS:
     key = label.replace(", ", "_").replace(" ", "_")
     glue(f"tx_dx_{key}", float(mean.loc[label, "diagnosis agreement"]), display=False)
