@@ -104,9 +104,9 @@ print(f"{arch_spec(arch).title}: {num_parameters(vit_model) / 1e6:.2f} M paramet
 accuracy.style.format({c: "{:.3f}" for c in accuracy.columns if "accuracy" in c or "F1" in c} | {"training (s)": "{:.0f}"})
 
 # %% [markdown]
-# A transformer trained from scratch on a few hundred images learns less than the CNN: the ViT
-# trails the ResNet14 most on {glue:text}`vit_gap_sentence`. The maps below explain that model,
-# errors included, so read them with its accuracy in mind.
+# Trained from scratch on a few hundred images, the ViT trails the ResNet14 most on
+# {glue:text}`vit_gap_sentence`. The maps below explain that model, errors included, so read them
+# with its accuracy in mind.
 #
 # ## Where the class token looks, layer by layer
 #
