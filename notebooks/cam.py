@@ -320,13 +320,12 @@ model = mx.get_trained_model(dataset, arch, profile, seed=seed, progress=False)
 test, batch = lesion_images(dataset, model, 3, seed=seed)
 # the last three resolution stages of this architecture, from its spec in the model zoo
 layers = [mx.models.module_name(model, p) for p in mx.models.arch_spec(arch).stage_layers[-3:]]
-grids = {layer: tuple(explain("gradcam", model, batch["image"][:1], layer=layer).extras.get("grid", ()))
-         for layer in layers}
 cols = {}
 for layer in layers:
     for method in ("gradcam", "layercam"):
         cols[f"{method} @ {layer}"] = explain(method, model, batch["image"], layer=layer)
 cols["layercam fused"] = explain("layercam", model, batch["image"], fuse_stages=True)
+grids = {layer: cols[f"gradcam @ {layer}"].extras["grid"] for layer in layers}     # read off the maps above
 print("grid read at each layer: " + ", ".join(f"{layer} {h} x {w}" for layer, (h, w) in grids.items()))
 method_grid(batch["image"], cols, masks=batch.get("mask"),
             title=f"{dataset}: early vs late target layers ({arch})")
