@@ -3,7 +3,8 @@
 Trains (or, with ``--cached``, loads) the ``cpu`` profile's default model of each phantom and
 prints, per phantom: training seconds, test accuracy, Grad-CAM's strict and tolerant pointing
 game on the first 32 test images with a lesion (true class, default layer), the ceiling of the
-strict pointing game for the CAM grid, the share of the map's peak plateau (pixels within 5 % of
+strict pointing game for the CAM grid if it were upsampled bilinearly (the package's maps are
+bicubic and can pass it: ``medxai_lite.explain.cam.UPSAMPLE_MODE``), the share of the map's peak plateau (pixels within 5 % of
 the maximum) in the lesion, which is what the strict pointing game scores on average when the
 peak is a near-tie, relevance mass accuracy and its ratio to a random map.
 The targets: accuracy >= 0.90, pointing game >= 0.8, RMA >= 2x random, the three models

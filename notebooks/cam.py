@@ -53,6 +53,7 @@ slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_s
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from IPython.display import display
 
 import medxai_lite as mx
@@ -107,7 +108,8 @@ compatibility_tables(matrix)      # "no [k]": the reason is note k, below the ma
 # upsampled from is printed first: at the `cpu` profile's 96 px the ResNet14's last residual
 # block downsamples by 8 (its third stage is dilated), a 12 x 12 grid of 8-pixel cells, finer
 # than the 7 x 7 grid the Chaddad et al. ResNet50 reads at 224 px. Why not the usual stride of
-# 16: the scores below print the ceiling a grid of 16-pixel cells would put on the same lesions.
+# 16: the scores below print the ceiling a grid of 16-pixel cells would put on the same lesions
+# (for maps upsampled bilinearly).
 
 # %%
 timings = []
@@ -151,15 +153,20 @@ times.style.format("{:.3f}")
 # lesion of each dataset, explaining the true class, scored with the pointing game (is the
 # map's maximum inside the lesion?) and relevance mass accuracy (RMA, the share of the map's mass
 # inside it) {cite}`zhang2018topdown,arras2022clevr`. Two references sit beside them: a random
-# map on the same 12 x 12 grid (`random`), and the *ceiling* of the strict pointing game for that
-# grid (`ceiling`): a map upsampled from a grid peaks on a cell centre, so a lesion holding no
-# cell centre cannot be hit by any CAM of that layer (a centre on the grid's edge reads the
-# whole clamped block out to the image border, and the peak is then shared by that block: only
-# the block's share inside the lesion counts). Grad-CAM is also shown with the libraries'
-# own upsampling (`gradcam, library resize`), which puts every cell half a cell right of and
-# below its receptive-field centre (see the previous page).
+# map on the same 12 x 12 grid (`random`), and the *bilinear ceiling* of the strict pointing game
+# for that grid (`ceiling (bilinear)`): a map upsampled bilinearly from a grid peaks on a cell
+# centre, so a lesion holding no cell centre cannot be hit by such a map (a centre on the grid's
+# edge reads the whole clamped block out to the image border, and the peak is then shared by that
+# block: only the block's share inside the lesion counts). The book's maps interpolate
+# bicubically between the same centres (see the chapter), so they can pass that ceiling where a
+# lesion sits between two cells that both fire. Grad-CAM is also shown read back bilinearly from
+# its own grid (`gradcam, bilinear`) and with the libraries' own upsampling (`gradcam, library
+# resize`: bilinear, and every cell half a cell right of and below its receptive-field centre,
+# see the previous page).
 
 # %%
+from medxai_lite.explain.cam import upsample_grid
+from medxai_lite.explain.registry import to_unit
 from medxai_lite.metrics import (cam_pointing_ceiling, peak_plateau, pointing_ceiling, random_maps,
                                  relevance_mass_accuracy, score_summary, score_table)
 
@@ -173,19 +180,23 @@ for name in datasets:
         print(f"{name}: no lesion masks, nothing to score against")
         continue
     x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
-    maps = {m: explain(m, model, x, targets=y).maps for m in fast_cams}
+    results = {m: explain(m, model, x, targets=y) for m in fast_cams}
+    maps = {m: r.maps for m, r in results.items()}
+    grid = torch.from_numpy(results["gradcam"].extras["cam"]).clamp_min(0)    # the same cells, read bilinearly
+    maps["gradcam, bilinear"] = to_unit(upsample_grid(grid, x.shape[-2:], arch, mode="bilinear"),
+                                        "positive", "minmax").numpy()
     maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
     maps["random"] = random_maps(x, grid="cam", model=model, arch=arch, seed=seed)   # noise on the CAM grid
     plateaus.append(peak_plateau(maps["gradcam"], masks).assign(dataset=name))
     true_class = {"class": [test.classes[int(c)] for c in y]}
     scores.append(score_table(maps, {"pointing game": "pointing_game", "RMA": "relevance_mass_accuracy"},
                               images=x, targets=y, masks=masks, dataset=name, model_name=arch, columns=true_class))
-    ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best any map of that grid can do
-    scores.append(score_table({"ceiling": masks}, {"pointing game": lambda *a: ceiling}, dataset=name,
+    ceiling = cam_pointing_ceiling(masks, model, arch)[1]       # the best a bilinear map of that grid can do
+    scores.append(score_table({"ceiling (bilinear)": masks}, {"pointing game": lambda *a: ceiling}, dataset=name,
                               columns=true_class))
     # the same for a grid of 16-pixel cells (output stride 16, the usual dilated setting)
     ceiling16 = pointing_ceiling(masks, 16, mx.models.grid_origin(arch, 16))
-    scores.append(score_table({"ceiling, 16 px cells": masks}, {"pointing game": lambda *a: ceiling16},
+    scores.append(score_table({"bilinear ceiling, 16 px": masks}, {"pointing game": lambda *a: ceiling16},
                               dataset=name))
 scores = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=["dataset", "method", "metric"])
 cam_scores = score_summary(scores, columns=["metric", "dataset"]) if len(scores) else pd.DataFrame()
@@ -195,22 +206,34 @@ cam_scores.style.format("{:.2f}", na_rep="").background_gradient(cmap="viridis",
 pg = cam_scores["pointing game"] if len(cam_scores) else pd.DataFrame()
 for name in pg.columns:
     beats = [m for m in fast_cams if m in pg.index and pg.loc[m, name] > pg.loc["random", name]]
-    aligned, library = pg.loc["gradcam", name], pg.loc["gradcam, library resize", name]
+    aligned, library = pg.loc["gradcam, bilinear", name], pg.loc["gradcam, library resize", name]
     better = ("the library resize points better" if library > aligned else
               "the aligned map points better" if aligned > library else "the two point equally well")
     print(f"{name}: {len(beats)} of {len(fast_cams)} methods point better than the random map; Grad-CAM "
-          f"{aligned:.2f} aligned vs {library:.2f} with the library resize ({better}); ceiling "
-          f"{pg.loc['ceiling', name]:.2f} ({pg.loc['ceiling, 16 px cells', name]:.2f} with 16 px cells)")
+          f"{pg.loc['gradcam', name]:.2f} bicubic vs {aligned:.2f} bilinear, both aligned, and {library:.2f} "
+          f"with the library resize ({better} of the two bilinear ones); bilinear ceiling "
+          f"{pg.loc['ceiling (bilinear)', name]:.2f} ({pg.loc['bilinear ceiling, 16 px', name]:.2f} "
+          "with 16 px cells)")
+gain = pg.loc["gradcam"] - pg.loc["gradcam, bilinear"]
+above = [n for n in pg.columns if pg.loc["gradcam", n] > pg.loc["ceiling (bilinear)", n]]
+glue("cam_bicubic_sentence", (
+    f"bicubic interpolation changes Grad-CAM's strict pointing game by {gain.min():+.2f} to {gain.max():+.2f} "
+    f"over the datasets, most on {gain.idxmax()} ({pg.loc['gradcam, bilinear', gain.idxmax()]:.2f} bilinear, "
+    f"{pg.loc['gradcam', gain.idxmax()]:.2f} bicubic)" + (
+        f", and passes the bilinear ceiling on {', '.join(above)}" if above else
+        ", and stays at or under the bilinear ceiling everywhere")) if len(pg.columns) else "", display=False)
 
 # %% [markdown]
-# Where the ceiling is low, the lesions are smaller than a cell: no CAM of this layer can point
-# at them strictly, however good the network, and the gap between a method and the ceiling is
-# what the method can still be blamed for. Where a method scores at or below the random map,
-# it is not localising the lesion on that dataset.
+# Where the bilinear ceiling is low, the lesions are smaller than a cell: no bilinear map of this
+# layer can point at them strictly, however good the network. In this run
+# {glue:text}`cam_bicubic_sentence`. The cells are the same; only where the map may peak between
+# them differs. Where a method scores at or below the random map, it is not localising the lesion
+# on that dataset.
 #
 # The receptive-field centre is where a cell's input window is centred, which is geometry; where
 # a *trained* network's evidence for a lesion sits inside that window is learned, and need not be
-# the centre. The printed lines say which placement pointed better here. Where the library's
+# the centre. The printed lines say which placement pointed better here (both read bilinearly, so
+# only the placement differs). Where the library's
 # half-cell shift wins, the features of this layer respond most to lesions below and to the right
 # of their window's centre, and the geometric placement costs hits on the small lesions: an
 # alignment argument is a hypothesis about the network that the lesion masks can test.
@@ -271,17 +294,21 @@ if len(plateau):
 # the tolerant pointing game of the evaluation chapter, never alone.
 #
 # A dataset's pointing game is an average over its classes, and the misses need not be spread
-# evenly over them. The table splits Grad-CAM's strict score and the grid's ceiling by true class.
+# evenly over them. The table splits Grad-CAM's strict score, bicubic and bilinear, and the grid's
+# bilinear ceiling by true class.
 
 # %%
-by_class = (scores[scores["method"].isin(["gradcam", "ceiling"]) & (scores["metric"] == "pointing game")]
+by_class = (scores[scores["method"].isin(["gradcam", "gradcam, bilinear", "ceiling (bilinear)"])
+                   & (scores["metric"] == "pointing game")]
             .pivot_table(index=["dataset", "class"], columns="method", values="value", aggfunc="mean", sort=False)
-            .rename(columns={"gradcam": "Grad-CAM pointing game"}).rename_axis(columns=None)) if len(scores) else pd.DataFrame()
+            .rename(columns={"gradcam": "Grad-CAM pointing game", "gradcam, bilinear": "read bilinearly"})
+            .rename_axis(columns=None)) if len(scores) else pd.DataFrame()
 if len(by_class):
     by_class.insert(0, "images", scores[(scores["method"] == "gradcam") & (scores["metric"] == "pointing game")]
                     .groupby(["dataset", "class"], sort=False).size())
     display(by_class.style.format("{:.2f}").format("{:.0f}", subset=["images"])
-            .set_caption(f"Grad-CAM's strict pointing game and the grid's ceiling per true class, first {n_score} "
+            .set_caption(f"Grad-CAM's strict pointing game (bicubic; read bilinearly) and the grid's bilinear "
+                         f"ceiling per true class, first {n_score} "
                          "lesion images"))
     spread = by_class["Grad-CAM pointing game"].groupby(level="dataset").agg(["min", "max", "idxmin"])
     widest = spread.assign(span=spread["max"] - spread["min"])["span"].idxmax()
@@ -290,14 +317,14 @@ if len(by_class):
     glue("class_pg_worst", worst, display=False)
     glue("class_pg_low", float(spread.loc[widest, "min"]), display=False)
     glue("class_pg_high", float(spread.loc[widest, "max"]), display=False)
-    glue("class_pg_worst_ceiling", float(by_class.loc[(widest, worst), "ceiling"]), display=False)
+    glue("class_pg_worst_ceiling", float(by_class.loc[(widest, worst), "ceiling (bilinear)"]), display=False)
     print(f"widest spread between classes: {widest}, from {spread.loc[widest, 'min']:.2f} ({worst}) to "
           f"{spread.loc[widest, 'max']:.2f}")
 
 # %% [markdown]
 # The classes differ most on {glue:text}`class_pg_dataset`: Grad-CAM's strict score runs from
-# {glue:text}`class_pg_low:.2f` for {glue:text}`class_pg_worst` (whose lesions the grid could hit
-# at {glue:text}`class_pg_worst_ceiling:.2f`) to {glue:text}`class_pg_high:.2f`. A lesion that
+# {glue:text}`class_pg_low:.2f` for {glue:text}`class_pg_worst` (whose lesions a bilinear map of the
+# grid could hit at {glue:text}`class_pg_worst_ceiling:.2f`) to {glue:text}`class_pg_high:.2f`. A lesion that
 # sits in the same anatomical place on every image, as a pituitary tumour sits in the sella, also
 # sits at about the same place relative to the cells on every image: what the grid allows, and
 # which cell a trained network's evidence favours, then repeats from one image to the next
@@ -466,13 +493,14 @@ if "mask" in batch32:
 # ## What to remember
 #
 # - Every CAM is a weighted sum of one layer's feature maps: it is no sharper than that layer's
-#   grid, and its upsampling decides where each cell lands: at its receptive field's centre
-#   (geometry) or where the trained network's evidence peaks (measured against true lesions).
+#   grid, and its upsampling decides where each cell lands (at its receptive field's centre, or
+#   where the trained network's evidence peaks: measured against true lesions) and whether the
+#   peak can fall between two cells (bicubic) or only on one (bilinear).
 # - The members of the family differ in how they weight the channels (gradients, higher-order
 #   terms, scores of masked inputs, ablation, principal components), and so in cost: from one
 #   backward pass to one forward pass per channel.
 # - Score a CAM against the true lesion and a random map of the same grid before trusting it; the
-#   grid and the lesion size set a ceiling on what any CAM can reach.
+#   grid and the lesion size set a ceiling on what a bilinearly upsampled CAM can reach.
 #
 # ```{bibliography}
 # :filter: docname in docnames

@@ -150,11 +150,13 @@ if not loc.empty:
 
 # %% [markdown]
 # Three things to look for. First, a CAM of the last block can only be as sharp as that block's
-# grid: once upsampled, its maximum always sits on a cell centre, so a lesion that contains no
-# cell centre cannot be hit in the strict pointing game however good the network (an edge
-# centre shares its peak with the clamped block out to the border, so it counts only in part). The cell
-# below measures that ceiling on these images (`metrics.pointing_ceiling`) beside Grad-CAM's
-# score and the chance level. Second, the two scores ask different things: a single sharp peak
+# grid: upsampled bilinearly, its maximum always sits on a cell centre, so a lesion that contains
+# no cell centre cannot be hit in the strict pointing game however good the network (an edge
+# centre shares its peak with the clamped block out to the border, so it counts only in part).
+# The book upsamples bicubically, which lets the peak fall between two cells that fire together
+# (see the CAM chapter), so that bilinear ceiling is a reference here, not a bound. The cell below
+# measures it on these images (`metrics.pointing_ceiling`) beside Grad-CAM's score and the chance
+# level. Second, the two scores ask different things: a single sharp peak
 # on the lesion is all the pointing game asks for, whereas RMA counts every speck of relevance
 # elsewhere in the image, so a method can rank high on one and low on the other; compare a
 # method's rows across the two columns of each dataset. Third, always read a score against the
@@ -170,7 +172,7 @@ for name in datasets:
         (h, w), ceiling = cam_pointing_ceiling(masks, run["model"], arch)
         pg = np.nanmean(pointing_game(None, run["batch"]["image"], None, run["maps"]["gradcam"], masks))
         print(f"{name}: Grad-CAM reads a {h} x {w} grid ({masks.shape[-1] / h:.0f} px cells); strict pointing game "
-              f"{pg:.2f}, ceiling for that grid {ceiling.mean():.2f}, chance {masks.mean():.2f}")
+              f"{pg:.2f}, bilinear ceiling for that grid {ceiling.mean():.2f}, chance {masks.mean():.2f}")
 
 # %% [markdown]
 # ## Deletion and insertion

@@ -311,8 +311,9 @@ plt.show()
 # 1. The model may be right for the wrong reason: a label-correlated artefact (the shortcut of the
 #    exercise above) gives the same accuracy with no attention to the lung at all.
 # 2. Even a model that uses the lesion may not let a CAM show it: the map can be no finer than the
-#    grid of the layer it reads, and upsampling puts its peak at a cell centre, so a lesion smaller
-#    than a cell can be missed. Accuracy measures the output, an explanation measures a path to
+#    grid of the layer it reads, and a bilinear upsampling puts its peak at a cell centre, so a
+#    lesion smaller than a cell can be missed (the book's maps upsample bicubically, which lets the
+#    peak fall between two cells, as the CAM chapter measures). Accuracy measures the output, an explanation measures a path to
 #    it; each has to be checked on its own, which the CAM and evaluation chapters do.
 #
 # ```{solution-end}

@@ -624,15 +624,22 @@ def test_cam_equals_the_class_weighted_sum_of_feature_maps(target, small):
         features = small.features(x)  # [N, K, h, w], the input of global average pooling
         by_hand = torch.einsum("k,nkhw->nhw", small.classifier.weight[target], features)
         logits = small(x)
-    upsampled = nn.functional.interpolate(by_hand[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    from medxai_lite.explain.cam import upsample_grid
+
+    np.testing.assert_allclose(result.extras["cam"], by_hand.numpy(), rtol=1e-4, atol=1e-5)
+    # SmallCNN's cells sit where plain resizing puts them: read bilinearly, the package's placement is
+    # torch's own resize; by default it interpolates bicubically between the same centres
+    plain = nn.functional.interpolate(by_hand[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    np.testing.assert_allclose(upsample_grid(by_hand, (32, 32), "small_cnn", mode="bilinear"), plain, atol=1e-6)
+    upsampled = upsample_grid(by_hand, (32, 32), "small_cnn")
     np.testing.assert_allclose(result.raw, upsampled.numpy(), rtol=1e-4, atol=1e-5)
     rect = upsampled.clamp_min(0).flatten(1)
     lo, hi = rect.min(1, keepdim=True).values, rect.max(1, keepdim=True).values
     assert (hi > lo).any(), "degenerate case: no positive evidence at all"
     expected = torch.where(hi > lo, (rect - lo) / (hi - lo).clamp_min(1e-30), torch.zeros_like(rect))
     np.testing.assert_allclose(result.maps, expected.reshape(4, 32, 32).numpy(), atol=1e-5)
-    # CAM's defining property: the mean of the map plus the bias is the logit
-    np.testing.assert_allclose(result.raw.mean((1, 2)) + small.classifier.bias[target].item(),
+    # CAM's defining property: the mean of the grid (what GAP averages) plus the bias is the logit
+    np.testing.assert_allclose(result.extras["cam"].mean((1, 2)) + small.classifier.bias[target].item(),
                                logits[:, target].numpy(), rtol=1e-4, atol=1e-5)
 
 

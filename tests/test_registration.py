@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import medxai_lite as mx
+import medxai_lite.explain.cam as cam_mod
 from medxai_lite.explain.cam import upsample_registered
 from medxai_lite.models import cam_grid, get_model, grid_origin, target_layer
 
@@ -44,13 +45,31 @@ def test_grid_origin_is_the_receptive_field_centre(arch, output_stride):
 def test_upsample_registered_known_answers():
     grid = torch.zeros(1, 4, 4)
     grid[0, 1, 2] = 1.0
-    up = upsample_registered(grid, (16, 16), 4, 0.0)
-    assert up.shape == (1, 16, 16)
-    assert tuple(np.unravel_index(int(up[0].argmax()), (16, 16))) == (4, 8)   # cell (1, 2) -> pixel (4, 8)
-    assert up[0, 4, 10].item() == pytest.approx(0.5)                          # half-way to the next cell
+    for mode in ("bilinear", "bicubic"):
+        up = upsample_registered(grid, (16, 16), 4, 0.0, mode=mode)
+        assert up.shape == (1, 16, 16)
+        assert tuple(np.unravel_index(int(up[0].argmax()), (16, 16))) == (4, 8)   # cell (1, 2) -> pixel (4, 8)
+        assert up[0, 4, 8].item() == pytest.approx(1.0)                        # both pass through the cell
+    bilinear = upsample_registered(grid, (16, 16), 4, 0.0, mode="bilinear")
+    assert bilinear[0, 4, 10].item() == pytest.approx(0.5)                     # half-way to the next cell
+    # Keys' cubic convolution, a = -0.75: half-way, the near taps weigh (a + 2)/8 - (a + 3)/4 + 1 = 0.59375
+    # and the far ones a (27/8 - 45/4 + 12 - 4) = -0.09375, so a lone hot cell undershoots a cell away
+    bicubic = upsample_registered(grid, (16, 16), 4, 0.0)
+    assert bicubic[0, 4, 10].item() == pytest.approx(0.59375)
+    assert bicubic[0, 4, 2].item() == pytest.approx(-0.09375)
+    assert bicubic[0, 4, 14].item() == pytest.approx(0.0)                      # past the last centre: the border cell
+    # two equal neighbours: bilinear peaks on a centre (a plateau between them), cubic convolution midway
+    pair = torch.tensor([[[0.0, 1.0, 1.0, 0.0]]])
+    assert upsample_registered(pair, (1, 16), 4, 0.0, mode="bilinear")[0, 0, 4:9].tolist() == [1.0] * 5
+    mid = upsample_registered(pair, (1, 16), 4, 0.0)[0, 0]
+    assert int(mid.argmax()) == 6 and mid[6].item() == pytest.approx(2 * 0.59375)   # above both
+    # the default is the package's choice, and an unknown mode is refused by name
+    assert torch.equal(upsample_registered(grid, (16, 16), 4, 0.0, mode=cam_mod.UPSAMPLE_MODE), bicubic)
+    with pytest.raises(ValueError, match="mode must be one of bilinear, bicubic"):
+        upsample_registered(grid, (16, 16), 4, 0.0, mode="nearest")
     # origin S/2 - 1/2 reproduces plain bilinear resizing exactly
     plain = torch.nn.functional.interpolate(grid[:, None], size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
-    assert torch.allclose(upsample_registered(grid, (16, 16), 4, 1.5), plain, atol=1e-6)
+    assert torch.allclose(upsample_registered(grid, (16, 16), 4, 1.5, mode="bilinear"), plain, atol=1e-6)
     # a 1 x 1 grid is a constant map
     assert torch.equal(upsample_registered(torch.full((2, 1, 1), 3.0), (5, 5), 5, 0.0), torch.full((2, 5, 5), 3.0))
     with pytest.raises(ValueError, match="maps"):
@@ -112,8 +131,17 @@ def test_pointing_ceiling_known_answers():
     # the ceiling binds: any map upsampled from the 4 x 4 grid misses the second lesion
     rng = np.random.default_rng(0)
     for _ in range(20):
-        maps = upsample_registered(torch.from_numpy(rng.random((3, 4, 4), dtype=np.float32)), (32, 32), 8, 0.0)
+        maps = upsample_registered(torch.from_numpy(rng.random((3, 4, 4), dtype=np.float32)), (32, 32), 8, 0.0,
+                                   mode="bilinear")
         assert np.all(pointing_game(None, None, None, maps.numpy(), masks) <= pointing_ceiling(masks, 8, 0.0))
+    # a bicubic map is not bound by it: four equal cells around a lesion that holds no node peak between them
+    between = np.zeros((1, 32, 32), bool)
+    between[0, 11:14, 11:14] = True
+    grid = torch.zeros(1, 4, 4)
+    grid[0, 1:3, 1:3] = 1.0                      # nodes (8, 8), (8, 16), (16, 8), (16, 16): their middle is (12, 12)
+    bicubic = upsample_registered(grid, (32, 32), 8, 0.0).numpy()
+    assert np.unravel_index(bicubic[0].argmax(), (32, 32)) == (12, 12)
+    assert pointing_game(None, None, None, bicubic, between)[0] == 1.0 > pointing_ceiling(between, 8, 0.0)[0]
     with pytest.raises(ValueError, match="masks"):
         pointing_ceiling(np.zeros((4, 4), bool), 8, 0.0)
     with pytest.raises(ValueError, match="tolerance"):
@@ -121,14 +149,14 @@ def test_pointing_ceiling_known_answers():
 
 
 def test_pointing_ceiling_where_the_peak_is_not_one_node_pixel():
-    """Two cases where the peak of an aligned CAM is not the node's own pixel. A half-pixel node
+    """Two cases where the peak of a bilinearly aligned map is not the node's own pixel. A half-pixel node
     (VGG16's origin 7.5) puts it on either neighbouring pixel. Beyond the last node the map is
     clamped, so the peak is a tied block and the pointing game scores the share of it in the mask.
     The ceiling must bound every map and be reached by one."""
     from medxai_lite.metrics import pointing_ceiling, pointing_game
 
     hit = lambda grid, size, stride, origin, mask: pointing_game(   # noqa: E731
-        None, None, None, upsample_registered(grid, (size, size), stride, origin).numpy(), mask)[0]
+        None, None, None, upsample_registered(grid, (size, size), stride, origin, mode="bilinear").numpy(), mask)[0]
     half = np.zeros((1, 48, 48), bool)
     half[0, 20:24, 20:24] = True                     # holds pixel (23, 23) beside node (23.5, 23.5), not (24, 24)
     grid = torch.zeros(1, 3, 3)
@@ -148,7 +176,7 @@ def test_pointing_ceiling_where_the_peak_is_not_one_node_pixel():
         ceiling = pointing_ceiling(masks, 16, origin)
         for _ in range(30):
             grids = torch.from_numpy(rng.random((6, 3, 3), dtype=np.float32))
-            maps = upsample_registered(grids, (48, 48), 16, origin).numpy()
+            maps = upsample_registered(grids, (48, 48), 16, origin, mode="bilinear").numpy()
             assert np.all(pointing_game(None, None, None, maps, masks) <= ceiling + 1e-12), origin
 
 
@@ -170,9 +198,12 @@ def test_paired_tests_against_a_reference():
 
 def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
     """SmallCNN downsamples with 2 x 2 max-pooling, so its cells sit where plain bilinear resizing
-    puts them and align=True must give pytorch-grad-cam's own maps. The seeded Grad-CAM and
+    puts them: its aligned grid, read back bilinearly, must give pytorch-grad-cam's own maps (the
+    package's maps interpolate bicubically between the same centres). The seeded Grad-CAM and
     XGrad-CAM grids hold negative cells: the ReLU comes before the upsampling, as in the library
     (after it, the ramp from a positive to a negative cell was cut at the zero crossing: 0.60 off)."""
+    from medxai_lite.explain.cam import upsample_grid
+    from medxai_lite.explain.registry import to_unit
     from medxai_lite.models.zoo import SmallCNN
 
     torch.manual_seed(3)
@@ -183,7 +214,12 @@ def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
         library = mx.explain(method, model, x, targets=[0, 1, 2, 0], arch="small_cnn", align=False)
         if method in ("gradcam", "xgradcam"):
             assert (aligned.extras["cam"] < 0).any()            # the case the order matters for
-        np.testing.assert_allclose(aligned.maps, library.maps, atol=1e-5, err_msg=method)
+        low = torch.from_numpy(aligned.extras["cam"]).clamp_min(0)
+        for mode, close in (("bilinear", True), ("bicubic", False)):
+            rebuilt = to_unit(upsample_grid(low, (32, 32), "small_cnn", mode=mode), "positive", "minmax").numpy()
+            assert np.allclose(rebuilt, library.maps, atol=1e-5) == close, (method, mode)
+        np.testing.assert_allclose(aligned.maps, to_unit(upsample_grid(low, (32, 32), "small_cnn"), "positive",
+                                                         "minmax").numpy(), atol=1e-6, err_msg=method)
 
 
 def test_cells_sit_at_the_networks_stride_when_the_size_is_not_a_multiple_of_it():

@@ -40,7 +40,7 @@ percentile). Every per-image score table is built by :func:`score_table` (long f
 reference every map has to beat: :func:`random_maps` (pixel noise, or noise on a CAM's grid)
 and :func:`chance_level` (the expected localisation score of a random map). What a strict
 pointing game can reach and how much it hangs on near-ties: :func:`pointing_ceiling` (the best
-any map upsampled from a grid can do) and :func:`peak_plateau` (the pixels within a few per cent
+any map upsampled bilinearly from a grid can do; the package's bicubic CAMs can pass it) and :func:`peak_plateau` (the pixels within a few per cent
 of the peak, and their share in the lesion). For sampling
 methods: :func:`seed_rank_correlation` (do two seeds give the same map?) and
 :func:`cost_quality` (seconds per image against localisation, per cost preset).

@@ -245,12 +245,13 @@ def _node_pixels(size: int, stride: float, origin: float) -> list:
 
 
 def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.ndarray:
-    r"""The best pointing game any map upsampled from a grid can reach, per image.
+    r"""The best pointing game any map upsampled *bilinearly* from a grid can reach, per image.
 
-    A map interpolated bilinearly from a grid the way the package aligns CAMs
-    (:func:`medxai_lite.explain.cam.upsample_registered`: cell :math:`(i, j)` at its receptive-field
-    centre, pixel :math:`(o_y + iS, o_x + jS)`, clamped beyond the first and last nodes) takes its
-    maximum at the largest node. Which pixels hold it depends on where that node lies:
+    A map interpolated bilinearly from a grid, with the package's alignment
+    (:func:`medxai_lite.explain.cam.upsample_registered` with ``mode="bilinear"``: cell :math:`(i, j)`
+    at its receptive-field centre, pixel :math:`(o_y + iS, o_x + jS)`, clamped beyond the first and
+    last nodes) takes its maximum at the largest node. Which pixels hold it depends on where that
+    node lies:
 
     - an interior node on a whole pixel: that pixel;
     - an interior node between two pixels (a half-pixel origin, as VGG16's and SmallCNN's
@@ -266,7 +267,10 @@ def pointing_ceiling(masks, stride, origin, *, tolerance: float = 0.0) -> np.nda
 
     with :math:`\mathcal{P}_{ij}` the pixel sets above and :math:`M_\tau` the mask grown by
     ``tolerance`` pixels. A lesion smaller than a cell that falls between nodes cannot be
-    pointed at by any CAM of that layer, however good the network. ``stride`` and ``origin`` are
+    pointed at by any bilinear map of that layer, however good the network. The package's own
+    CAMs interpolate bicubically (:data:`medxai_lite.explain.cam.UPSAMPLE_MODE`), whose peak can
+    fall between two nodes that both fire: for them this is the share of lesions that hold a cell
+    centre, which they can exceed, not a bound. ``stride`` and ``origin`` are
     numbers or ``(y, x)`` pairs (see :func:`medxai_lite.models.grid_origin`).
 
     Returns

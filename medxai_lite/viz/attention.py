@@ -13,7 +13,7 @@ __all__ = ["plot_attention_heads", "plot_entropy_by_layer", "entropy_heatmap"]
 
 def _cls_maps(weights, size: int) -> np.ndarray:
     """``[L, H, T, T]`` -> the class token's rows over the patch tokens, upsampled: ``[L, H, size, size]``,
-    each map divided by its maximum (every token's value at the centre of its cell)."""
+    each map divided by its maximum (every token's value at the centre of its cell, bilinear between)."""
     import torch
 
     from ..explain.cam import upsample_registered
@@ -22,7 +22,7 @@ def _cls_maps(weights, size: int) -> np.ndarray:
     rows = w[..., 0, 1:]
     side = int(round(rows.shape[-1] ** 0.5))
     flat = rows.reshape(-1, side, side)
-    maps = upsample_registered(flat, (size, size), size / side, 0.0).reshape(*rows.shape[:2], size, size)
+    maps = upsample_registered(flat, (size, size), size / side, 0.0, mode="bilinear").reshape(*rows.shape[:2], size, size)
     return (maps / maps.amax((-2, -1), keepdim=True).clamp_min(1e-12)).numpy()
 
 
