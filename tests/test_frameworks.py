@@ -152,7 +152,7 @@ def test_align_changes_only_the_upsampling():
     assert (agreement(aligned)["max abs diff"] < 1e-5).all()
     # ResNet cell j is centred on pixel 32 j: ReLU on the grid, registered upsampling, min-max
     grid = torch.as_tensor(plain.raw["captum"]).clamp_min(0)
-    expected = to_unit(upsample_registered(grid, (64, 64), 32, 0.0), "positive", "minmax").numpy()
+    expected = to_unit(upsample_registered(grid, (64, 64), 32, 0.0, mode="bilinear"), "positive", "minmax").numpy()
     assert np.abs(aligned.maps["captum"] - expected).max() < 1e-5
     # the registry's Grad-CAM with the libraries' upsampling is pytorch-grad-cam's map
     assert np.abs(explain("gradcam", model, x, [0, 1], align=False).maps - plain.maps["pytorch-grad-cam"]).max() < 1e-5

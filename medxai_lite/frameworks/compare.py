@@ -11,7 +11,8 @@ Two methods are covered, each by every library the book has that implements it:
   and differ in what they hand back (:data:`LIBRARY_DEFAULTS`). The common post-processing is
   ReLU on the grid, upsampling to the input (bilinear, ``align_corners=False``, the resize all
   three use or document; or, with ``align=True``, the package's receptive-field-centred
-  :func:`medxai_lite.explain.cam.upsample_registered`), then min-max per map.
+  :func:`medxai_lite.explain.cam.upsample_registered`, still bilinear, so that ``align`` changes
+  only where the cells sit; ``explain()`` also interpolates bicubically), then min-max per map.
 - **Integrated Gradients** (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365) through
   captum (``captum.attr.IntegratedGradients``) and zennit (``zennit.attribution.IntegratedGradients``):
 
@@ -256,7 +257,8 @@ def _run_gradcam(lib, model, images, targets, arch, *, layer, align):
     module = module[0]
     with hook_guard(model):
         grid, native = _GRADCAM[lib](model, call.inputs(True), targets, module, call.layer_name(module))
-    up = upsample_grid(grid.clamp_min(0), call.size, arch, align)   # ReLU on the grid, as all three do
+    # ReLU on the grid, as all three do; bilinear either way, so that align moves the cells and nothing else
+    up = upsample_grid(grid.clamp_min(0), call.size, arch, align, mode="bilinear")
     maps = to_unit(up, "positive", "minmax")
     raw = grid.cpu().numpy()
     return maps.cpu().numpy().astype(np.float32), raw, (raw if native is None else native), None
