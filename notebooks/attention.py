@@ -239,8 +239,9 @@ print(f"largest |flow - cut bound| over {len(gaps)} images: {max(gaps):.1e}; "
 # middle layers offer so many paths that only the two ends limit the flow. Flow therefore shows
 # how much attention each token *receives in the first layer*, capped at 1, and
 # {glue:text}`flow_saturated` of the tokens reach the cap and tie. That is why the package
-# min-max scales the flow map (divided by its maximum it would be nearly uniform) and why
-# ties decide its pointing game. Abnar and Zuidema introduced flow on sentences of a few dozen
+# min-max scales the flow map (divided by its maximum it would be nearly uniform), and why its
+# pointing game says little: the tied tokens are equal on the grid, and the single peak the
+# bicubic upsampling then picks sits where the saturated region's shape happens to overshoot. Abnar and Zuidema introduced flow on sentences of a few dozen
 # tokens, where the graph is narrow and its middle layers matter; a ViT's graph is wide.
 #
 # Rollout is a few matrix products ({glue:text}`rollout_seconds` s per image); flow solves one
@@ -254,8 +255,9 @@ print(f"largest |flow - cut bound| over {len(gaps)} images: {max(gaps):.1e}; "
 #
 # Localisation: relevance mass accuracy (the share of the map's mass inside the lesion) and the
 # pointing game (is the map's peak inside it), strict and with the 15 px tolerance of Zhang et
-# al. scaled to the image. The references: uniform noise on the token grid (`random`, as
-# coarse as the attention maps) and the chance level (the lesion's share of the image).
+# al. scaled to the image. The references: uniform noise on the token grid, upsampled as the
+# attention maps are (`random`, each token at its patch's centre, bicubic between them) and the
+# chance level (the lesion's share of the image).
 # Fidelity: deletion and insertion areas under the curve, computed on the model each map
 # explains, with `fidelity_steps` steps per curve (each step is one forward pass per image).
 
@@ -267,7 +269,7 @@ tables = []
 for name, run in scored.items():
     b, res = run["batch"], run["results"]
     maps = {label: r.maps for label, r in res.items()}
-    maps["random"] = random_maps(b["image"], grid=tokens, seed=seed)
+    maps["random"] = random_maps(b["image"], grid="cam", model=models[name][0], arch=arch, seed=seed)   # token grid
     tables.append(localisation_table(maps, b["mask"], dataset=name, model_name=arch))
 loc = pd.concat(tables, ignore_index=True)
 loc_summary = score_summary(loc[loc.metric.isin(["RMA", "pointing game", loc.metric[loc.metric.str.contains("±")].iloc[0]])])
@@ -304,7 +306,7 @@ for name, run in runs.items():
     b, res = run["batch"], run["results"]
     vit, cnn = models[name]
     vit_maps = {label: r.maps for label, r in res.items() if label != cnn_label}
-    vit_maps["random"] = random_maps(b["image"], grid=tokens, seed=seed)
+    vit_maps["random"] = random_maps(b["image"], grid="cam", model=vit, arch=arch, seed=seed)   # the token grid
     fidelity.append(score_table(vit_maps, FIDELITY, model=vit, images=b["image"],
                                 targets=b["label"], dataset=name, model_name=arch, quiet=True))
     fidelity.append(score_table({cnn_label: res[cnn_label].maps,
