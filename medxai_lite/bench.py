@@ -559,9 +559,13 @@ def reproduction_summary(result: BenchmarkResult, alpha: float = 0.05):
             verdict = "not comparable"
         else:
             verdict = "reproduced" if ordered and close else ("ordering only" if ordered else "not reproduced")
+        change = ({m: float(glioma.loc[glioma.method == m, "confidence_change"].mean()) for m in published}
+                  if "confidence_change" in glioma else {})
         rows.append(("glioma confidence increase, XGrad-CAM > Grad-CAM++ > Layer-CAM",
                      ", ".join(f"{m} {v:.2f}" for m, v in published.items()),
-                     ", ".join(f"{m} {mine[m]:.2f}" if m in set(glioma.method) else f"{m} not run" for m in published),
+                     "share of glioma images whose confidence rises: "
+                     + ", ".join(f"{m} {mine[m]:.2f}" + (f" (mean change {change[m]:+.2f})" if m in change else "")
+                                 if m in set(glioma.method) else f"{m} not run" for m in published),
                      verdict))
     vs = result.vs_random
     methods = result.meta["settings"]["methods"]

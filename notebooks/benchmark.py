@@ -437,8 +437,9 @@ if {"xgradcam", "gradcampp"} <= set(s.columns):
 # The detectable difference shrinks with the square root of the number of images: the last
 # column is what 100 images per dataset could resolve (the `paper` profile scores that many).
 # Where the two methods' differences hardly vary from image to image (a standard deviation near
-# zero, as when every map leaves the prediction where it was), even a tiny difference is
-# "detectable", and a significant test then says little about which method explains better.
+# zero, as when every map yields the same masked image, and so the same score, whatever method
+# made it), even a tiny difference is "detectable", and a significant test then says little
+# about which method explains better.
 #
 # ```{solution-end}
 # ```
@@ -462,9 +463,10 @@ if {"xgradcam", "gradcampp"} <= set(s.columns):
 #   images; a ranking among methods that do not is noise.
 # - A CPU rehearsal on phantoms tests the procedure, not the published numbers: the image size,
 #   the training from scratch and the data all differ from the paper's.
-# - Time per image belongs in the choice: the methods that score masked or ablated copies cost
-#   one forward pass per channel (Ablation-CAM here only through the network's head, which the
-#   ablated activations feed).
+# - Time per image belongs in the choice, and it is measured, not guessed: Ablation-CAM costs one
+#   forward pass per channel (here only through the network's head, which the ablated
+#   activations feed), EigenGrad-CAM an SVD per image; the timing table says which costs more on
+#   this machine.
 #
 # ```{bibliography}
 # :filter: docname in docnames

@@ -211,9 +211,10 @@ glue("eval_fid_vs_random", "; ".join(f"{col.split(' (')[0]}: {len(ms)} of {n_met
 losers = any(len(ms) < n_methods for ms in better_than_random.values())
 glue("eval_fid_reading", (
     "Where a method does not beat the random ordering, the curve is not telling its map's quality: removing "
-    "scattered random pixels damages the texture of the whole image at once, which a small model can react to "
-    "more than to losing one compact region, even the lesion. That is the information leak through the shape "
-    "of the removed region that ROAD, next, is built to remove") if losers else
+    "scattered random pixels damages the texture of the whole image at once, an input unlike any the model was "
+    "trained on, which a small model can react to more than to losing one compact region, even the lesion. ROAD, "
+    "next, replaces removed pixels by an imputation from their neighbours to reduce that artefact and the "
+    "information the removed region's shape leaks; whether it succeeds here is in its table") if losers else
     "Every method beats the random ordering on every one of these scores here", display=False)
 fid_summary.style.format("{:.3f}")
 

@@ -224,7 +224,9 @@ plt.show()
 # per modality, explained for its true class; the cyan line is the true lesion. The cell calls
 # pytorch-grad-cam directly, then the same method through `medxai_lite.explain`, which places
 # each cell of the 12 x 12 grid on the centre of its receptive field instead of the middle of
-# its block of pixels (the CAM chapter explains the difference); the figure shows the latter.
+# its block of pixels, and interpolates bicubically between the cells where the library does so
+# bilinearly (the CAM chapter explains both); the figure shows the latter. The printed offset
+# between the two peaks is the sum of both differences.
 
 # %%
 from pytorch_grad_cam import GradCAM
@@ -243,13 +245,14 @@ for ax, name in zip(axes[0], datasets):
     x = item["image"][None].to(mx.device())
     with GradCAM(model=model, target_layers=[mx.target_layer(model, arch)]) as cam:
         library_heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(item["label"])])[0]
-    heat = mx.explain("gradcam", model, x, targets=[item["label"]]).maps[0]   # the same CAM, registered
+    heat = mx.explain("gradcam", model, x, targets=[item["label"]]).maps[0]   # the same CAM, registered, bicubic
     shift = np.subtract(np.unravel_index(library_heat.argmax(), library_heat.shape),
                         np.unravel_index(heat.argmax(), heat.shape))
     prob = torch.softmax(model(x), 1)[0, item["label"]].item()
     overlay(ax, item["image"], heat, mask=item["mask"].numpy() if "mask" in item else None,
             title=f"{name}\n{test.classes[item['label']]} (p = {prob:.2f})")
-    print(f"{name}: the library's own resize puts the peak {shift[0]:+d} px down, {shift[1]:+d} px right")
+    print(f"{name}: the library's own resize puts the peak {shift[0]:+d} px down, {shift[1]:+d} px right "
+          "of the book's (placement and interpolation together)")
 grid = mx.cam_grid(model, arch, size)
 fig.suptitle(f"Grad-CAM of {arch} for the true class, {size} px, a {grid[0]} x {grid[1]} grid", fontsize=11)
 fig.tight_layout()

@@ -595,7 +595,7 @@ print("The noise alone changes the occlusion map " + ("more" if noise_rho < lime
 # stride 8, the map is constant on 8 x 8 cells (each covered by the same windows), so the ceiling
 # is 36 / 64, about 0.56. A method with coarse maps is capped by its resolution before the
 # model is even consulted; a fair comparison puts such ceilings next to the scores, as the CAM
-# chapter does for the feature grid. The size of the peak in this run's occlusion maps:
+# chapter does for bilinear maps of the feature grid. The size of the peak in this run's occlusion maps:
 
 # %%
 peak_sizes = {}
@@ -616,7 +616,8 @@ print("pixels at the maximum of the occlusion map (" + preset + " preset), mean 
 # - For the sampling methods, the sample budget buys stability and only sometimes localisation:
 #   check two seeds before reading a LIME, SHAP or RISE map, and compare the presets' scores.
 # - Score every map against a random map and the chance level, and at the method's own
-#   resolution: superpixels, windows and feature grids cap what a map can point at.
+#   resolution: superpixels, windows and bilinearly upsampled feature grids (SIDU's here) cap what
+#   a map can point at.
 #
 # ## Run it on real data
 #
