@@ -230,8 +230,8 @@ glue("cam_bicubic_sentence", (
 library_wins = [n for n in pg.columns if pg.loc["gradcam, library resize", n] > pg.loc["gradcam", n]]
 glue("cam_library_sentence", (
     "the libraries' own map, bilinear and shifted half a cell, points better than the book's default on "
-    + ", ".join(f"{n} ({pg.loc['gradcam, library resize', n]:.2f} against {pg.loc['gradcam', n]:.2f})"
-                for n in library_wins)) if library_wins else
+    + " and ".join(f"{n} ({pg.loc['gradcam, library resize', n]:.2f} against {pg.loc['gradcam', n]:.2f})"
+                   for n in library_wins)) if library_wins else
      "the book's default points at least as well as the libraries' own map on every dataset", display=False)
 
 # %% [markdown]
@@ -283,7 +283,8 @@ if len(plateau):
     glue("plateau_tight_dataset", tight, display=False)
     glue("plateau_agreement", f"lie within {gap:.2f} of each other: the strict score is what the plateau makes likely"
          if gap <= 0.1 else (f"differ by up to {gap:.2f}, on {widest_gap}, where the peak lands in the lesion "
-                             "more often than a pixel drawn from the plateau would" if diff[widest_gap] > 0 else
+                             "more often than a pixel drawn from the plateau would: the peak is placed (between the "
+                             "strongest cells), not drawn from its near-ties" if diff[widest_gap] > 0 else
                              f"differ by up to {gap:.2f}, on {widest_gap}, where the peak lands in the lesion "
                              "less often than a pixel drawn from the plateau would"), display=False)
     for key, value in figures.items():
