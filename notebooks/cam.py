@@ -53,7 +53,6 @@ slow_options = {"sscam": {"num_samples": 1, "batch_size": 128}, "iscam": {"num_s
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import display
 
 import medxai_lite as mx
@@ -165,8 +164,7 @@ times.style.format("{:.3f}")
 # see the previous page).
 
 # %%
-from medxai_lite.explain.cam import upsample_grid
-from medxai_lite.explain.registry import to_unit
+from medxai_lite.explain.cam import map_from_grid
 from medxai_lite.metrics import (cam_pointing_ceiling, peak_plateau, pointing_ceiling, random_maps,
                                  relevance_mass_accuracy, score_summary, score_table)
 
@@ -182,9 +180,8 @@ for name in datasets:
     x, y, masks = batch["image"], batch["label"], batch["mask"].numpy()
     results = {m: explain(m, model, x, targets=y) for m in fast_cams}
     maps = {m: r.maps for m, r in results.items()}
-    grid = torch.from_numpy(results["gradcam"].extras["cam"]).clamp_min(0)    # the same cells, read bilinearly
-    maps["gradcam, bilinear"] = to_unit(upsample_grid(grid, x.shape[-2:], arch, mode="bilinear"),
-                                        "positive", "minmax").numpy()
+    maps["gradcam, bilinear"] = map_from_grid(results["gradcam"].extras["cam"], x.shape[-2:], arch,
+                                              mode="bilinear").numpy()              # the same cells, read bilinearly
     maps["gradcam, library resize"] = explain("gradcam", model, x, targets=y, align=False).maps
     maps["random"] = random_maps(x, grid="cam", model=model, arch=arch, seed=seed)   # noise on the CAM grid
     plateaus.append(peak_plateau(maps["gradcam"], masks).assign(dataset=name))

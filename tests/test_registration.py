@@ -202,8 +202,7 @@ def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
     package's maps interpolate bicubically between the same centres). The seeded Grad-CAM and
     XGrad-CAM grids hold negative cells: the ReLU comes before the upsampling, as in the library
     (after it, the ramp from a positive to a negative cell was cut at the zero crossing: 0.60 off)."""
-    from medxai_lite.explain.cam import upsample_grid
-    from medxai_lite.explain.registry import to_unit
+    from medxai_lite.explain.cam import map_from_grid
     from medxai_lite.models.zoo import SmallCNN
 
     torch.manual_seed(3)
@@ -214,12 +213,11 @@ def test_aligned_cams_equal_the_librarys_where_the_grid_needs_no_shift():
         library = mx.explain(method, model, x, targets=[0, 1, 2, 0], arch="small_cnn", align=False)
         if method in ("gradcam", "xgradcam"):
             assert (aligned.extras["cam"] < 0).any()            # the case the order matters for
-        low = torch.from_numpy(aligned.extras["cam"]).clamp_min(0)
         for mode, close in (("bilinear", True), ("bicubic", False)):
-            rebuilt = to_unit(upsample_grid(low, (32, 32), "small_cnn", mode=mode), "positive", "minmax").numpy()
+            rebuilt = map_from_grid(aligned.extras["cam"], (32, 32), "small_cnn", mode=mode).numpy()
             assert np.allclose(rebuilt, library.maps, atol=1e-5) == close, (method, mode)
-        np.testing.assert_allclose(aligned.maps, to_unit(upsample_grid(low, (32, 32), "small_cnn"), "positive",
-                                                         "minmax").numpy(), atol=1e-6, err_msg=method)
+        np.testing.assert_allclose(aligned.maps, map_from_grid(aligned.extras["cam"], (32, 32), "small_cnn").numpy(),
+                                   atol=1e-6, err_msg=method)
 
 
 def test_cells_sit_at_the_networks_stride_when_the_size_is_not_a_multiple_of_it():

@@ -34,7 +34,7 @@ from .._utils import check_fraction
 from ..models.zoo import stage_layers
 from .registry import AdapterResult, register, to_unit
 
-__all__ = ["upsample_registered", "upsample_grid", "split_at", "UPSAMPLE_MODE"]  # the adapters themselves are reached through explain()
+__all__ = ["upsample_registered", "upsample_grid", "map_from_grid", "split_at", "UPSAMPLE_MODE"]  # the adapters themselves are reached through explain()
 
 _CAM = "CAM-based"
 _NO_GAP_HEAD = "the class weights cannot be applied to the feature maps"
@@ -116,13 +116,7 @@ def upsample_grid(low, size, arch: str | None, align: bool = True, *, mode: str 
     :data:`UPSAMPLE_MODE`; :func:`upsample_registered`, the stride from
     :func:`medxai_lite.models.zoo.cell_stride`, the origin from
     :func:`medxai_lite.models.grid_origin`), else plain bilinear resizing, as the libraries do.
-
-    Example: Grad-CAM's grid read back bilinearly, to compare the two interpolations
-
-    >>> res = explain("gradcam", model, x)                                         # doctest: +SKIP
-    >>> bilinear = upsample_grid(torch.from_numpy(res.extras["cam"]).clamp_min(0), x.shape[-2:],
-    ...                          "resnet14", mode="bilinear")                      # doctest: +SKIP
-    """
+    :func:`map_from_grid` makes a finished one-layer CAM of it."""
     from ..models.zoo import cell_stride, grid_origin
 
     low = torch.as_tensor(low, dtype=torch.float32)
@@ -132,6 +126,22 @@ def upsample_grid(low, size, arch: str | None, align: bool = True, *, mode: str 
     if not align or oy is None:
         return _upsample(low, (H, W))
     return upsample_registered(low, (H, W), (sy, sx), (oy, ox), mode=mode)
+
+
+def map_from_grid(low, size, arch: str | None, *, mode: str = UPSAMPLE_MODE) -> torch.Tensor:
+    """A one-layer CAM from its grid, as the aligned adapters make it: ReLU on the grid,
+    :func:`upsample_grid` by ``mode``, ReLU again (the cubic kernel undershoots) and min-max per map.
+
+    ``low`` is [N, h, w], e.g. ``explain(...).extras["cam"]``; ``mode="bilinear"`` reads the same
+    cells the way the libraries interpolate.
+
+    Example
+    -------
+    >>> res = explain("gradcam", model, x)                                         # doctest: +SKIP
+    >>> bilinear = map_from_grid(res.extras["cam"], x.shape[-2:], "resnet14", mode="bilinear")  # doctest: +SKIP
+    """
+    low = torch.as_tensor(low, dtype=torch.float32)
+    return _unit(upsample_grid(low.clamp_min(0), size, arch, mode=mode))
 
 
 def _unit(raw: torch.Tensor) -> torch.Tensor:
@@ -188,8 +198,8 @@ def _pgc(call, cls_name: str, layer=None, *, align: bool = True, eigen_smooth: b
         call.targets = cam.outputs.detach().argmax(1)
     ups = [_upsample_cam(low, call, align) for low in lows]
     if align:   # ReLU before upsampling, as the library: after it, a negative cell would cut its neighbours' ramps
-        pos = [_upsample_cam(low.clamp_min(0), call, align) for low in lows]
-        maps = _unit(pos[0]) if len(pos) == 1 else _unit(torch.stack([_unit(u) for u in pos]).mean(0))
+        per_layer = [map_from_grid(low, call.size, call.arch) for low in lows]
+        maps = per_layer[0] if len(per_layer) == 1 else _unit(torch.stack(per_layer).mean(0))
     grids = [tuple(int(v) for v in low.shape[-2:]) for low in lows]
     return AdapterResult(raw=torch.stack(ups).mean(0), maps=maps,
                    extras={"grid": grids[0], "grids": grids, "cam": lows[0].numpy()})
